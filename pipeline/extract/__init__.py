@@ -1,0 +1,1 @@
+"""Extract: one reader per format -> polars frame of text columns + source position columns."""

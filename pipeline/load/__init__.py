@@ -1,0 +1,1 @@
+"""Load: HTTP client (auth, rate limit, retry), batching, one module per target."""

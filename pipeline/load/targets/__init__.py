@@ -1,0 +1,1 @@
+"""Target modules: one small class per API over the shared client."""

@@ -1,0 +1,1 @@
+"""Per-row error report and run summary."""
