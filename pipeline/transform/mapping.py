@@ -1,0 +1,328 @@
+"""Column mapping: the user's headers onto the canonical contact schema (``schemas/``).
+
+Resolution order for every header of a file:
+
+1. ``--mapping FILE`` entries (``{"Source header": "phone" | "custom.city" | null}``);
+2. a preset when the file is a known export (Google Contacts, Outlook: ``schemas/presets.json``);
+3. header aliases (``schemas/aliases.json``), compared after folding case, accents, spaces and
+   punctuation, so ``Téléphone``, ``TELEPHONE`` and ``télé-phone`` are the same header;
+4. with ``--keep-extra-columns``, every header still unmapped becomes a custom field.
+
+Several columns may feed the phone: they are coalesced in priority order (the first non-empty
+cell of a row wins) and the report names the column the value came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+import schemas
+from pipeline.errors import InputError, UsageError
+from pipeline.frames import SOURCE_COLUMNS
+
+# Canonical fields a source column can feed (custom fields are "custom.<key>").
+FIELDS = (
+    "phone",
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "language_code",
+    "tags",
+    "notes",
+    "opt_out",
+    "opt_out_marketing",
+    "reply_bot_enabled",
+    "groups",
+    "country",
+)
+CUSTOM_PREFIX = "custom."
+PHONE_SOURCE = "__phone_column"  # name of the column that gave the row its phone value
+LIST_SEPARATOR = ";"  # multi-value cells are rewritten with this separator before splitting
+
+
+def fold(header: str) -> str:
+    """Fold a header for comparison: no accents, no case, only letters and digits."""
+    text = unicodedata.normalize("NFKD", header)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return re.sub(r"[^0-9a-z]+", "", text.casefold())
+
+
+def custom_key(header: str) -> str:
+    """A stable custom-field key: ``"Ville de naissance"`` -> ``ville_de_naissance``."""
+    text = unicodedata.normalize("NFKD", header)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return re.sub(r"[^0-9a-z]+", "_", text).strip("_") or "field"
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How one file's columns feed the canonical schema."""
+
+    fields: dict[str, tuple[str, ...]]  # canonical field -> source columns, in priority order
+    custom: dict[str, str] = field(default_factory=dict)  # custom key -> source column
+    preset: str | None = None
+    unmapped: tuple[str, ...] = ()
+    multi_value_separator: str | None = None  # e.g. Google's " ::: "
+    list_separator: str | None = None  # e.g. Outlook's ";" in Categories
+    drop_groups: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready description for ``summary.json``."""
+        return {
+            "preset": self.preset,
+            "fields": {k: list(v) for k, v in self.fields.items()},
+            "custom": dict(self.custom),
+            "unmapped": list(self.unmapped),
+        }
+
+
+def load_mapping_file(path: str | Path) -> dict[str, str | None]:
+    """Read a ``--mapping`` file (JSON or TOML): source header -> canonical field or null.
+
+    Accepts either a flat object or one under a ``"columns"`` key.  Targets are canonical field
+    names, ``custom.<key>``, or null/"" to ignore the column.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read mapping file {p}: {exc.strerror or exc}") from None
+    try:
+        if p.suffix.lower() == ".toml":
+            doc = tomllib.loads(raw.decode("utf-8"))
+        else:
+            doc = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"mapping file {p} is not valid JSON/TOML: {exc}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("columns"), dict):
+        doc = doc["columns"]
+    if not isinstance(doc, dict):
+        raise UsageError(f"mapping file {p} must hold an object of 'Source header': 'field' pairs")
+    out: dict[str, str | None] = {}
+    for header, target in doc.items():
+        if target in (None, "", False):
+            out[str(header)] = None
+            continue
+        if not isinstance(target, str):
+            raise UsageError(f"mapping file {p}: target of {header!r} must be a string or null")
+        if target not in FIELDS and not (target.startswith(CUSTOM_PREFIX) and len(target) > 7):
+            raise UsageError(
+                f"mapping file {p}: unknown field {target!r} for column {header!r}",
+                hint="use one of " + ", ".join(FIELDS) + ", custom.<key>, or null to ignore",
+            )
+        out[str(header)] = target
+    return out
+
+
+def _alias_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for fld, aliases in schemas.load("aliases").items():
+        if fld.startswith("$"):
+            continue
+        for alias in aliases:
+            index.setdefault(fold(alias), fld)
+    return index
+
+
+def _phone_priority() -> dict[str, int]:
+    return {fold(a): i for i, a in enumerate(schemas.load("aliases")["phone"])}
+
+
+def _detect_preset(folded: Mapping[str, str]) -> tuple[str, dict] | None:
+    for name, preset in schemas.load("presets").items():
+        if name.startswith("$"):
+            continue
+        if all(fold(h) in folded for h in preset["detect"]):
+            return name, preset
+    return None
+
+
+def _expand_numbered(pattern: str, folded: Mapping[str, str]) -> list[str]:
+    if "{n}" not in pattern:
+        return [folded[fold(pattern)]] if fold(pattern) in folded else []
+    found = []
+    for n in range(1, 10):
+        key = fold(pattern.replace("{n}", str(n)))
+        if key in folded:
+            found.append(folded[key])
+    return found
+
+
+def _preset_mapping(
+    name: str, preset: dict, folded: Mapping[str, str], sample: pl.DataFrame | None
+) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    phones: list[str] = []
+    for pattern in preset["phone"]:
+        phones.extend(_expand_numbered(pattern, folded))
+    types: list[str] = []
+    for pattern in preset.get("phone_type", []):
+        types.extend(_expand_numbered(pattern, folded))
+    if types and sample is not None and len(phones) > 1:
+        # Mobile-labelled columns first: decided on the column's most common label.
+        mobile = {t.casefold() for t in preset.get("mobile_types", [])}
+
+        def is_mobile(i: int) -> bool:
+            tcol = next((t for t in types if fold(t).startswith(f"phone{i + 1}")), None)
+            if tcol is None or tcol not in sample.columns:
+                return False
+            labels = sample.get_column(tcol).drop_nulls().str.to_lowercase().str.strip_chars()
+            return labels.len() > 0 and (labels.is_in(list(mobile)).mean() or 0.0) >= 0.5
+
+        phones = [p for i, p in enumerate(phones) if is_mobile(i)] + [
+            p for i, p in enumerate(phones) if not is_mobile(i)
+        ]
+    fields["phone"] = phones
+    for fld, headers in preset.get("fields", {}).items():
+        cols = [folded[fold(h)] for h in headers if fold(h) in folded]
+        if cols:
+            fields[fld] = cols
+    return fields
+
+
+def infer_mapping(
+    columns: Sequence[str],
+    *,
+    override: Mapping[str, str | None] | None = None,
+    keep_extra_columns: bool = False,
+    sample: pl.DataFrame | None = None,
+    source: str = "input",
+) -> ColumnMapping:
+    """Map ``columns`` (one file's user headers) onto the canonical schema.
+
+    ``sample`` (the first rows of the file) lets presets order numbered phone columns by their
+    labels.  Raises :class:`InputError` when no column can feed the phone, listing the headers.
+    """
+    user_cols = [c for c in columns if c not in SOURCE_COLUMNS]
+    folded: dict[str, str] = {}
+    for col in user_cols:
+        folded.setdefault(fold(col), col)
+    fields: dict[str, list[str]] = {}
+    custom: dict[str, str] = {}
+    used: set[str] = set()
+    override = dict(override or {})
+    override_folded = {fold(k): v for k, v in override.items()}
+
+    for col in user_cols:  # 1. explicit mapping
+        key = fold(col)
+        if col in override or key in override_folded:
+            target = override.get(col, override_folded.get(key))
+            used.add(col)
+            if target is None:
+                continue
+            if target.startswith(CUSTOM_PREFIX):
+                custom[target[len(CUSTOM_PREFIX) :]] = col
+            else:
+                fields.setdefault(target, []).append(col)
+
+    preset_name = None
+    preset: dict = {}
+    detected = _detect_preset(folded)
+    if detected is not None:  # 2. preset
+        preset_name, preset = detected
+        for fld, cols in _preset_mapping(preset_name, preset, folded, sample).items():
+            if fld in fields:
+                continue
+            free = [c for c in cols if c not in used]
+            if free:
+                fields[fld] = free
+                used.update(free)
+
+    aliases = _alias_index()  # 3. aliases
+    priority = _phone_priority()
+    for col in user_cols:
+        if col in used:
+            continue
+        fld = aliases.get(fold(col))
+        if fld is None or (fld in fields and fld != "phone"):
+            continue
+        if fld == "phone" and preset_name is not None:
+            continue  # a preset decides the phone columns on its own
+        fields.setdefault(fld, []).append(col)
+        used.add(col)
+    if "phone" in fields and preset_name is None:
+        fields["phone"].sort(key=lambda c: priority.get(fold(c), len(priority)))
+
+    unmapped = [c for c in user_cols if c not in used]
+    if keep_extra_columns:  # 4. the rest as custom fields
+        for col in unmapped:
+            key = custom_key(col)
+            while key in custom:
+                key += "_"
+            custom[key] = col
+        unmapped = []
+
+    if not fields.get("phone"):
+        seen = ", ".join(repr(c) for c in user_cols) or "(none)"
+        raise InputError(
+            f"{source}: no phone column found. Headers seen: {seen}",
+            hint='name the column with --mapping FILE, e.g. {"Your header": "phone"}',
+        )
+    return ColumnMapping(
+        fields={k: tuple(v) for k, v in fields.items()},
+        custom=custom,
+        preset=preset_name,
+        unmapped=tuple(unmapped),
+        multi_value_separator=preset.get("multi_value_separator"),
+        list_separator=preset.get("list_separator"),
+        drop_groups=tuple(preset.get("drop_groups", ())),
+    )
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    stripped = expr.str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+def _joined(cols: Iterable[str]) -> pl.Expr:
+    parts = [_blank_to_null(pl.col(c)) for c in cols]
+    return _blank_to_null(pl.concat_str(parts, separator=" ", ignore_nulls=True))
+
+
+def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
+    """Return the canonical raw frame: one String column per canonical field (null when absent),
+    ``custom.<key>`` columns, ``__phone_column``, and the source position columns."""
+    exprs: list[pl.Expr] = []
+    for fld in FIELDS:
+        cols = mapping.fields.get(fld, ())
+        if not cols:
+            exprs.append(pl.lit(None, dtype=pl.String).alias(fld))
+        elif fld == "phone":
+            phone = pl.coalesce([_blank_to_null(pl.col(c)) for c in cols])
+            if mapping.multi_value_separator:  # several numbers in one cell: let phones report them
+                phone = phone.str.replace_all(mapping.multi_value_separator, " ; ", literal=True)
+            exprs.append(phone.alias(fld))
+            which = pl.when(_blank_to_null(pl.col(cols[0])).is_not_null()).then(pl.lit(cols[0]))
+            for c in cols[1:]:
+                which = which.when(_blank_to_null(pl.col(c)).is_not_null()).then(pl.lit(c))
+            exprs.append(which.otherwise(pl.lit(cols[0])).alias(PHONE_SOURCE))
+        elif fld == "name" and mapping.preset is None and len(cols) > 1:
+            exprs.append(_joined(cols).alias(fld))  # e.g. two name-ish columns: join them
+        elif fld in ("tags", "groups"):
+            exprs.append(_list_cell(cols, mapping).alias(fld))
+        else:
+            exprs.append(pl.coalesce([_blank_to_null(pl.col(c)) for c in cols]).alias(fld))
+    for key, col in mapping.custom.items():
+        exprs.append(_blank_to_null(pl.col(col)).alias(CUSTOM_PREFIX + key))
+    return frame.select(*SOURCE_COLUMNS, *exprs)
+
+
+def _list_cell(cols: Sequence[str], mapping: ColumnMapping) -> pl.Expr:
+    """Several list columns joined into one cell with ';' between values."""
+    parts = []
+    for c in cols:
+        e = _blank_to_null(pl.col(c))
+        if mapping.multi_value_separator:
+            e = e.str.replace_all(mapping.multi_value_separator, LIST_SEPARATOR, literal=True)
+        parts.append(e)
+    joined = pl.concat_str(parts, separator=LIST_SEPARATOR, ignore_nulls=True)
+    return _blank_to_null(joined)

@@ -1,0 +1,249 @@
+"""Validation of every canonical field but the phone, column-wise.
+
+Input: the canonical raw frame of :func:`pipeline.transform.mapping.apply_mapping` after
+:func:`pipeline.transform.phones.normalize_phones`.  Output: typed canonical columns plus
+
+* ``__error`` / ``__error_msg`` / ``__error_field``: the row's rejection (the first problem by
+  priority; further problems are appended to the message), or null;
+* ``__warning`` / ``__warning_msg``: codes joined with ``;`` for rows kept with a remark.
+
+Codes are a public contract (scripts filter ``errors.csv`` on them); see :data:`CODES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+import schemas
+
+# code -> (canonical field it concerns, severity, one-line description for --help and README)
+CODES: dict[str, tuple[str, str, str]] = {
+    "MISSING_PHONE": ("phone", "error", "no phone number in the row"),
+    "PRECISION_LOST": ("phone", "error", "digits lost to scientific notation (2.2997E+10)"),
+    "INVALID_REGION": ("phone", "error", "the row's country cannot be understood"),
+    "INVALID_NUMBER": ("phone", "error", "not a valid phone number"),
+    "LEGACY_NUMBER": ("phone", "error", "number of a superseded national plan"),
+    "NOT_MOBILE": ("phone", "error", "not a mobile number (--mobile-only)"),
+    "MISSING_NAME": ("name", "error", "no name, first name or last name"),
+    "INVALID_EMAIL": ("email", "error", "not an e-mail address"),
+    "NOTES_TOO_LONG": ("notes", "error", "notes longer than 2,000 characters"),
+    "INVALID_LANGUAGE": ("language_code", "error", "not a language code (en, pt-BR)"),
+    "INVALID_BOOLEAN": ("opt_out", "error", "not a yes/no value"),
+    "DUPLICATE": ("phone", "duplicate", "same phone as a kept row"),
+    "LEGACY_MIGRATED": ("phone", "warning", "converted to the current national plan"),
+    "EXTRA_NUMBERS": ("phone", "warning", "several numbers in the cell: first valid one kept"),
+    "EXCEL_FLOAT_FIXED": ("phone", "warning", "number repaired from an Excel float"),
+    "FORMULA_TEXT": ("name", "warning", "cell looks like a spreadsheet formula; kept as text"),
+}
+PHONE_ERRORS = tuple(c for c, (f, s, _) in CODES.items() if f == "phone" and s == "error")
+
+NOTES_MAX = 2000
+_TRUE = ("true", "yes", "y", "1", "x", "oui", "o", "vrai", "si", "sí", "sim", "ja", "wahr", "on")
+_FALSE = ("false", "no", "n", "0", "non", "faux", "nao", "não", "nein", "falso", "off", "-")
+_BOOL_MAP = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+_LANGUAGE_NAMES = {
+    "english": "en",
+    "anglais": "en",
+    "ingles": "en",
+    "inglés": "en",
+    "inglês": "en",
+    "englisch": "en",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
+    "francés": "fr",
+    "francês": "fr",
+    "französisch": "fr",
+    "spanish": "es",
+    "espagnol": "es",
+    "español": "es",
+    "espanol": "es",
+    "espanhol": "es",
+    "spanisch": "es",
+    "portuguese": "pt",
+    "portugais": "pt",
+    "portugués": "pt",
+    "português": "pt",
+    "portugiesisch": "pt",
+    "german": "de",
+    "allemand": "de",
+    "alemán": "de",
+    "alemão": "de",
+    "deutsch": "de",
+    "arabic": "ar",
+    "arabe": "ar",
+    "hindi": "hi",
+}
+_NOT_EMAIL_CHAR = r"\s@<>(),;:\x22\[\]\\"  # whitespace, @ and the specials of RFC 5322
+_EMAIL = (
+    rf"^[^{_NOT_EMAIL_CHAR}]+@[^{_NOT_EMAIL_CHAR}.]+(\.[^{_NOT_EMAIL_CHAR}.]+)*"
+    rf"\.[^{_NOT_EMAIL_CHAR}.\d]{{2,}}$"
+)
+_LANGUAGE = r"^[a-z]{2,3}([_-]([a-z]{2}|[0-9]{3}))?$"
+BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
+LIST_FIELDS = ("tags", "groups")
+TEXT_FIELDS = ("name", "first_name", "last_name", "email", "notes")
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """Options of the validation step."""
+
+    default_name: str | None = None  # used when a row has no name ("{phone}" = its E.164)
+    extra_groups: tuple[str, ...] = ()  # added to every row (import --group)
+
+
+def _blank_null(e: pl.Expr) -> pl.Expr:
+    e = e.str.strip_chars()
+    return pl.when(e == "").then(None).otherwise(e)
+
+
+def _split_list(col: str, drop: tuple[str, ...] = ()) -> pl.Expr:
+    items = (
+        pl.col(col)
+        .str.replace_all(r"[,;|\n]", ";")
+        .str.split(";")
+        .list.eval(pl.element().str.strip_chars())
+        .list.eval(pl.element().filter((pl.element() != "") & ~pl.element().is_in(list(drop))))
+    )
+    return (
+        pl.when(pl.col(col).is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(items)
+    )
+
+
+def _bool(col: str) -> pl.Expr:
+    key = pl.col(col).str.strip_chars().str.to_lowercase()
+    return key.replace_strict(_BOOL_MAP, default=None, return_dtype=pl.Boolean)
+
+
+def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.DataFrame:
+    """Type and check the canonical fields; add the error and warning columns (see module doc)."""
+    options = options or ValidateOptions()
+    drop_groups: tuple[str, ...] = ()
+    for preset in schemas.load("presets").values():
+        if isinstance(preset, dict):
+            drop_groups += tuple(preset.get("drop_groups", ()))
+
+    name = _blank_null(pl.col("name").str.replace_all(r"\s+", " "))
+    joined = _blank_null(
+        pl.concat_str(
+            [_blank_null(pl.col("first_name")), _blank_null(pl.col("last_name"))],
+            separator=" ",
+            ignore_nulls=True,
+        )
+    )
+    name = pl.coalesce(name, joined)
+    if options.default_name:
+        fallback = pl.lit(options.default_name).str.replace_all(
+            "{phone}", pl.col("__phone_e164").fill_null(""), literal=True
+        )
+        name = pl.coalesce(name, fallback)
+    lang_key = pl.col("language_code").str.strip_chars().str.to_lowercase()
+    language = pl.coalesce(
+        lang_key.replace_strict(_LANGUAGE_NAMES, default=None, return_dtype=pl.String),
+        lang_key.str.replace("_", "-", literal=True),
+    )
+    groups = _split_list("groups", drop_groups)
+    if options.extra_groups:
+        groups = pl.concat_list(groups, pl.lit(list(options.extra_groups), pl.List(pl.String)))
+    out = df.with_columns(
+        name.alias("name"),
+        *(_blank_null(pl.col(f)).alias(f) for f in ("first_name", "last_name", "email", "notes")),
+        language.alias("language_code"),
+        _split_list("tags").list.unique(maintain_order=True).alias("tags"),
+        groups.list.unique(maintain_order=True).alias("groups"),
+        *(_bool(f).alias(f) for f in BOOL_FIELDS),
+        *(pl.col(f).alias(f"__raw_{f}") for f in BOOL_FIELDS),
+    )
+    checks = _checks(out)
+    first = pl.coalesce([code for code, _, _ in checks])
+    msgs = pl.concat_str(
+        [pl.when(code.is_not_null()).then(msg) for code, msg, _ in checks],
+        separator="; also: ",
+        ignore_nulls=True,
+    )
+    fld = pl.coalesce([pl.when(code.is_not_null()).then(pl.lit(f)) for code, _, f in checks])
+    warn_parts = [
+        (pl.col("__phone_warning"), pl.col("__phone_warning_msg")),
+        _formula_warning(),
+    ]
+    out = out.with_columns(
+        first.alias("__error"),
+        pl.when(first.is_not_null()).then(msgs).alias("__error_msg"),
+        fld.alias("__error_field"),
+        _blank_null(
+            pl.concat_str([c for c, _ in warn_parts], separator=";", ignore_nulls=True)
+        ).alias("__warning"),
+        _blank_null(
+            pl.concat_str([m for _, m in warn_parts], separator="; ", ignore_nulls=True)
+        ).alias("__warning_msg"),
+    )
+    return out.drop([f"__raw_{f}" for f in BOOL_FIELDS])
+
+
+def _checks(df: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
+    """(code expr, message expr, field) per check, in priority order; code null = passes."""
+    cols = set(df.columns)
+    checks: list[tuple[pl.Expr, pl.Expr, str]] = [
+        (
+            pl.col("__phone_error"),
+            pl.col("__phone_error_msg").fill_null(pl.col("__phone_error")),
+            "phone",
+        ),
+        (
+            pl.when(pl.col("name").is_null()).then(pl.lit("MISSING_NAME")),
+            pl.lit("no name: fill the name (or first/last name) column, or use --default-name"),
+            "name",
+        ),
+        (
+            pl.when(pl.col("email").is_not_null() & ~pl.col("email").str.contains(_EMAIL)).then(
+                pl.lit("INVALID_EMAIL")
+            ),
+            pl.format("{} is not an e-mail address", pl.col("email")),
+            "email",
+        ),
+        (
+            pl.when(pl.col("notes").str.len_chars() > NOTES_MAX).then(pl.lit("NOTES_TOO_LONG")),
+            pl.format(
+                "notes are {} characters long; the limit is {}",
+                pl.col("notes").str.len_chars(),
+                pl.lit(NOTES_MAX),
+            ),
+            "notes",
+        ),
+        (
+            pl.when(
+                pl.col("language_code").is_not_null()
+                & ~pl.col("language_code").str.contains(_LANGUAGE)
+            ).then(pl.lit("INVALID_LANGUAGE")),
+            pl.format("{} is not a language code such as en or pt-BR", pl.col("language_code")),
+            "language_code",
+        ),
+    ]
+    for f in BOOL_FIELDS:
+        raw = _blank_null(pl.col(f"__raw_{f}"))
+        assert f"__raw_{f}" in cols
+        checks.append(
+            (
+                pl.when(raw.is_not_null() & pl.col(f).is_null()).then(pl.lit("INVALID_BOOLEAN")),
+                pl.format("{}: {} is not a yes/no value", pl.lit(f), raw),
+                f,
+            )
+        )
+    return checks
+
+
+def _formula_warning() -> tuple[pl.Expr, pl.Expr]:
+    hit = None
+    for f in TEXT_FIELDS:
+        cond = pl.col(f).str.starts_with("=").fill_null(False)
+        hit = cond if hit is None else hit | cond
+    assert hit is not None
+    return (
+        pl.when(hit).then(pl.lit("FORMULA_TEXT")),
+        pl.when(hit).then(
+            pl.lit("a cell starts with '=' like a spreadsheet formula; kept as text")
+        ),
+    )

@@ -1,0 +1,228 @@
+"""Column mapping: aliases in five languages, presets, override files, custom fields."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from pipeline.errors import InputError, UsageError
+from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from pipeline.transform.mapping import (
+    PHONE_SOURCE,
+    apply_mapping,
+    fold,
+    infer_mapping,
+    load_mapping_file,
+)
+
+
+def frame(data: dict[str, list[str | None]]) -> pl.DataFrame:
+    n = len(next(iter(data.values())))
+    return pl.DataFrame(
+        {
+            **data,
+            SRC_FILE: ["f.csv"] * n,
+            SRC_SHEET: [None] * n,
+            SRC_ROW: list(range(2, n + 2)),
+        },
+        schema_overrides={
+            **dict.fromkeys(data, pl.String),
+            SRC_SHEET: pl.String,
+            SRC_ROW: pl.Int64,
+        },
+    )
+
+
+def test_fold_ignores_case_accents_space_and_punctuation() -> None:
+    assert fold("Téléphone") == fold("TELEPHONE") == fold(" télé-phone ") == "telephone"
+    assert fold("Numéro WhatsApp") == "numerowhatsapp"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Téléphone",
+        "Numéro WhatsApp",
+        "Mobile Phone",
+        "Tel",
+        "TEL.",
+        "phone_number",
+        "Teléfono móvil",
+        "Celular",
+        "Telemóvel",
+        "Handynummer",
+        "Telefonnummer",
+        "Portable",
+    ],
+)
+def test_phone_aliases_in_five_languages(header: str) -> None:
+    m = infer_mapping([header, "Whatever"])
+    assert m.fields["phone"] == (header,)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (["Prénom", "Nom", "Tél"], {"first_name": ("Prénom",), "last_name": ("Nom",)}),
+        (
+            ["Vorname", "Nachname", "Telefon"],
+            {"first_name": ("Vorname",), "last_name": ("Nachname",)},
+        ),
+        (
+            ["Nombre", "Apellidos", "Teléfono"],
+            {"first_name": ("Nombre",), "last_name": ("Apellidos",)},
+        ),
+        (
+            ["Nome completo", "Telefone", "E-mail"],
+            {"name": ("Nome completo",), "email": ("E-mail",)},
+        ),
+        (["Full Name", "Phone", "Courriel"], {"name": ("Full Name",), "email": ("Courriel",)}),
+    ],
+)
+def test_name_and_email_aliases(headers: list[str], expected: dict[str, tuple[str, ...]]) -> None:
+    m = infer_mapping(headers)
+    for fld, cols in expected.items():
+        assert m.fields[fld] == cols
+
+
+def test_mobile_and_whatsapp_columns_win_over_a_plain_phone_column() -> None:
+    m = infer_mapping(["Home Phone", "Phone", "WhatsApp", "Name"])
+    assert m.fields["phone"] == ("WhatsApp", "Phone", "Home Phone")
+    df = frame(
+        {
+            "Home Phone": ["01", None],
+            "Phone": ["02", "03"],
+            "WhatsApp": [None, "04"],
+            "Name": ["a", "b"],
+        }
+    )
+    out = apply_mapping(df, m)
+    assert out.get_column("phone").to_list() == ["02", "04"]
+    assert out.get_column(PHONE_SOURCE).to_list() == ["Phone", "WhatsApp"]
+
+
+def test_no_phone_column_is_a_clear_error_listing_the_headers() -> None:
+    with pytest.raises(InputError) as info:
+        infer_mapping(["Name", "City", "Zip"], source="people.csv")
+    text = str(info.value)
+    assert "people.csv: no phone column found" in text
+    assert "'Name', 'City', 'Zip'" in text
+    assert "--mapping" in text
+
+
+GOOGLE_HEADERS = [
+    "First Name", "Middle Name", "Last Name", "Labels", "E-mail 1 - Label", "E-mail 1 - Value",
+    "Phone 1 - Label", "Phone 1 - Value", "Phone 2 - Label", "Phone 2 - Value", "Notes",
+]  # fmt: skip
+
+
+def test_google_contacts_export() -> None:
+    df = frame(
+        {
+            "First Name": ["Awa", "Koffi"],
+            "Middle Name": [None, None],
+            "Last Name": ["Doe", "Agossou"],
+            "Labels": ["* myContacts ::: VIP", "* starred ::: Clients ::: VIP"],
+            "E-mail 1 - Label": ["* Home", None],
+            "E-mail 1 - Value": ["awa@example.com", None],
+            "Phone 1 - Label": ["Work", "Work"],
+            "Phone 1 - Value": ["+33 1 23 45 67 89", "+229 21 30 00 00"],
+            "Phone 2 - Label": ["Mobile", "Mobile"],
+            "Phone 2 - Value": ["+33 6 12 34 56 78 ::: +33 6 98 76 54 32", "+229 01 97 12 34 56"],
+            "Notes": ["met in Lyon", None],
+        }
+    )
+    m = infer_mapping(df.columns, sample=df)
+    assert m.preset == "google"
+    assert m.fields["phone"] == ("Phone 2 - Value", "Phone 1 - Value")  # mobile first
+    assert m.fields["groups"] == ("Labels",)
+    out = apply_mapping(df, m)
+    assert out.get_column("phone").to_list() == [
+        "+33 6 12 34 56 78 ; +33 6 98 76 54 32",
+        "+229 01 97 12 34 56",
+    ]
+    assert out.get_column("groups").to_list() == ["* myContacts;VIP", "* starred;Clients;VIP"]
+    assert out.get_column("first_name").to_list() == ["Awa", "Koffi"]
+    assert out.get_column("email").to_list() == ["awa@example.com", None]
+
+
+def test_outlook_export() -> None:
+    headers = ["First Name", "Last Name", "E-mail Address", "Business Phone", "Home Phone",
+               "Mobile Phone", "Categories", "Notes"]  # fmt: skip
+    df = frame(
+        {
+            "First Name": ["Jean"],
+            "Last Name": ["Martin"],
+            "E-mail Address": ["jean@example.fr"],
+            "Business Phone": ["01 23 45 67 89"],
+            "Home Phone": [None],
+            "Mobile Phone": ["06 12 34 56 78"],
+            "Categories": ["VIP;Clients"],
+            "Notes": [None],
+        }
+    )
+    m = infer_mapping(headers, sample=df)
+    assert m.preset == "outlook"
+    assert m.fields["phone"][:2] == ("Mobile Phone", "Business Phone")
+    out = apply_mapping(df, m)
+    assert out.get_column("phone").to_list() == ["06 12 34 56 78"]
+    assert out.get_column("tags").to_list() == ["VIP;Clients"]
+
+
+def test_mapping_file_overrides_ignores_and_adds_custom_fields(tmp_path) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(
+        json.dumps({"Numéro perso": "phone", "Tel": None, "Ville": "custom.city"}), "utf-8"
+    )
+    override = load_mapping_file(path)
+    m = infer_mapping(["Tel", "Numéro perso", "Ville", "Nom"], override=override)
+    assert m.fields["phone"] == ("Numéro perso",)
+    assert m.custom == {"city": "Ville"}
+    assert "Tel" not in m.unmapped
+
+
+def test_mapping_file_in_toml_and_under_columns_key(tmp_path) -> None:
+    path = tmp_path / "map.toml"
+    path.write_text('[columns]\n"GSM perso" = "phone"\n', "utf-8")
+    assert load_mapping_file(path) == {"GSM perso": "phone"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON/TOML"),
+        ('{"A": "telephone"}', "unknown field 'telephone'"),
+        ('["phone"]', "must hold an object"),
+        ('{"A": 3}', "must be a string or null"),
+    ],
+)
+def test_bad_mapping_files_are_usage_errors(tmp_path, content: str, message: str) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(content, "utf-8")
+    with pytest.raises(UsageError, match=message):
+        load_mapping_file(path)
+
+
+def test_missing_mapping_file_is_a_usage_error(tmp_path) -> None:
+    with pytest.raises(UsageError, match="cannot read mapping file"):
+        load_mapping_file(tmp_path / "nope.json")
+
+
+def test_keep_extra_columns_turns_the_rest_into_custom_fields() -> None:
+    m = infer_mapping(["Phone", "Ville de naissance", "Loyalty Tier"], keep_extra_columns=True)
+    assert m.custom == {"ville_de_naissance": "Ville de naissance", "loyalty_tier": "Loyalty Tier"}
+    assert m.unmapped == ()
+    without = infer_mapping(["Phone", "Ville de naissance"])
+    assert without.custom == {} and without.unmapped == ("Ville de naissance",)
+
+
+def test_apply_mapping_blank_cells_become_null_and_custom_columns_appear() -> None:
+    df = frame({"Phone": ["  +33612345678 ", "   "], "City": ["Lyon", ""]})
+    m = infer_mapping(df.columns, keep_extra_columns=True)
+    out = apply_mapping(df, m)
+    assert out.get_column("phone").to_list() == ["+33612345678", None]
+    assert out.get_column("custom.city").to_list() == ["Lyon", None]
+    assert out.get_column("email").dtype == pl.String
+    assert out.get_column(SRC_ROW).to_list() == [2, 3]
