@@ -1,0 +1,46 @@
+"""Human rendering of a run summary (the CLI prints it; library code never does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def outcome_table(summary: dict[str, Any]) -> Table:
+    """A table of outcomes: one line per outcome, then one per code."""
+    table = Table(title="contactpipe " + summary.get("command", "run"), title_justify="left")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    total = summary["rows_read"] or 1
+    for label, key in (
+        ("rows read", "rows_read"),
+        ("empty rows (skipped)", "empty_rows"),
+        ("valid contacts", "valid"),
+        ("rejected", "rejected"),
+        ("duplicates", "duplicates"),
+        ("kept with a warning", "warnings"),
+    ):
+        value = summary[key]
+        table.add_row(label, f"{value:,}", f"{value / total:.1%}" if key != "rows_read" else "")
+    codes = summary.get("by_code", {})
+    if codes:
+        table.add_section()
+        for code, count in codes.items():
+            table.add_row(f"  {code}", f"{count:,}", f"{count / total:.1%}")
+    return table
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    """Outcome table, time per stage and where the report is."""
+    console.print(outcome_table(summary))
+    secs = summary.get("seconds", {})
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in secs.items() if v is not None)
+    console.print(f"time: {parts}")
+    files = summary.get("files_written", {})
+    if files.get("errors_csv"):
+        console.print(f"report: {files['summary_json'].rsplit('/', 1)[0]}")
+        console.print(f"  errors:   {files['errors_csv']}")
+        console.print(f"  contacts: {files['contacts_csv']}")

@@ -1,0 +1,189 @@
+"""The report directory: a public contract that scripts and schedulers read.
+
+=================  ==========================================================================
+``errors.csv``     one line per rejected or duplicate row: ``source_file, sheet, row, column,
+                   code, message``, then the row's original values (UTF-8, no BOM)
+``warnings.csv``   same layout, one line per kept row that carries a warning
+``errors.xlsx``    ``errors.csv`` as a workbook, on request (cells written as text)
+``contacts.csv``   the clean contacts: canonical columns, ``phone`` in E.164, then
+                   ``source_file, sheet, row``
+``contacts.parquet`` the same with typed columns (lists, booleans)
+``summary.json``   counts, codes, files, mapping and seconds per stage
+=================  ==========================================================================
+
+Every file is written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.frames import PUBLIC_SOURCE_COLUMNS, SRC_FILE, SRC_ROW, SRC_SHEET
+from pipeline.report.safe import excel_safe_frame
+
+ERROR_COLUMNS = ("source_file", "sheet", "row", "column", "code", "message")
+CONTACT_COLUMNS = (
+    "phone",
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "language_code",
+    "tags",
+    "notes",
+    "opt_out",
+    "opt_out_marketing",
+    "reply_bot_enabled",
+    "groups",
+    "phone_ext",
+    "custom_fields",
+)
+XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under one header row
+
+
+def _atomic_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.replace(tmp, final)
+
+
+def contacts_frame(kept: pl.DataFrame) -> pl.DataFrame:
+    """Canonical contacts with public column names, typed (lists, booleans)."""
+    custom = sorted(c for c in kept.columns if c.startswith("custom."))
+    if custom:
+        fields = [pl.col(c).alias(c.removeprefix("custom.")) for c in custom]
+        custom_expr = pl.struct(fields).struct.json_encode()
+    else:
+        custom_expr = pl.lit(None, dtype=pl.String)
+    return kept.select(
+        pl.col("__phone_e164").alias("phone"),
+        *(pl.col(c) for c in CONTACT_COLUMNS[1:12]),
+        pl.col("__phone_ext").alias("phone_ext"),
+        custom_expr.alias("custom_fields"),
+        *(pl.col(src).alias(pub) for src, pub in PUBLIC_SOURCE_COLUMNS.items()),
+    )
+
+
+def _flat_for_csv(df: pl.DataFrame) -> pl.DataFrame:
+    """Lists joined with ', ', booleans as true/false: text a person and Excel can read."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, pl.List):
+            exprs.append(pl.col(name).list.join(", ").alias(name))
+        elif dtype == pl.Boolean:
+            exprs.append(
+                pl.col(name).replace_strict({True: "true", False: "false"}, return_dtype=pl.String)
+            )
+    return df.with_columns(exprs) if exprs else df
+
+
+def write_csv(df: pl.DataFrame, path: Path, *, bom: bool = False) -> None:
+    """Excel-safe UTF-8 CSV, written atomically."""
+    tmp = _atomic_path(path)
+    excel_safe_frame(_flat_for_csv(df)).write_csv(tmp, include_bom=bom)
+    _publish(tmp, path)
+
+
+def write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """Parquet, written atomically."""
+    tmp = _atomic_path(path)
+    df.write_parquet(tmp)
+    _publish(tmp, path)
+
+
+def write_json(doc: Any, path: Path) -> None:
+    """Pretty JSON, written atomically."""
+    tmp = _atomic_path(path)
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
+    _publish(tmp, path)
+
+
+def write_xlsx(df: pl.DataFrame, path: Path, *, sheet: str = "errors") -> None:
+    """Every cell written as text (never a formula, URL or number); header row frozen.
+
+    More rows than a worksheet holds continue on ``errors (2)``, ``errors (3)``...
+    """
+    import xlsxwriter
+
+    tmp = _atomic_path(path)
+    options = {
+        "constant_memory": True,
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+        "strings_to_numbers": False,
+    }
+    flat = _flat_for_csv(df).with_columns(pl.all().cast(pl.String))
+    header = flat.columns
+    with xlsxwriter.Workbook(str(tmp), options) as wb:
+        bold = wb.add_format({"bold": True})
+        n_sheets = max(1, -(-flat.height // XLSX_MAX_ROWS))
+        for i in range(n_sheets):
+            ws = wb.add_worksheet(sheet if i == 0 else f"{sheet} ({i + 1})")
+            ws.freeze_panes(1, 0)
+            for c, name in enumerate(header):
+                ws.write_string(0, c, name, bold)
+            part = flat.slice(i * XLSX_MAX_ROWS, XLSX_MAX_ROWS)
+            for r, row in enumerate(part.iter_rows(), start=1):
+                for c, value in enumerate(row):
+                    if value is not None:
+                        ws.write_string(r, c, value)
+    _publish(tmp, path)
+
+
+def problem_lines(
+    problems: pl.DataFrame, originals: pl.DataFrame, user_columns: Iterable[str]
+) -> pl.DataFrame:
+    """``errors.csv`` lines: ``problems`` (``__rid``, ``column``, ``code``, ``message`` and the
+    source columns) joined to the original values of the same rows, in input order."""
+    fixed = set(ERROR_COLUMNS)
+    user = [c for c in user_columns if c in originals.columns]
+    renamed = {c: (f"{c} (original)" if c in fixed else c) for c in user}
+    values = originals.select("__rid", *(pl.col(c).alias(renamed[c]) for c in user))
+    lines = problems.sort("__rid").join(values, on="__rid", how="left", maintain_order="left")
+    return lines.select(
+        pl.col(SRC_FILE).alias("source_file"),
+        pl.col(SRC_SHEET).alias("sheet"),
+        pl.col(SRC_ROW).alias("row"),
+        pl.col("column"),
+        pl.col("code"),
+        pl.col("message"),
+        *(pl.col(renamed[c]) for c in user),
+    )
+
+
+def write_report(
+    report_dir: Path,
+    *,
+    errors: pl.DataFrame,
+    warnings: pl.DataFrame,
+    contacts: pl.DataFrame,
+    xlsx: bool = False,
+) -> dict[str, str]:
+    """Write the row-level report files into ``report_dir``; return {name: path}.
+
+    The map includes where ``summary.json`` goes: the caller writes it last, with
+    :func:`write_json`, once every timing is known."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "errors_csv": report_dir / "errors.csv",
+        "warnings_csv": report_dir / "warnings.csv",
+        "contacts_csv": report_dir / "contacts.csv",
+        "contacts_parquet": report_dir / "contacts.parquet",
+    }
+    write_csv(errors, paths["errors_csv"])
+    write_csv(warnings, paths["warnings_csv"])
+    if xlsx:
+        paths["errors_xlsx"] = report_dir / "errors.xlsx"
+        write_xlsx(errors, paths["errors_xlsx"])
+    write_csv(contacts, paths["contacts_csv"])
+    write_parquet(contacts, paths["contacts_parquet"])
+    paths["summary_json"] = report_dir / "summary.json"
+    return {k: str(v) for k, v in paths.items()}

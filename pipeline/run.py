@@ -1,0 +1,304 @@
+"""Orchestration: extract -> transform -> report, returning the run's statistics.
+
+The CLI parses options and calls :func:`validate`; nothing here prints.  Every input row ends up
+in exactly one place, which the summary states as an invariant::
+
+    rows_read == empty_rows + valid + rejected + duplicates
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from pipeline import __version__
+from pipeline.errors import UsageError
+from pipeline.extract import Extracted, expand_inputs, read_file
+from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from pipeline.report.progress import NullProgress, Progress
+from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
+from pipeline.transform.dedupe import dedupe
+from pipeline.transform.mapping import (
+    PHONE_SOURCE,
+    ColumnMapping,
+    apply_mapping,
+    infer_mapping,
+    load_mapping_file,
+)
+from pipeline.transform.phones import normalize_phones
+from pipeline.transform.validate import CODES, ValidateOptions, validate
+
+RID = "__rid"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``contactpipe validate`` can be told (``import`` adds its own on top)."""
+
+    region: str | None = None
+    sheet: str | None = None
+    header_row: int | None = None
+    mapping_file: Path | None = None
+    country_column: str | None = None
+    keep_extra_columns: bool = False
+    on_duplicate: Literal["first", "last", "merge"] = "first"
+    mobile_only: bool = False
+    legacy_numbers: Literal["migrate", "reject"] = "migrate"
+    default_name: str | None = None
+    max_error_rate: float | None = None
+    errors_xlsx: bool = False
+    extra_groups: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_error_rate is not None and not 0 <= self.max_error_rate <= 1:
+            raise UsageError("--max-error-rate must be between 0 and 1 (e.g. 0.05 for 5%)")
+        if self.region is not None:
+            import phonenumbers
+
+            if self.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+                raise UsageError(
+                    f"--region {self.region!r} is not a region code",
+                    hint="use an ISO 3166 alpha-2 code such as FR, BJ, US",
+                )
+            object.__setattr__(self, "region", self.region.upper())
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the summary (also in ``summary.json``), the kept contacts and the
+    report files."""
+
+    summary: dict[str, Any]
+    contacts: pl.DataFrame
+    report_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def threshold_exceeded(self) -> bool:
+        """True when the rejected share is above ``--max-error-rate``."""
+        limit = self.summary["options"].get("max_error_rate")
+        return limit is not None and self.summary["error_rate"] > limit
+
+
+def _label(e: Extracted) -> str:
+    return e.source_file if e.sheet is None else f"{e.source_file} [{e.sheet}]"
+
+
+def extract_all(inputs: Sequence[str], options: RunOptions) -> list[Extracted]:
+    """Read every input (files, globs, directories) into frames with source positions."""
+    parts: list[Extracted] = []
+    for path in expand_inputs(inputs):
+        parts.extend(read_file(path, sheet=options.sheet, header_row=options.header_row))
+    return parts
+
+
+def transform(
+    parts: Sequence[Extracted], options: RunOptions
+) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[Extracted, ColumnMapping]]]:
+    """Map, normalise, validate: return (canonical frame, originals frame, mappings)."""
+    override = load_mapping_file(options.mapping_file) if options.mapping_file else {}
+    if options.country_column:
+        if not any(options.country_column in e.columns for e in parts):
+            raise UsageError(f"--country-column {options.country_column!r}: no such column")
+        override[options.country_column] = "country"
+    mapped: list[tuple[Extracted, ColumnMapping]] = []
+    canon_parts, original_parts = [], []
+    offset = 0
+    for e in parts:
+        m = infer_mapping(
+            e.columns,
+            override=override,
+            keep_extra_columns=options.keep_extra_columns,
+            sample=e.frame.head(500),
+            source=_label(e),
+        )
+        mapped.append((e, m))
+        framed = e.frame.with_row_index(RID, offset=offset).with_columns(pl.col(RID).cast(pl.Int64))
+        offset += e.frame.height
+        canon_parts.append(apply_mapping(framed, m).with_columns(framed.get_column(RID)))
+        original_parts.append(framed)
+    canon = pl.concat(canon_parts, how="diagonal_relaxed")
+    originals = pl.concat(original_parts, how="diagonal_relaxed")
+    has_country = any(m.fields.get("country") for _, m in mapped)
+    canon = normalize_phones(
+        canon,
+        phone_col="phone",
+        region=options.region,
+        country_col="country" if has_country else None,
+        mobile_only=options.mobile_only,
+        legacy=options.legacy_numbers,
+    )
+    canon = validate(
+        canon,
+        ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
+    )
+    return canon, originals, mapped
+
+
+def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:
+    """(file, sheet, field) -> source column name(s), for the report's ``column``."""
+    rows = []
+    for e, m in mapped:
+        names = dict(m.fields)
+        if "name" not in names:
+            names["name"] = names.get("first_name", ()) + names.get("last_name", ())
+        for fld, cols in names.items():
+            rows.append((e.source_file, e.sheet or "", fld, " + ".join(cols) or None))
+    return pl.DataFrame(
+        rows, schema=["__k_file", "__k_sheet", "__error_field", "column"], orient="row"
+    )
+
+
+def _problems(
+    rejected: pl.DataFrame,
+    duplicates: pl.DataFrame,
+    kept: pl.DataFrame,
+    mapped: Sequence[tuple[Extracted, ColumnMapping]],
+) -> pl.DataFrame:
+    src = [RID, SRC_FILE, SRC_SHEET, SRC_ROW]
+    lookup = _field_columns(mapped)
+    rej = (
+        rejected.with_columns(
+            pl.col(SRC_FILE).alias("__k_file"), pl.col(SRC_SHEET).fill_null("").alias("__k_sheet")
+        )
+        .join(lookup, on=["__k_file", "__k_sheet", "__error_field"], how="left")
+        .select(
+            *src,
+            pl.when(pl.col("__error_field") == "phone")
+            .then(pl.col(PHONE_SOURCE))
+            .otherwise(pl.col("column"))
+            .alias("column"),
+            pl.col("__error").alias("code"),
+            pl.col("__error_msg").alias("message"),
+        )
+    )
+    where = kept.select(
+        pl.col(RID).alias("__dup_of"),
+        pl.col(SRC_FILE).alias("__k_file"),
+        pl.col(SRC_SHEET).alias("__k_sheet"),
+        pl.col(SRC_ROW).alias("__k_row"),
+    )
+    sheet = pl.when(pl.col("__k_sheet").is_not_null()).then(
+        pl.format(", sheet {}", pl.col("__k_sheet"))
+    )
+    dup = duplicates.join(where, on="__dup_of", how="left").select(
+        *src,
+        pl.col(PHONE_SOURCE).alias("column"),
+        pl.lit("DUPLICATE").alias("code"),
+        pl.format(
+            "same phone {} as row {} of {}{} (that row is kept)",
+            pl.col("__phone_e164"),
+            pl.col("__k_row"),
+            pl.col("__k_file"),
+            sheet.fill_null(""),
+        ).alias("message"),
+    )
+    return pl.concat([rej, dup], how="vertical_relaxed")
+
+
+def _counts(series: pl.Series) -> dict[str, int]:
+    codes = series.drop_nulls().str.split(";").explode()
+    return {k: int(v) for k, v in sorted(codes.value_counts().iter_rows())}
+
+
+def validate_files(
+    inputs: Sequence[str],
+    options: RunOptions,
+    report_dir: Path,
+    progress: Progress | None = None,
+    *,
+    command: str = "validate",
+) -> RunResult:
+    """Run extract -> transform -> report and write the report directory."""
+    progress = progress or NullProgress()
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    with progress.stage("extract", "reading files") as st_extract:
+        parts = extract_all(inputs, options)
+        rows_read = sum(e.rows_read for e in parts)
+        empty_rows = sum(e.empty_rows for e in parts)
+        st_extract.note(f"{rows_read:,} rows from {len(parts)} file(s)/sheet(s)")
+    with progress.stage("transform", "mapping, phones, validation, dedupe") as st_transform:
+        canon, originals, mapped = transform(parts, options)
+        rejected = canon.filter(pl.col("__error").is_not_null())
+        kept, duplicates = dedupe(canon.filter(pl.col("__error").is_null()), options.on_duplicate)
+        st_transform.note(
+            f"{kept.height:,} contacts, {rejected.height:,} rejected, "
+            f"{duplicates.height:,} duplicates"
+        )
+    with progress.stage("report", str(report_dir)) as st_report:
+        user_cols: list[str] = []
+        for e in parts:
+            user_cols.extend(c for c in e.columns if c not in user_cols)
+        problems = _problems(rejected, duplicates, kept, mapped)
+        errors = problem_lines(problems, originals, user_cols)
+        warn_rows = kept.filter(pl.col("__warning").is_not_null()).select(
+            RID,
+            SRC_FILE,
+            SRC_SHEET,
+            SRC_ROW,
+            pl.col(PHONE_SOURCE).alias("column"),
+            pl.col("__warning").alias("code"),
+            pl.col("__warning_msg").alias("message"),
+        )
+        warnings = problem_lines(warn_rows, originals, user_cols)
+        contacts = contacts_frame(kept.sort(RID))
+        non_empty = rows_read - empty_rows
+        by_code = _counts(rejected.get_column("__error"))
+        if duplicates.height:
+            by_code["DUPLICATE"] = duplicates.height
+        by_code.update(_counts(kept.get_column("__warning")))
+        summary: dict[str, Any] = {
+            "contactpipe_version": __version__,
+            "command": command,
+            "started_at": started.isoformat(timespec="seconds"),
+            "rows_read": rows_read,
+            "empty_rows": empty_rows,
+            "valid": kept.height,
+            "rejected": rejected.height,
+            "duplicates": duplicates.height,
+            "warnings": warn_rows.height,
+            "error_rate": round(rejected.height / non_empty, 6) if non_empty else 0.0,
+            "by_code": dict(sorted(by_code.items())),
+            "codes": {c: CODES[c][2] for c in sorted(by_code) if c in CODES},
+            "files": [
+                {
+                    "file": e.source_file,
+                    "sheet": e.sheet,
+                    "format": e.format,
+                    "encoding": e.encoding,
+                    "delimiter": e.delimiter,
+                    "header_row": e.header_row,
+                    "rows_read": e.rows_read,
+                    "empty_rows": e.empty_rows,
+                    "mapping": m.as_dict(),
+                }
+                for e, m in mapped
+            ],
+            "options": {
+                k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
+            },
+        }
+        files = write_report(
+            report_dir,
+            errors=errors,
+            warnings=warnings,
+            contacts=contacts,
+            xlsx=options.errors_xlsx,
+        )
+        st_report.note(f"{errors.height:,} lines in errors.csv -> {report_dir}")
+    summary["seconds"] = {
+        "extract": round(st_extract.seconds, 3),
+        "transform": round(st_transform.seconds, 3),
+        "report": round(st_report.seconds, 3),
+        "total": round(time.perf_counter() - t0, 3),
+    }
+    summary["files_written"] = files
+    write_json(summary, Path(files["summary_json"]))
+    assert rows_read == empty_rows + kept.height + rejected.height + duplicates.height
+    return RunResult(summary=summary, contacts=contacts, report_files=files)
