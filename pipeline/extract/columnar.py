@@ -1,0 +1,138 @@
+"""Parquet, JSON (an array of objects) and NDJSON (one object per line), cast to text.
+
+Values become text like spreadsheet cells do: numbers exactly (integral floats as integers,
+others as the shortest round-trip repr), booleans ``"true"``/``"false"``, dates ISO, nulls stay
+null.  A list of scalars becomes its items joined with ``", "`` (``["lead", "vip"]`` ->
+``"lead, vip"``, as tags look in a spreadsheet); a nested object, or a list holding objects or
+lists, becomes compact JSON text.
+
+Row numbers: Parquet -> 1-based row index; JSON -> 1-based index of the object in the array;
+NDJSON -> line number (a blank line is an empty row, like a blank CSV line).  These formats
+have no header row (``header_row`` is 0); columns are the keys in order of first appearance.
+A JSON document that is an object with a single array of objects inside (``{"contacts":
+[...]}``) is read from that array.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.errors import InputError
+from pipeline.extract.common import Extracted, finish, series_to_text
+from pipeline.extract.detect import describe
+from pipeline.extract.text import decode
+
+
+def read_parquet(path: Path) -> Extracted:
+    """Read a Parquet file; every column rendered as text."""
+    name = describe(path)
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise InputError(
+            f"{name}: cannot be read as Parquet: corrupt or truncated ({message})"
+        ) from exc
+    if frame.width == 0:
+        raise InputError(f"{name}: has no columns")
+    grid = pl.DataFrame([series_to_text(frame.get_column(c)) for c in frame.columns])
+    return _finish(grid, frame.columns, name, "parquet")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
+    if isinstance(value, list) and not any(isinstance(v, (list, dict)) for v in value):
+        return ", ".join(t for t in map(_text, value) if t is not None)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_json_bytes(path: Path) -> bytes:
+    name = describe(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+    data, _encoding = decode(raw, name)
+    if not data.strip():
+        raise InputError(f"{name}: is empty")
+    return data
+
+
+def _records_to_grid(records: list[dict[str, Any] | None]) -> tuple[pl.DataFrame, list[str]]:
+    keys: dict[str, None] = {}
+    for record in records:
+        if record:
+            keys.update(dict.fromkeys(record))
+    columns = list(keys)
+    data = {
+        f"c{i}": [None if r is None else _text(r.get(key)) for r in records]
+        for i, key in enumerate(columns)
+    }
+    return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String)), columns
+
+
+def read_json(path: Path) -> Extracted:
+    """Read a JSON array of objects (or an object wrapping exactly one such array)."""
+    name = describe(path)
+    try:
+        document = json.loads(_load_json_bytes(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{name}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    if isinstance(document, dict):
+        arrays = [v for v in document.values() if isinstance(v, list)]
+        if len(arrays) == 1:
+            document = arrays[0]
+    if not isinstance(document, list):
+        raise InputError(f"{name}: JSON must be an array of objects (one object per contact)")
+    for index, item in enumerate(document, start=1):
+        if item is not None and not isinstance(item, dict):
+            raise InputError(
+                f"{name}: item {index} of the JSON array is a {type(item).__name__}, not an object"
+            )
+    grid, columns = _records_to_grid(document)
+    return _finish(grid, columns, name, "json")
+
+
+def read_ndjson(path: Path) -> Extracted:
+    """Read newline-delimited JSON: one object per line, blank lines are empty rows."""
+    name = describe(path)
+    records: list[dict[str, Any] | None] = []
+    for number, line in enumerate(_load_json_bytes(path).splitlines(), start=1):
+        if not line.strip():
+            records.append(None)
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}: line {number} is not valid JSON ({exc.msg})") from exc
+        if item is not None and not isinstance(item, dict):
+            raise InputError(
+                f"{name}: line {number} is a JSON {type(item).__name__}, not an object"
+            )
+        records.append(item)
+    grid, columns = _records_to_grid(records)
+    return _finish(grid, columns, name, "ndjson")
+
+
+def _finish(grid: pl.DataFrame, columns: list[str], name: str, fmt: str) -> Extracted:
+    if not columns:
+        raise InputError(f"{name}: has no columns (no object has any key)")
+    result = finish(grid, columns, first_row=1, source=name, sheet=None, fmt=fmt, header_row=0)
+    if result.rows_read == 0:
+        raise InputError(f"{name}: has no rows")
+    return result

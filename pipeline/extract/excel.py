@@ -1,0 +1,219 @@
+"""XLSX / XLSM / XLS / ODS through fastexcel (calamine): every cell comes out as text.
+
+Each sheet is loaded once as a grid of strings with fastexcel's ``dtypes="string"``, which
+renders cells the way Excel shows them in the *General* format: a number cell holding
+22997123456 becomes ``"22997123456"`` (never ``"22997123456.0"`` or ``"2.2997E+10"``), a text
+cell stays exactly as typed (``"0612345678"``, ``"'+33…"``, ``"12.0"``, ``"=HYPERLINK(…)"``),
+booleans become ``"true"``/``"false"``, formulas give their cached value and error cells
+(``#DIV/0!``) become null.
+
+When the data holds numbers with decimals or date/time values, the sheet is loaded a second
+time with typed columns, and every column whose cells are all numbers, all dates or all
+booleans is re-rendered by :func:`pipeline.extract.common.series_to_text`: shortest round-trip
+decimals (``0.1``, ``0.3333333333333333``), dates as ``YYYY-MM-DD``, date-times as
+``YYYY-MM-DD HH:MM:SS``, time-only cells as ``HH:MM:SS``.  In a column that mixes text with
+numbers or dates, non-text cells keep the General rendering (up to ~10 significant digits for
+decimals, ``YYYY-MM-DD HH:MM:SS`` for dates); integers, and so phone numbers, are exact in
+both cases.
+
+Row numbers are worksheet row numbers: title or blank rows above the header shift them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fastexcel
+import polars as pl
+
+from pipeline.errors import InputError
+from pipeline.extract.common import (
+    HEADER_SAMPLE_ROWS,
+    Extracted,
+    find_header,
+    finish,
+    series_to_text,
+)
+from pipeline.extract.detect import describe
+
+_NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
+def _error_text(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _open(path: Path, fmt: str) -> fastexcel.ExcelReader:
+    try:
+        return fastexcel.read_excel(str(path))
+    except Exception as exc:
+        raise InputError(
+            f"{describe(path)}: cannot be read as {fmt.upper()}: corrupt, truncated or "
+            f"not really {fmt.upper()} ({_error_text(exc)})",
+            hint="open it in Excel or LibreOffice and save it again",
+        ) from exc
+
+
+def _load_grid(reader: fastexcel.ExcelReader, path: Path, sheet: str) -> tuple[pl.DataFrame, bool]:
+    """All cells of ``sheet`` as text, row ``i`` (0-based) being worksheet row ``i + 1``."""
+    try:
+        loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
+        return loaded.to_polars(), loaded.visible == "visible"
+    except Exception as exc:
+        raise InputError(
+            f"{describe(path)}, sheet {sheet!r}: cannot be read ({_error_text(exc)})"
+        ) from exc
+
+
+def _has_content(grid: pl.DataFrame) -> bool:
+    return grid.height > 0 and any(
+        grid.get_column(c).null_count() < grid.height for c in grid.columns
+    )
+
+
+def _resolve_sheet(names: list[str], wanted: str, path: Path) -> str:
+    if wanted in names:
+        return wanted
+    folded = [n for n in names if n.casefold() == wanted.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    listing = ", ".join(repr(n) for n in names)
+    raise InputError(
+        f"{describe(path)}: no sheet named {wanted!r}; available sheets: {listing}",
+        hint='use --sheet NAME with one of these, or --sheet "*" for all of them',
+    )
+
+
+def _typed_fix(
+    reader: fastexcel.ExcelReader, sheet: str, header_index: int, data: pl.DataFrame
+) -> pl.DataFrame:
+    """Re-render homogeneous numeric/date columns from a typed load (see module docstring)."""
+    flags = data.select(pl.any_horizontal(pl.all().str.contains(_NEEDS_TYPED).any()))
+    if not flags.item():
+        return data
+    try:
+        typed = reader.load_sheet(
+            sheet, header_row=header_index, schema_sample_rows=None, dtype_coercion="coerce"
+        ).to_polars()
+    except Exception:
+        return data  # the General rendering already loaded stays: still valid text
+    if typed.width != data.width or typed.height > data.height:
+        return data
+    replaced = []
+    for position, column in enumerate(typed.columns):
+        series = typed.get_column(column)
+        shape = _shape_of(series.dtype)
+        if shape is None:
+            continue
+        text = series_to_text(series)
+        padding = pl.Series([None] * (data.height - typed.height), dtype=pl.String)
+        original = pl.col(data.columns[position])
+        typed_text = pl.lit(pl.concat([text, padding]))
+        replaced.append(
+            pl.when(original.str.contains(shape))
+            .then(typed_text)
+            .otherwise(original)
+            .alias(data.columns[position])
+        )
+    return data.with_columns(replaced) if replaced else data
+
+
+def _shape_of(dtype: pl.DataType) -> str | None:
+    """What fastexcel's General rendering of a cell of ``dtype`` looks like.
+
+    Only cells with that shape are re-rendered from the typed load, so a boolean or a text
+    cell that the typed load coerced into a number column keeps its own text.
+    """
+    if dtype.is_numeric():
+        return r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        return r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?$"
+    return None
+
+
+def _extract(
+    reader: fastexcel.ExcelReader,
+    path: Path,
+    fmt: str,
+    sheet: str,
+    grid: pl.DataFrame,
+    header_row: int | None,
+) -> Extracted:
+    name = describe(path)
+    if header_row is not None:
+        if header_row < 1:
+            raise InputError(f"{name}: header row must be 1 or more, not {header_row}")
+        if header_row > grid.height:
+            raise InputError(
+                f"{name}, sheet {sheet!r}: header row {header_row} is past the last row "
+                f"({grid.height})"
+            )
+        index = header_row - 1
+    else:
+        found = find_header(grid.head(HEADER_SAMPLE_ROWS).rows())
+        if found is None:
+            raise InputError(
+                f"{name}, sheet {sheet!r}: no content in the first {HEADER_SAMPLE_ROWS} rows",
+                hint="pass --header-row N if the table starts further down",
+            )
+        index = found
+    data = _typed_fix(reader, sheet, index, grid.slice(index + 1))
+    return finish(
+        data,
+        list(grid.row(index)),
+        first_row=index + 2,
+        source=name,
+        sheet=sheet,
+        fmt=fmt,
+        header_row=index + 1,
+    )
+
+
+def read_workbook(
+    path: Path, fmt: str, *, sheet: str | None = None, header_row: int | None = None
+) -> list[Extracted]:
+    """Read the selected sheet(s) of a workbook.
+
+    ``sheet=None``: the first visible sheet that has any content; ``sheet="NAME"``: that sheet
+    (exact name, else a unique case-insensitive match; hidden sheets can be named); ``"*"``:
+    every visible sheet with data rows.  A sheet with a header but no data rows is an error
+    unless ``"*"`` is used, where it is skipped.
+    """
+    name = describe(path)
+    reader = _open(path, fmt)
+    names = list(reader.sheet_names)
+    if not names:
+        raise InputError(f"{name}: the workbook has no sheets")
+    if sheet is not None and sheet != "*":
+        chosen = _resolve_sheet(names, sheet, path)
+        grid, _visible = _load_grid(reader, path, chosen)
+        if not _has_content(grid):
+            raise InputError(f"{name}, sheet {chosen!r}: is empty")
+        result = _extract(reader, path, fmt, chosen, grid, header_row)
+        _require_rows(result)
+        return [result]
+    results: list[Extracted] = []
+    for candidate in names:
+        grid, visible = _load_grid(reader, path, candidate)
+        if not visible or not _has_content(grid):
+            continue
+        result = _extract(reader, path, fmt, candidate, grid, header_row)
+        if sheet is None:
+            _require_rows(result)
+            return [result]
+        if result.rows_read:
+            results.append(result)
+    if not results:
+        listing = ", ".join(repr(n) for n in names)
+        what = "no visible sheet with data" if sheet == "*" else "no visible sheet with content"
+        raise InputError(f"{name}: {what} (sheets: {listing})")
+    return results
+
+
+def _require_rows(result: Extracted) -> None:
+    if result.rows_read == 0:
+        raise InputError(
+            f"{result.source_file}, sheet {result.sheet!r}: has a header row "
+            f"(row {result.header_row}) but no data rows"
+        )
