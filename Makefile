@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipeline.demo
+	$(BIN)/contactpipe validate sample_data --region FR --report-dir demo-report --xlsx-errors
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
