@@ -1,0 +1,37 @@
+"""Local, faithful servers of the MsgFlash, WAAPI and Vobiz contact APIs.
+
+``contactpipe sandbox`` serves them on one port; tests and ``make demo`` use them in process
+(``httpx.ASGITransport(app=build_app())``) or on a free port (``SandboxServer``).  Each API's
+module docstring lists what its docs say and every choice made where they are silent:
+:mod:`.msgflash`, :mod:`.msgflash_store`, :mod:`.waapi`, :mod:`.waapi_store`, :mod:`.vobiz`,
+:mod:`.settings`, :mod:`.common`, :mod:`.faults`, :mod:`.journal`, :mod:`.app`.
+
+This package never imports :mod:`pipeline.load`: it must not share the client's assumptions.
+It imports :mod:`pipeline.errors` only so a bad setting is a ``UsageError`` (clean CLI exit).
+"""
+
+from .app import Sandbox, SandboxState, build_app
+from .common import Clock, ManualClock
+from .faults import Fault, FaultSwitch
+from .journal import Journal, JournalEntry
+from .server import SandboxServer, base_urls, describe, run_forever
+from .settings import SandboxSettings, SettingsError, encode_phone_id
+
+__all__ = [
+    "Clock",
+    "Fault",
+    "FaultSwitch",
+    "Journal",
+    "JournalEntry",
+    "ManualClock",
+    "Sandbox",
+    "SandboxServer",
+    "SandboxSettings",
+    "SandboxState",
+    "SettingsError",
+    "base_urls",
+    "build_app",
+    "describe",
+    "encode_phone_id",
+    "run_forever",
+]
