@@ -209,8 +209,10 @@ def sandbox(host: str, port: int) -> None:
         settings = SandboxSettings.from_env()
         url = f"http://{host}:{port}"
         for api in describe(settings, url):
-            click.echo(f"{api['name']}: {api['base_url']}")
-            for var, value in api.get("env", {}).items():
+            click.echo(f"{api['name']}: {api['base_url']}  ({api['note']})")
+            if api["env"]:
+                click.echo(f"  export {api['api'].upper()}_BASE_URL={api['base_url']}")
+            for var, value in api["env"].items():
                 click.echo(f"  export {var}={value}")
         click.echo("Ctrl-C stops the sandbox.")
         try:
