@@ -1,4 +1,4 @@
-"""Transform: column mapping, phone normalisation, validation and dedupe, as pure functions on frames.
+"""Transform: column mapping, phones, validation and dedupe, as pure functions on frames.
 
 This package never imports :mod:`pipeline.load` or :mod:`pipeline.cli`.
 """

@@ -1,0 +1,94 @@
+"""Slow path: real ``phonenumbers`` calls, once per distinct (candidate, region) pair.
+
+This is the definition the fast path is measured against.  Large batches are spread over
+worker processes.  Start method: ``fork`` on Linux, ``spawn`` elsewhere.  ``spawn`` (and
+``forkserver``) children re-import the caller's ``__main__`` -- for the CLI that is the
+whole pipeline, about a second per worker, more than the work itself.  Forking a process
+that has polars threads is safe here because the children run only this module's
+pure-Python phonenumbers code: they never enter polars (whose idle pool threads hold no
+lock the children need), and pool workers leave with ``os._exit`` without finalising
+inherited objects.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import phonenumbers as pn
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import ValidationResult as VR
+
+PARALLEL_MIN = 5_000  # below this, the pool costs more than it saves
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+CHUNK = 4_000
+
+# (e164 | None, mobile | None, message | None, country code | None, nsn | None)
+Outcome = tuple[str | None, bool | None, str | None, int | None, str | None]
+
+_MOBILE = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
+_PARSE_REASONS = {
+    NumberParseException.NOT_A_NUMBER: "not a phone number",
+    NumberParseException.TOO_SHORT_NSN: "too short",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
+    NumberParseException.TOO_LONG: "too long",
+}
+_LENGTH_REASONS = {
+    VR.TOO_SHORT: "too short for {}",
+    VR.TOO_LONG: "too long for {}",
+    VR.INVALID_LENGTH: "wrong number of digits for {}",
+}
+
+
+def _without_plus_hint(cand: str) -> str:
+    """' -- looks like ...' when '+' + the digits would be a valid number (never accepted)."""
+    if not cand[:1].isdigit():
+        return ""
+    try:
+        n = pn.parse("+" + cand, None)
+    except NumberParseException:
+        return ""
+    if not pn.is_valid_number(n):
+        return ""
+    e164 = pn.format_number(n, PhoneNumberFormat.E164)
+    return f"; looks like an international number without its '+' ({e164})"
+
+
+def resolve_one(cand: str, region: str | None) -> Outcome:
+    """Decide one canonical candidate exactly as phonenumbers does."""
+    try:
+        n = pn.parse(cand, region)
+    except NumberParseException as e:
+        if e.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+            why = (
+                "unknown country calling code"
+                if cand.lstrip().startswith(("+", "\uff0b"))
+                else "no '+' country code and no default region"
+            )
+        else:
+            why = _PARSE_REASONS.get(e.error_type, "not a phone number")
+        return None, None, why + _without_plus_hint(cand), None, None
+    nsn = pn.national_significant_number(n)
+    if pn.is_valid_number(n):
+        e164 = pn.format_number(n, PhoneNumberFormat.E164)
+        return e164, pn.number_type(n) in _MOBILE, None, n.country_code, nsn
+    where = pn.region_code_for_country_code(n.country_code)
+    where = f"+{n.country_code}" if where in ("001", "ZZ") else where
+    reason = _LENGTH_REASONS.get(pn.is_possible_number_with_reason(n), "not a valid number for {}")
+    return None, None, reason.format(where) + _without_plus_hint(cand), n.country_code, nsn
+
+
+def resolve_chunk(pairs: Sequence[tuple[str, str | None]]) -> list[Outcome]:
+    return [resolve_one(c, r) for c, r in pairs]
+
+
+def resolve_many(pairs: list[tuple[str, str | None]], workers: int) -> list[Outcome]:
+    """resolve_one over all pairs, in order; in worker processes when worth it."""
+    if workers <= 1 or len(pairs) < PARALLEL_MIN:
+        return resolve_chunk(pairs)
+    chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
+    ctx = multiprocessing.get_context(START_METHOD)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        return [o for part in ex.map(resolve_chunk, chunks) for o in part]

@@ -1,0 +1,85 @@
+"""Units of phone cleaning, region values and legacy plan data."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pipeline.transform.phone_clean import alternatives, clean_frame, split_extension
+from pipeline.transform.phone_legacy import legacy_candidates, load_plans
+from pipeline.transform.phone_regions import resolve_region
+
+
+@pytest.mark.parametrize(
+    ("cell", "cand", "excel", "lost", "decimal"),
+    [
+        ("22997123456.0", "22997123456", True, False, False),
+        ("+22997123456.00", "+22997123456", True, False, False),
+        ("2.2997123456E+10", "22997123456", True, False, False),
+        ("2,2997123456e10", "22997123456", True, False, False),
+        ("2.29971234560E+10", "22997123456", True, False, False),  # dropped digit is a 0
+        ("2.2997E+10", "2.2997E+10", False, True, False),
+        ("2.29971234565E+10", "2.29971234565E+10", False, False, True),
+        ("06.12.34.56.78", "0612345678", False, False, False),
+        ("  '+33 (0)6 12-34/56.78  ", "+330612345678", False, False, False),
+    ],
+)
+def test_clean_frame(cell: str, cand: str, excel: bool, lost: bool, decimal: bool) -> None:
+    row = clean_frame(pl.DataFrame({"raw": [cell]}), "raw").row(0, named=True)
+    assert (row["c_cand"], row["c_excel"], row["c_lost"], row["c_decimal"]) == (
+        cand,
+        excel,
+        lost,
+        decimal,
+    )
+
+
+def test_split_extension_and_alternatives() -> None:
+    assert split_extension("06 12 34 56 78 ext. 12") == ("06 12 34 56 78", "12")
+    assert split_extension("06 12 34 56 78 Durchwahl 7") == ("06 12 34 56 78", "7")
+    assert split_extension("x 12") == ("x 12", None)  # no number before the marker
+    assert alternatives("030/1234567") is None  # a slash inside one German number
+    assert alternatives("0612345678 / 0711223344") == (
+        [("0612345678 / 0711223344", None), ("0612345678", None), ("0711223344", None)],
+        True,
+    )
+    assert alternatives("0612345678 x 2; 0711223344") == (
+        [("0612345678", "2"), ("0711223344", None)],
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bj", ("BJ", True)),
+        (" CI ", ("CI", True)),
+        ("+229", ("BJ", True)),
+        ("44", ("GB", True)),
+        ("Côte d'Ivoire", ("CI", True)),
+        ("Allemagne", ("DE", True)),
+        ("UK", ("GB", True)),
+        ("", ("FR", True)),
+        (None, ("FR", True)),
+        ("Atlantis", (None, False)),
+        ("+800", (None, False)),
+    ],
+)
+def test_resolve_region(value: str | None, expected: tuple) -> None:
+    assert resolve_region(value, "FR") == expected
+
+
+def test_legacy_rules() -> None:
+    assert [p["country_code"] for p in load_plans()] == [229, 225]
+    invalid = pl.DataFrame(
+        {
+            "cand": ["a", "b", "c", "d", "e"],
+            "region": ["FR"] * 5,
+            "cc": [229, 225, 225, 225, 33],
+            "nsn": ["97123456", "47123456", "20812345", "0101234567", "12345678"],
+        },
+        schema={"cand": pl.String, "region": pl.String, "cc": pl.Int32, "nsn": pl.String},
+    )
+    out = legacy_candidates(invalid).sort("cand")
+    assert out["new_cand"].to_list() == ["+2290197123456", "+2250747123456", "+2252120812345"]
+    assert out["verified"].to_list() == [True, True, False]

@@ -1,0 +1,173 @@
+"""Differential proof of the fast path: it must agree with phonenumbers wherever it claims.
+
+Inputs: the example number of every region (and non-geographic entity) for every type,
+written in many forms, with random digit mutations (invalid, too short, too long...) and
+random default regions.  The reference is a plain per-row phonenumbers call.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import phonenumbers as pn
+import polars as pl
+import pytest
+from phonenumbers import PhoneNumberFormat as PNF
+from phonenumbers import PhoneNumberType as PNT
+
+from pipeline.transform.phone_fast import fast_resolve
+from pipeline.transform.phones import normalize_phones
+
+REGIONS = sorted(pn.SUPPORTED_REGIONS)
+TYPES = [
+    PNT.FIXED_LINE,
+    PNT.MOBILE,
+    PNT.TOLL_FREE,
+    PNT.PREMIUM_RATE,
+    PNT.SHARED_COST,
+    PNT.VOIP,
+    PNT.PERSONAL_NUMBER,
+    PNT.PAGER,
+    PNT.UAN,
+    PNT.VOICEMAIL,
+]
+
+
+def _examples() -> list[tuple[str, pn.PhoneNumber]]:
+    out = []
+    for r in REGIONS:
+        for t in TYPES:
+            n = pn.example_number_for_type(r, t)
+            if n is not None:
+                out.append((r, n))
+    for cc in sorted(pn.COUNTRY_CODES_FOR_NON_GEO_REGIONS):
+        n = pn.example_number_for_non_geo_entity(cc)
+        if n is not None:
+            out.append(("US", n))
+    return out
+
+
+EXAMPLES = _examples()
+
+
+def reference(cell: str, region: str | None) -> tuple[str | None, bool | None]:
+    try:
+        n = pn.parse(cell, region)
+    except pn.NumberParseException:
+        return None, None
+    if not pn.is_valid_number(n):
+        return None, None
+    return pn.format_number(n, PNF.E164), pn.number_type(n) in (
+        PNT.MOBILE,
+        PNT.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def _mutate(d: str, rng: random.Random) -> str:
+    m, start, k = list(d), 1 if d.startswith("+") else 0, rng.random()
+    if k < 0.3 and len(m) > start + 2:
+        m[rng.randrange(start, len(m))] = str(rng.randrange(10))
+    elif k < 0.5:
+        m.append(str(rng.randrange(10)))
+    elif k < 0.7 and len(m) > start + 2:
+        m.pop()
+    elif k < 0.8:
+        m.insert(start, "0")
+    else:
+        m.insert(start, str(pn.country_code_for_region(rng.choice(REGIONS))))
+    return "".join(m)
+
+
+def _digit_pairs(seed: int) -> pl.DataFrame:
+    rng = random.Random(seed)
+    rows = set()
+    for home, n in EXAMPLES:
+        e164 = pn.format_number(n, PNF.E164)
+        natl = re.sub(r"[^0-9+]", "", pn.format_number(n, PNF.NATIONAL))
+        forms = [e164, natl, "00" + e164[1:], "011" + e164[1:], e164[1:]]
+        for f in forms:
+            rows.add((f, home))
+            rows.add((f, rng.choice(REGIONS)))
+            rows.add((_mutate(f, rng), home))
+            rows.add((_mutate(f, rng), rng.choice(REGIONS)))
+        rows.add((e164, None))
+        rows.add((natl, None))
+    return pl.DataFrame(
+        sorted(rows, key=str), schema={"cand": pl.String, "region": pl.String}, orient="row"
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fast_path_equals_phonenumbers_where_it_claims(seed: int) -> None:
+    pairs = _digit_pairs(seed)
+    claimed = {(c, r): (e, m) for c, r, e, m in fast_resolve(pairs).iter_rows()}
+    valid = 0
+    for cand, region in pairs.iter_rows():
+        ref = reference(cand, region)
+        valid += ref[0] is not None
+        if (cand, region) in claimed:
+            assert claimed[(cand, region)] == ref, (cand, region)
+    assert len(claimed) >= 0.95 * valid, (len(claimed), valid)  # regression to "claim nothing"
+    assert len(claimed) > 5_000
+
+
+def _human_forms(n: pn.PhoneNumber, rng: random.Random) -> list[str]:
+    e164 = pn.format_number(n, PNF.E164)
+    intl = pn.format_number(n, PNF.INTERNATIONAL)
+    natl = pn.format_number(n, PNF.NATIONAL)
+    cc = str(n.country_code)
+    forms = [
+        e164,
+        intl,
+        natl,
+        pn.format_number(n, PNF.RFC3966),
+        re.sub(r"[^0-9]", "", natl),
+        intl.replace(" ", "."),
+        intl.replace(" ", "-"),
+        natl.replace(" ", "."),
+        "00" + intl[1:],
+        f"(+{cc}) " + intl.split(" ", 1)[-1],
+        f"+{cc} (0)" + intl.split(" ", 1)[-1],
+    ]
+    return [f if rng.random() < 0.7 else _mutate(re.sub(r"[^0-9+]", "", f), rng) for f in forms]
+
+
+def test_normalize_equals_phonenumbers_row_by_row() -> None:
+    """Cleaning + fast path + slow path == phonenumbers on the raw cell, for the formats it
+    prints and the usual human variants (legacy plans off: plain phonenumbers semantics)."""
+    rng = random.Random(7)
+    cells, regions = [], []
+    for home, n in EXAMPLES:
+        for f in _human_forms(n, rng):
+            cells.append(f)
+            regions.append(home if rng.random() < 0.7 else rng.choice(REGIONS))
+    df = pl.DataFrame({"phone": cells, "country": regions})
+    out = normalize_phones(
+        df,
+        phone_col="phone",
+        region=None,
+        country_col="country",
+        legacy="reject",
+        mobile_only=False,
+    )
+    got = out["__phone_e164"].to_list()
+    for cell, region, e164 in zip(cells, regions, got, strict=True):
+        assert e164 == reference(cell, region)[0], (cell, region)
+    assert sum(e is not None for e in got) > 0.5 * len(got)
+
+
+def test_every_region_example_round_trips() -> None:
+    e164s, natl, regions = [], [], []
+    for r in REGIONS:
+        n = pn.example_number(r)
+        if n is None:
+            continue
+        e164s.append(pn.format_number(n, PNF.E164))
+        natl.append(pn.format_number(n, PNF.NATIONAL))
+        regions.append(r)
+    out = normalize_phones(pl.DataFrame({"phone": e164s}), phone_col="phone", region=None)
+    assert out["__phone_e164"].to_list() == e164s
+    df = pl.DataFrame({"phone": natl, "country": regions})
+    out = normalize_phones(df, phone_col="phone", region=None, country_col="country")
+    assert out["__phone_e164"].to_list() == e164s
