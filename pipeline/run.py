@@ -114,7 +114,6 @@ def transform(
             e.columns,
             override=override,
             keep_extra_columns=options.keep_extra_columns,
-            sample=e.frame.head(500),
             source=_label(e),
         )
         mapped.append((e, m))

@@ -134,18 +134,38 @@ def test_google_contacts_export() -> None:
             "Notes": ["met in Lyon", None],
         }
     )
-    m = infer_mapping(df.columns, sample=df)
+    m = infer_mapping(df.columns)
     assert m.preset == "google"
-    assert m.fields["phone"] == ("Phone 2 - Value", "Phone 1 - Value")  # mobile first
+    assert m.fields["phone"] == ("Phone 1 - Value", "Phone 2 - Value")
+    assert m.phone_labels == {
+        "Phone 1 - Value": "Phone 1 - Label",
+        "Phone 2 - Value": "Phone 2 - Label",
+    }
     assert m.fields["groups"] == ("Labels",)
     out = apply_mapping(df, m)
-    assert out.get_column("phone").to_list() == [
+    assert out.get_column("phone").to_list() == [  # the mobile-labelled number of each row
         "+33 6 12 34 56 78 ; +33 6 98 76 54 32",
         "+229 01 97 12 34 56",
     ]
+    assert out.get_column(PHONE_SOURCE).to_list() == ["Phone 2 - Value", "Phone 2 - Value"]
     assert out.get_column("groups").to_list() == ["* myContacts;VIP", "* starred;Clients;VIP"]
     assert out.get_column("first_name").to_list() == ["Awa", "Koffi"]
     assert out.get_column("email").to_list() == ["awa@example.com", None]
+
+
+def test_google_export_without_a_mobile_label_uses_the_first_number() -> None:
+    df = frame(
+        {
+            "First Name": ["A", "B"],
+            "Phone 1 - Label": ["Work", "Mobile"],
+            "Phone 1 - Value": ["+33 1 23 45 67 89", "+33 6 12 34 56 78"],
+            "Phone 2 - Label": ["Home", "Work"],
+            "Phone 2 - Value": ["+33 1 98 76 54 32", "+33 1 11 11 11 11"],
+        }
+    )
+    out = apply_mapping(df, infer_mapping(df.columns))
+    assert out.get_column("phone").to_list() == ["+33 1 23 45 67 89", "+33 6 12 34 56 78"]
+    assert out.get_column(PHONE_SOURCE).to_list() == ["Phone 1 - Value", "Phone 1 - Value"]
 
 
 def test_outlook_export() -> None:
@@ -163,7 +183,7 @@ def test_outlook_export() -> None:
             "Notes": [None],
         }
     )
-    m = infer_mapping(headers, sample=df)
+    m = infer_mapping(headers)
     assert m.preset == "outlook"
     assert m.fields["phone"][:2] == ("Mobile Phone", "Business Phone")
     out = apply_mapping(df, m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +42,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(f"time: {parts}")
     files = summary.get("files_written", {})
     if files.get("errors_csv"):
-        console.print(f"report: {files['summary_json'].rsplit('/', 1)[0]}")
-        console.print(f"  errors:   {files['errors_csv']}")
-        console.print(f"  contacts: {files['contacts_csv']}")
+        report_dir = str(Path(files["summary_json"]).parent)
+        for line in (
+            f"report: {report_dir}",
+            f"  errors:   {files['errors_csv']}",
+            f"  contacts: {files['contacts_csv']}",
+        ):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)

@@ -74,6 +74,8 @@ class ColumnMapping:
     multi_value_separator: str | None = None  # e.g. Google's " ::: "
     list_separator: str | None = None  # e.g. Outlook's ";" in Categories
     drop_groups: tuple[str, ...] = ()
+    phone_labels: dict[str, str] = field(default_factory=dict)  # phone column -> its label column
+    mobile_labels: tuple[str, ...] = ()  # labels that mark a mobile number (case-insensitive)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready description for ``summary.json``."""
@@ -158,35 +160,32 @@ def _expand_numbered(pattern: str, folded: Mapping[str, str]) -> list[str]:
 
 
 def _preset_mapping(
-    name: str, preset: dict, folded: Mapping[str, str], sample: pl.DataFrame | None
-) -> dict[str, list[str]]:
+    preset: dict, folded: Mapping[str, str]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(fields, phone column -> its label column) for a detected preset."""
     fields: dict[str, list[str]] = {}
     phones: list[str] = []
+    labels: dict[str, str] = {}
     for pattern in preset["phone"]:
-        phones.extend(_expand_numbered(pattern, folded))
-    types: list[str] = []
-    for pattern in preset.get("phone_type", []):
-        types.extend(_expand_numbered(pattern, folded))
-    if types and sample is not None and len(phones) > 1:
-        # Mobile-labelled columns first: decided on the column's most common label.
-        mobile = {t.casefold() for t in preset.get("mobile_types", [])}
-
-        def is_mobile(i: int) -> bool:
-            tcol = next((t for t in types if fold(t).startswith(f"phone{i + 1}")), None)
-            if tcol is None or tcol not in sample.columns:
-                return False
-            labels = sample.get_column(tcol).drop_nulls().str.to_lowercase().str.strip_chars()
-            return labels.len() > 0 and (labels.is_in(list(mobile)).mean() or 0.0) >= 0.5
-
-        phones = [p for i, p in enumerate(phones) if is_mobile(i)] + [
-            p for i, p in enumerate(phones) if not is_mobile(i)
-        ]
+        if "{n}" not in pattern:
+            phones.extend(_expand_numbered(pattern, folded))
+            continue
+        for n in range(1, 10):
+            key = fold(pattern.replace("{n}", str(n)))
+            if key not in folded:
+                continue
+            phones.append(folded[key])
+            for label_pattern in preset.get("phone_type", []):
+                label_key = fold(label_pattern.replace("{n}", str(n)))
+                if label_key in folded:
+                    labels[folded[key]] = folded[label_key]
+                    break
     fields["phone"] = phones
     for fld, headers in preset.get("fields", {}).items():
         cols = [folded[fold(h)] for h in headers if fold(h) in folded]
         if cols:
             fields[fld] = cols
-    return fields
+    return fields, labels
 
 
 def infer_mapping(
@@ -194,13 +193,11 @@ def infer_mapping(
     *,
     override: Mapping[str, str | None] | None = None,
     keep_extra_columns: bool = False,
-    sample: pl.DataFrame | None = None,
     source: str = "input",
 ) -> ColumnMapping:
     """Map ``columns`` (one file's user headers) onto the canonical schema.
 
-    ``sample`` (the first rows of the file) lets presets order numbered phone columns by their
-    labels.  Raises :class:`InputError` when no column can feed the phone, listing the headers.
+    Raises :class:`InputError` when no column can feed the phone, listing the headers.
     """
     user_cols = [c for c in columns if c not in SOURCE_COLUMNS]
     folded: dict[str, str] = {}
@@ -226,10 +223,12 @@ def infer_mapping(
 
     preset_name = None
     preset: dict = {}
+    phone_labels: dict[str, str] = {}
     detected = _detect_preset(folded)
     if detected is not None:  # 2. preset
         preset_name, preset = detected
-        for fld, cols in _preset_mapping(preset_name, preset, folded, sample).items():
+        preset_fields, phone_labels = _preset_mapping(preset, folded)
+        for fld, cols in preset_fields.items():
             if fld in fields:
                 continue
             free = [c for c in cols if c not in used]
@@ -275,6 +274,8 @@ def infer_mapping(
         multi_value_separator=preset.get("multi_value_separator"),
         list_separator=preset.get("list_separator"),
         drop_groups=tuple(preset.get("drop_groups", ())),
+        phone_labels={c: phone_labels[c] for c in fields["phone"] if c in phone_labels},
+        mobile_labels=tuple(preset.get("mobile_types", ())),
     )
 
 
@@ -297,14 +298,7 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
         if not cols:
             exprs.append(pl.lit(None, dtype=pl.String).alias(fld))
         elif fld == "phone":
-            phone = pl.coalesce([_blank_to_null(pl.col(c)) for c in cols])
-            if mapping.multi_value_separator:  # several numbers in one cell: let phones report them
-                phone = phone.str.replace_all(mapping.multi_value_separator, " ; ", literal=True)
-            exprs.append(phone.alias(fld))
-            which = pl.when(_blank_to_null(pl.col(cols[0])).is_not_null()).then(pl.lit(cols[0]))
-            for c in cols[1:]:
-                which = which.when(_blank_to_null(pl.col(c)).is_not_null()).then(pl.lit(c))
-            exprs.append(which.otherwise(pl.lit(cols[0])).alias(PHONE_SOURCE))
+            exprs.extend(_phone_exprs(cols, mapping))
         elif fld == "name" and mapping.preset is None and len(cols) > 1:
             exprs.append(_joined(cols).alias(fld))  # e.g. two name-ish columns: join them
         elif fld in ("tags", "groups"):
@@ -314,6 +308,31 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     for key, col in mapping.custom.items():
         exprs.append(_blank_to_null(pl.col(col)).alias(CUSTOM_PREFIX + key))
     return frame.select(*SOURCE_COLUMNS, *exprs)
+
+
+def _phone_exprs(cols: Sequence[str], mapping: ColumnMapping) -> list[pl.Expr]:
+    """The row's phone and the column it came from.
+
+    Candidates in order: columns whose label in this row marks a mobile (presets with labelled
+    numbers, e.g. Google's "Phone 2 - Label" = "Mobile"), then every column; the first non-empty
+    one wins.
+    """
+    mobile = [m.casefold() for m in mapping.mobile_labels]
+    candidates: list[tuple[str, pl.Expr]] = []
+    for c in cols:
+        label_col = mapping.phone_labels.get(c)
+        if label_col is not None and mobile:
+            label = pl.col(label_col).str.strip_chars().str.to_lowercase()
+            is_mobile = label.is_in(mobile).fill_null(False)
+            candidates.append((c, pl.when(is_mobile).then(_blank_to_null(pl.col(c)))))
+    candidates += [(c, _blank_to_null(pl.col(c))) for c in cols]
+    phone = pl.coalesce([e for _, e in candidates])
+    if mapping.multi_value_separator:  # several numbers in one cell: let phones report them
+        phone = phone.str.replace_all(mapping.multi_value_separator, " ; ", literal=True)
+    source = pl.when(candidates[0][1].is_not_null()).then(pl.lit(candidates[0][0]))
+    for c, e in candidates[1:]:
+        source = source.when(e.is_not_null()).then(pl.lit(c))
+    return [phone.alias("phone"), source.otherwise(pl.lit(cols[0])).alias(PHONE_SOURCE)]
 
 
 def _list_cell(cols: Sequence[str], mapping: ColumnMapping) -> pl.Expr:

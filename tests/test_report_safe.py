@@ -1,0 +1,67 @@
+"""Report files are safe to open in Excel and keep phones exactly as written."""
+
+from __future__ import annotations
+
+import csv
+
+import openpyxl
+import polars as pl
+import pytest
+
+from pipeline.report.safe import excel_safe_frame, is_risky
+from pipeline.report.writer import write_csv, write_xlsx
+
+CELLS = {
+    '=HYPERLINK("http://evil.example","click")': True,
+    "=1+1": True,
+    "@SUM(A1)": True,
+    "\tcmd": True,
+    "\rcmd": True,
+    "+cmd|' /C calc'!A0": True,
+    "-2+3": True,
+    "+33 6 12 34 56 78": True,
+    "-": True,
+    "+2290197123456": False,
+    "-12.5": False,
+    "+33612345678": False,
+    "0612345678": False,
+    "Awa Doe": False,
+    "a=b": False,
+    "": False,
+}
+
+
+@pytest.mark.parametrize(("cell", "risky"), CELLS.items())
+def test_risky_cells_are_neutralised_and_numbers_are_not(cell: str, risky: bool) -> None:
+    out = excel_safe_frame(pl.DataFrame({"v": [cell]})).item()
+    assert is_risky(cell) is risky
+    assert out == (f"'{cell}" if risky else cell)
+
+
+def test_csv_report_cells_never_start_a_formula(tmp_path) -> None:
+    df = pl.DataFrame({"phone": ["+2290197123456"], "name": ['=HYPERLINK("x")'], "n": [3]})
+    path = tmp_path / "out.csv"
+    write_csv(df, path)
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows == [["phone", "name", "n"], ["+2290197123456", '\'=HYPERLINK("x")', "3"]]
+    assert not list(tmp_path.glob(".*tmp*"))  # written atomically, no leftovers
+
+
+def test_xlsx_cells_are_text_never_formulas(tmp_path) -> None:
+    df = pl.DataFrame(
+        {
+            "phone": ["+2290197123456", "0612345678"],
+            "name": ["=1+1", "@x"],
+            "tags": [["a", "b"], []],
+        }
+    )
+    path = tmp_path / "errors.xlsx"
+    write_xlsx(df, path)
+    ws = openpyxl.load_workbook(path).active
+    values = [[c.value for c in row] for row in ws.iter_rows()]
+    assert values[0] == ["phone", "name", "tags"]
+    assert values[1] == ["+2290197123456", "=1+1", "a, b"]
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            assert cell.value is None or cell.data_type == "s"  # text, not formula ('f') or number
