@@ -8,6 +8,7 @@ in exactly one place, which the summary states as an invariant::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -116,13 +117,17 @@ def transform(
             keep_extra_columns=options.keep_extra_columns,
             source=_label(e),
         )
-        mapped.append((e, m))
-        framed = e.frame.with_row_index(RID, offset=offset).with_columns(pl.col(RID).cast(pl.Int64))
+        mapped.append((dataclasses.replace(e, frame=e.frame.clear()), m))  # data: in framed
+        framed = e.frame.with_row_index(RID, offset=offset).with_columns(
+            pl.col(RID).cast(pl.Int64),
+            pl.col(SRC_FILE).cast(pl.Categorical),  # one path per row would cost ~35 B a row
+        )
         offset += e.frame.height
         canon_parts.append(apply_mapping(framed, m).with_columns(framed.get_column(RID)))
         original_parts.append(framed)
-    canon = pl.concat(canon_parts, how="diagonal_relaxed")
-    originals = pl.concat(original_parts, how="diagonal_relaxed")
+    canon = pl.concat(canon_parts, how="diagonal_relaxed", rechunk=False)
+    originals = pl.concat(original_parts, how="diagonal_relaxed", rechunk=False)
+    del canon_parts, original_parts
     has_country = any(m.fields.get("country") for _, m in mapped)
     canon = normalize_phones(
         canon,
@@ -136,7 +141,7 @@ def transform(
         canon,
         ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
     )
-    return canon, originals, mapped
+    return canon.drop("phone", "country"), originals, mapped  # raw cells live in originals
 
 
 def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:
@@ -163,22 +168,24 @@ def _problems(
     lookup = _field_columns(mapped)
     rej = (
         rejected.with_columns(
-            pl.col(SRC_FILE).alias("__k_file"), pl.col(SRC_SHEET).fill_null("").alias("__k_sheet")
+            pl.col(SRC_FILE).cast(pl.String).alias("__k_file"),
+            pl.col(SRC_SHEET).fill_null("").alias("__k_sheet"),
+            pl.col("__error_field").cast(pl.String),
         )
         .join(lookup, on=["__k_file", "__k_sheet", "__error_field"], how="left")
         .select(
             *src,
             pl.when(pl.col("__error_field") == "phone")
-            .then(pl.col(PHONE_SOURCE))
+            .then(pl.col(PHONE_SOURCE).cast(pl.String))
             .otherwise(pl.col("column"))
             .alias("column"),
-            pl.col("__error").alias("code"),
+            pl.col("__error").cast(pl.String).alias("code"),
             pl.col("__error_msg").alias("message"),
         )
     )
     where = kept.select(
         pl.col(RID).alias("__dup_of"),
-        pl.col(SRC_FILE).alias("__k_file"),
+        pl.col(SRC_FILE).cast(pl.String).alias("__k_file"),
         pl.col(SRC_SHEET).alias("__k_sheet"),
         pl.col(SRC_ROW).alias("__k_row"),
     )
@@ -187,7 +194,7 @@ def _problems(
     )
     dup = duplicates.join(where, on="__dup_of", how="left").select(
         *src,
-        pl.col(PHONE_SOURCE).alias("column"),
+        pl.col(PHONE_SOURCE).cast(pl.String).alias("column"),
         pl.lit("DUPLICATE").alias("code"),
         pl.format(
             "same phone {} as row {} of {}{} (that row is kept)",
@@ -201,7 +208,7 @@ def _problems(
 
 
 def _counts(series: pl.Series) -> dict[str, int]:
-    codes = series.drop_nulls().str.split(";").explode()
+    codes = series.drop_nulls().cast(pl.String).str.split(";").explode()
     return {k: int(v) for k, v in sorted(codes.value_counts().iter_rows())}
 
 
@@ -224,8 +231,11 @@ def validate_files(
         st_extract.note(f"{rows_read:,} rows from {len(parts)} file(s)/sheet(s)")
     with progress.stage("transform", "mapping, phones, validation, dedupe") as st_transform:
         canon, originals, mapped = transform(parts, options)
-        rejected = canon.filter(pl.col("__error").is_not_null())
-        kept, duplicates = dedupe(canon.filter(pl.col("__error").is_null()), options.on_duplicate)
+        parts = [e for e, _ in mapped]  # the same files, without a second copy of their data
+        failed = canon.get_column("__error").is_not_null()
+        rejected = canon.filter(failed)
+        kept, duplicates = dedupe(canon, options.on_duplicate, eligible=~failed)
+        del canon, failed  # only the split frames are needed from here: keep the peak low
         st_transform.note(
             f"{kept.height:,} contacts, {rejected.height:,} rejected, "
             f"{duplicates.height:,} duplicates"
@@ -241,8 +251,8 @@ def validate_files(
             SRC_FILE,
             SRC_SHEET,
             SRC_ROW,
-            pl.col(PHONE_SOURCE).alias("column"),
-            pl.col("__warning").alias("code"),
+            pl.col(PHONE_SOURCE).cast(pl.String).alias("column"),
+            pl.col("__warning").cast(pl.String).alias("code"),
             pl.col("__warning_msg").alias("message"),
         )
         warnings = problem_lines(warn_rows, originals, user_cols)

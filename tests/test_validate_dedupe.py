@@ -178,3 +178,8 @@ def test_merge_takes_first_non_empty_values_and_unions_lists() -> None:
 def test_dedupe_rejects_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="first, last or merge"):
         dedupe(people(), "random")  # type: ignore[arg-type]
+
+
+def test_formula_in_a_custom_field_is_flagged_too() -> None:
+    df = canon([{"name": "A"}]).with_columns(pl.lit("=cmd|' /C calc'!A0").alias("custom.city"))
+    assert validate(df).get_column("__warning").to_list() == ["FORMULA_TEXT"]

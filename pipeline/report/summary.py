@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.transform.validate import CODES
+
 
 def outcome_table(summary: dict[str, Any]) -> Table:
     """A table of outcomes: one line per outcome, then one per code."""
@@ -27,10 +29,12 @@ def outcome_table(summary: dict[str, Any]) -> Table:
         value = summary[key]
         table.add_row(label, f"{value:,}", f"{value / total:.1%}" if key != "rows_read" else "")
     codes = summary.get("by_code", {})
-    if codes:
-        table.add_section()
-        for code, count in codes.items():
-            table.add_row(f"  {code}", f"{count:,}", f"{count / total:.1%}")
+    for severity in ("error", "duplicate", "warning"):
+        rows = [(c, n) for c, n in codes.items() if CODES.get(c, ("", "error"))[1] == severity]
+        if rows:
+            table.add_section()
+            for code, count in rows:
+                table.add_row(f"  {code}", f"{count:,}", f"{count / total:.1%}")
     return table
 
 

@@ -68,7 +68,10 @@ def contacts_frame(kept: pl.DataFrame) -> pl.DataFrame:
         *(pl.col(c) for c in CONTACT_COLUMNS[1:12]),
         pl.col("__phone_ext").alias("phone_ext"),
         custom_expr.alias("custom_fields"),
-        *(pl.col(src).alias(pub) for src, pub in PUBLIC_SOURCE_COLUMNS.items()),
+        *(
+            pl.col(src).cast(pl.String if src != SRC_ROW else pl.Int64).alias(pub)
+            for src, pub in PUBLIC_SOURCE_COLUMNS.items()
+        ),
     )
 
 
@@ -149,7 +152,7 @@ def problem_lines(
     values = originals.select("__rid", *(pl.col(c).alias(renamed[c]) for c in user))
     lines = problems.sort("__rid").join(values, on="__rid", how="left", maintain_order="left")
     return lines.select(
-        pl.col(SRC_FILE).alias("source_file"),
+        pl.col(SRC_FILE).cast(pl.String).alias("source_file"),
         pl.col(SRC_SHEET).alias("sheet"),
         pl.col(SRC_ROW).alias("row"),
         pl.col("column"),

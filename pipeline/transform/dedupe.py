@@ -25,18 +25,38 @@ RID = "__rid"
 
 
 def dedupe(
-    valid: pl.DataFrame, on_duplicate: OnDuplicate = "first"
+    valid: pl.DataFrame, on_duplicate: OnDuplicate = "first", *, eligible: pl.Series | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split ``valid`` (rows without error, ordered by ``__rid``) into (kept, duplicates)."""
+    """Split the rows of ``valid`` (in ``__rid`` order) into (kept, duplicates).
+
+    ``eligible``: optional mask of the rows to dedupe (e.g. those without an error); the other
+    rows are in neither result.  Passing a mask instead of a filtered frame saves a copy.
+    """
     if on_duplicate not in ("first", "last", "merge"):
         raise ValueError(f"on_duplicate must be first, last or merge, not {on_duplicate!r}")
-    pick = pl.col(RID).last() if on_duplicate == "last" else pl.col(RID).first()
-    marked = valid.with_columns(pick.over(KEY).alias("__dup_of"))
-    is_kept = pl.col(RID) == pl.col("__dup_of")
-    duplicates = marked.filter(~is_kept)
-    kept = marked.filter(is_kept).drop("__dup_of")
-    if on_duplicate == "merge" and duplicates.height:
-        kept = _merge(valid, kept)
+    # E.164 is '+' and at most 15 digits, the first non-zero: as an Int64 it is the same key,
+    # and hashing 8-byte integers costs far less time and memory than hashing strings.
+    keys = valid.get_column(KEY).str.slice(1).cast(pl.Int64, strict=False)
+    if eligible is not None:  # null keys never meet: rows outside the mask win or lose nothing
+        keys = keys.zip_with(eligible, pl.Series([None], dtype=pl.Int64))
+    else:
+        eligible = keys.is_not_null()
+    distinct = keys.is_last_distinct() if on_duplicate == "last" else keys.is_first_distinct()
+    del keys
+    kept = valid.filter(distinct & eligible)
+    duplicates = valid.filter(~distinct & eligible)
+    if duplicates.height:
+        owners = kept.join(duplicates.select(KEY).unique(), on=KEY, how="semi")
+        duplicates = duplicates.join(
+            owners.select(KEY, pl.col(RID).alias("__dup_of")),
+            on=KEY,
+            how="left",
+            maintain_order="left",
+        )
+        if on_duplicate == "merge":
+            kept = _merge(pl.concat([kept, duplicates.drop("__dup_of")]).sort(RID), kept)
+    else:
+        duplicates = duplicates.with_columns(pl.lit(None, pl.Int64).alias("__dup_of"))
     return kept, duplicates
 
 

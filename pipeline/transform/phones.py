@@ -185,23 +185,20 @@ def normalize_phones_with_stats(
         )
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
+    slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
     rows = rows.join(
-        outcomes,
-        left_on=["c_cand", "rg"],
-        right_on=KEY,
-        how="left",
-        nulls_equal=True,
+        slim, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
         maintain_order="left",
-    )
-    result = _row_outputs(rows, mobile_only)
+    )  # fmt: skip
+    result = _row_outputs(rows, outcomes.select(*KEY, "p_err_msg", "p_warn_msg"), mobile_only)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
     return df.with_columns(result.get_columns()), stats
 
 
-def _row_outputs(rows: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
-    """The output columns, in order.  Codes are computed for every row; messages only for
-    the rows that have an error or a warning (the others stay null)."""
+def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
+    """The output columns, in order.  Codes are computed for every row; messages (the pairs'
+    ``messages`` included) only for the rows that have an error or a warning."""
     cand = pl.col("c_cand")
     region_bad = pl.col("rg_bad") & ~cand.str.starts_with("+").fill_null(False)
     not_mobile = pl.lit(mobile_only) & pl.col("p_e164").is_not_null() & ~pl.col("p_mobile")
@@ -264,7 +261,9 @@ def _row_outputs(rows: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
         code.alias(ERROR),
         pl.when(warn != "").then(warn).alias(WARNING),
     )
-    flagged = rows.filter(case.is_not_null() | pl.col(WARNING).is_not_null())
+    flagged = rows.filter(case.is_not_null() | pl.col(WARNING).is_not_null()).join(
+        messages, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True
+    )
     warn_msg = pl.concat_str(
         [pl.when(c).then(m) for c, _, m in warn_parts], separator="; ", ignore_nulls=True
     )

@@ -82,6 +82,9 @@ _EMAIL = (
     rf"\.[^{_NOT_EMAIL_CHAR}.\d]{{2,}}$"
 )
 _LANGUAGE = r"^[a-z]{2,3}([_-]([a-z]{2}|[0-9]{3}))?$"
+# phones' own columns, merged into __error/__warning here
+_PHONE_DETAILS = ("__phone_error", "__phone_error_msg", "__phone_warning", "__phone_warning_msg")
+_CODE_COLUMNS = ("__error", "__error_field", "__warning")  # few values, 1M rows: categorical
 BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
 LIST_FIELDS = ("tags", "groups")
 TEXT_FIELDS = ("name", "first_name", "last_name", "email", "notes")
@@ -148,39 +151,57 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
     groups = _split_list("groups", drop_groups)
     if options.extra_groups:
         groups = pl.concat_list(groups, pl.lit(list(options.extra_groups), pl.List(pl.String)))
+    present = {c for c in df.columns if df.get_column(c).null_count() < df.height}
+
+    def typed(col: str, expr: pl.Expr, dtype: pl.DataType = pl.String) -> pl.Expr:
+        # A column with no value at all stays a literal null: computing over it would
+        # materialise 16 bytes of string view per row for nothing.
+        return (expr if col in present else pl.lit(None, dtype)).alias(col)
+
     out = df.with_columns(
         name.alias("name"),
-        *(_blank_null(pl.col(f)).alias(f) for f in ("first_name", "last_name", "email", "notes")),
-        language.alias("language_code"),
+        *(typed(f, _blank_null(pl.col(f))) for f in ("first_name", "last_name", "email", "notes")),
+        typed("language_code", language),
         _split_list("tags").list.unique(maintain_order=True).alias("tags"),
         groups.list.unique(maintain_order=True).alias("groups"),
-        *(_bool(f).alias(f) for f in BOOL_FIELDS),
+        *(typed(f, _bool(f), pl.Boolean) for f in BOOL_FIELDS),
         *(pl.col(f).alias(f"__raw_{f}") for f in BOOL_FIELDS),
     )
     checks = _checks(out)
     first = pl.coalesce([code for code, _, _ in checks])
-    msgs = pl.concat_str(
-        [pl.when(code.is_not_null()).then(msg) for code, msg, _ in checks],
-        separator="; also: ",
-        ignore_nulls=True,
-    )
     fld = pl.coalesce([pl.when(code.is_not_null()).then(pl.lit(f)) for code, _, f in checks])
     warn_parts = [
         (pl.col("__phone_warning"), pl.col("__phone_warning_msg")),
-        _formula_warning(),
+        _formula_warning(out.columns),
     ]
+    warn = pl.concat_str([c for c, _ in warn_parts], separator=";", ignore_nulls=True)
     out = out.with_columns(
         first.alias("__error"),
-        pl.when(first.is_not_null()).then(msgs).alias("__error_msg"),
         fld.alias("__error_field"),
-        _blank_null(
-            pl.concat_str([c for c, _ in warn_parts], separator=";", ignore_nulls=True)
-        ).alias("__warning"),
+        _blank_null(warn).alias("__warning"),
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("__vi"),
+    )
+    # Messages are built for the flagged rows only (a few percent): computed over every row,
+    # their buffers would outweigh the contacts themselves.
+    flagged = pl.col("__error").is_not_null() | pl.col("__warning").is_not_null()
+    messages = out.filter(flagged).select(
+        "__vi",
+        pl.when(pl.col("__error").is_not_null())
+        .then(
+            pl.concat_str(
+                [pl.when(code.is_not_null()).then(msg) for code, msg, _ in checks],
+                separator="; also: ",
+                ignore_nulls=True,
+            )
+        )
+        .alias("__error_msg"),
         _blank_null(
             pl.concat_str([m for _, m in warn_parts], separator="; ", ignore_nulls=True)
         ).alias("__warning_msg"),
     )
-    return out.drop([f"__raw_{f}" for f in BOOL_FIELDS])
+    out = out.drop(*(f"__raw_{f}" for f in BOOL_FIELDS), *_PHONE_DETAILS)
+    out = out.join(messages, on="__vi", how="left", maintain_order="left").drop("__vi")
+    return out.with_columns(pl.col(c).cast(pl.Categorical) for c in _CODE_COLUMNS)
 
 
 def _checks(df: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
@@ -235,12 +256,10 @@ def _checks(df: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
     return checks
 
 
-def _formula_warning() -> tuple[pl.Expr, pl.Expr]:
-    hit = None
-    for f in TEXT_FIELDS:
-        cond = pl.col(f).str.starts_with("=").fill_null(False)
-        hit = cond if hit is None else hit | cond
-    assert hit is not None
+def _formula_warning(columns: list[str]) -> tuple[pl.Expr, pl.Expr]:
+    """FORMULA_TEXT when a text field or a custom field starts with '='."""
+    texts = [*TEXT_FIELDS, *(c for c in columns if c.startswith("custom."))]
+    hit = pl.any_horizontal(pl.col(c).str.starts_with("=").fill_null(False) for c in texts)
     return (
         pl.when(hit).then(pl.lit("FORMULA_TEXT")),
         pl.when(hit).then(
