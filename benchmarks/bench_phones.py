@@ -3,7 +3,7 @@
     python benchmarks/bench_phones.py --csv /tmp/bench/bench_1000000_s1.csv
     python benchmarks/bench_phones.py --rows 100000 [--region-column]   # generates the data
 
-The generator is ``/work/shared/bench/make_bench.py`` (``--make-bench`` to point elsewhere);
+The generator is ``../shared/bench/make_bench.py`` (``--make-bench`` to point elsewhere);
 the ground truth is read from the files it writes beside the CSV.  Prints the share of
 distinct candidates the fast path claimed, fast / slow / total seconds, and whether the
 output equals the truth: the sorted distinct E.164 numbers of accepted rows, and the
@@ -22,11 +22,9 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from pipeline.transform.phones import ERROR, WARNING, normalize_phones_with_stats
 
-MAKE_BENCH = Path("/work/shared/bench/make_bench.py")
+MAKE_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "make_bench.py"
 
 
 def _generate(rows: int, region_column: bool, make_bench: Path, out: Path) -> Path:

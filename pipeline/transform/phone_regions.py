@@ -15,7 +15,6 @@ import unicodedata
 from functools import cache
 
 import phonenumbers as pn
-from phonenumbers.geodata.locale import LOCALE_DATA
 
 _ALIASES = {
     "UK": "GB",
@@ -45,6 +44,10 @@ def _locale_name(names: dict[str, str], lang: str) -> str | None:
 
 @cache
 def _names() -> dict[str, str]:
+    # Imported here, on the first country *name*: the table takes half a second to load and
+    # most files carry ISO codes or no country column at all.
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
     out: dict[str, str] = {}
     for region, names in LOCALE_DATA.items():
         if region not in pn.SUPPORTED_REGIONS:
