@@ -20,11 +20,11 @@ import re
 import time
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -91,6 +91,17 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = headers or {}
+
+
+T = TypeVar("T")
+
+
+def found(table: Mapping[str, T], key: str, message: str) -> T:
+    """``table[key]``, or a 404 ``NOT_FOUND`` with ``message`` (each API words its own)."""
+    item = table.get(key)
+    if item is None:
+        raise ApiError(404, "NOT_FOUND", message)
+    return item
 
 
 @dataclass

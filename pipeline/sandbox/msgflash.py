@@ -49,7 +49,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import ApiApp, json_field_count, json_response, read_json, set_items
-from .common import ApiError, SlidingWindowLimiter, is_e164, parse_int, str_list
+from .common import ApiError, SlidingWindowLimiter, found, is_e164, parse_int, str_list
 from .msgflash_groups import BAD_KEY, SORTS, GroupEndpoints, decode_cursor, encode_cursor, invalid
 from .msgflash_store import OP_DELETE, Contact, Group, Job, MsgFlashStore
 
@@ -165,22 +165,13 @@ class MsgFlashApp(GroupEndpoints, ApiApp):
         return body
 
     def _contact(self, request: Request) -> Contact:
-        contact = self.store.contacts.get(request.path_params["contact_id"])
-        if contact is None:
-            raise ApiError(404, "NOT_FOUND", "Contact not found")
-        return contact
+        return found(self.store.contacts, request.path_params["contact_id"], "Contact not found")
 
     def _group(self, request: Request) -> Group:
-        group = self.store.groups.get(request.path_params["group_id"])
-        if group is None:
-            raise ApiError(404, "NOT_FOUND", "Group not found")
-        return group
+        return found(self.store.groups, request.path_params["group_id"], "Group not found")
 
     def _job(self, request: Request) -> Job:
-        job = self.store.jobs.get(request.path_params["job_id"])
-        if job is None:
-            raise ApiError(404, "NOT_FOUND", "Bulk job not found")
-        return job
+        return found(self.store.jobs, request.path_params["job_id"], "Bulk job not found")
 
     def _contact_fields(self, body: dict[str, Any], partial: bool) -> dict[str, Any]:
         errors: list[dict[str, str]] = []

@@ -54,7 +54,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import ApiApp, ext, json_response, read_json, set_items
-from .common import ApiError, SlidingWindowLimiter, is_e164, iso_s, parse_int, str_list
+from .common import ApiError, SlidingWindowLimiter, found, is_e164, iso_s, parse_int, str_list
 from .settings import VOBIZ_READ, VOBIZ_WRITE
 
 PREFIX = "/api/v1/messaging"
@@ -209,10 +209,7 @@ class VobizApp(ApiApp):
         return body
 
     def _contact(self, request: Request) -> Contact:
-        contact = self.store.contacts.get(request.path_params["contact_id"])
-        if contact is None:
-            raise ApiError(404, "NOT_FOUND", "contact not found")
-        return contact
+        return found(self.store.contacts, request.path_params["contact_id"], "contact not found")
 
     @staticmethod
     def _fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import ApiApp, ext, json_field_count, json_response, read_json, set_items
-from .common import ApiError, FixedWindowLimiter, str_list
+from .common import ApiError, FixedWindowLimiter, found, str_list
 from .settings import WAAPI_READ, WAAPI_WRITE
 from .waapi_store import Contact, FieldError, Group, WaapiStore, check_fields
 
@@ -198,16 +198,10 @@ class WaapiApp(ApiApp):
         return chunk, meta
 
     def _contact(self, request: Request) -> Contact:
-        contact = self.store.contacts.get(request.path_params["contact_id"])
-        if contact is None:
-            raise ApiError(404, "NOT_FOUND", "Contact not found.")
-        return contact
+        return found(self.store.contacts, request.path_params["contact_id"], "Contact not found.")
 
     def _group(self, request: Request) -> Group:
-        group = self.store.groups.get(request.path_params["group_id"])
-        if group is None:
-            raise ApiError(404, "NOT_FOUND", "Group not found.")
-        return group
+        return found(self.store.groups, request.path_params["group_id"], "Group not found.")
 
     def _conflict(self, phone: str, exclude: str | None = None) -> None:
         owner = self.store.by_phone.get(phone)
