@@ -17,3 +17,8 @@ def load(name: str) -> Any:
     path = SCHEMAS_DIR / f"{name}.json"
     with path.open(encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def contact_fields() -> tuple[str, ...]:
+    """The canonical contact's fields, in the order of ``contact.schema.json``."""
+    return tuple(load("contact.schema")["properties"])

@@ -109,3 +109,18 @@ def test_details_people_rely_on(report: dict) -> None:
     assert dup["Nom complet"] == "Koffi Agossou"  # original values follow
     hostile = report["warnings"].filter(pl.col("code") == "FORMULA_TEXT").row(0, named=True)
     assert hostile["Nom"] == '\'=HYPERLINK("http://evil.example";"cliquez")'  # neutralised
+
+
+def test_contacts_columns_follow_the_canonical_schema(report: dict) -> None:
+    import schemas
+
+    expected = [f for f in schemas.contact_fields() if f != "country"]
+    assert report["contacts"].columns == [*expected, "source_file", "sheet", "row"]
+    assert report["errors"].columns[:6] == [
+        "source_file",
+        "sheet",
+        "row",
+        "column",
+        "code",
+        "message",
+    ]

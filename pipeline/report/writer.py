@@ -24,26 +24,13 @@ from typing import Any
 
 import polars as pl
 
+import schemas
 from pipeline.frames import PUBLIC_SOURCE_COLUMNS, SRC_FILE, SRC_ROW, SRC_SHEET
 from pipeline.report.safe import excel_safe_frame
 
 ERROR_COLUMNS = ("source_file", "sheet", "row", "column", "code", "message")
-CONTACT_COLUMNS = (
-    "phone",
-    "name",
-    "first_name",
-    "last_name",
-    "email",
-    "language_code",
-    "tags",
-    "notes",
-    "opt_out",
-    "opt_out_marketing",
-    "reply_bot_enabled",
-    "groups",
-    "phone_ext",
-    "custom_fields",
-)
+# contacts.csv / contacts.parquet: the canonical schema's fields (``country`` is input only)
+CONTACT_COLUMNS = tuple(f for f in schemas.contact_fields() if f != "country")
 XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under one header row
 
 
@@ -63,11 +50,13 @@ def contacts_frame(kept: pl.DataFrame) -> pl.DataFrame:
         custom_expr = pl.struct(fields).struct.json_encode()
     else:
         custom_expr = pl.lit(None, dtype=pl.String)
+    special = {
+        "phone": pl.col("__phone_e164"),
+        "phone_ext": pl.col("__phone_ext"),
+        "custom_fields": custom_expr,
+    }
     return kept.select(
-        pl.col("__phone_e164").alias("phone"),
-        *(pl.col(c) for c in CONTACT_COLUMNS[1:12]),
-        pl.col("__phone_ext").alias("phone_ext"),
-        custom_expr.alias("custom_fields"),
+        *(special.get(c, pl.col(c)).alias(c) for c in CONTACT_COLUMNS),
         *(
             pl.col(src).cast(pl.String if src != SRC_ROW else pl.Int64).alias(pub)
             for src, pub in PUBLIC_SOURCE_COLUMNS.items()

@@ -28,22 +28,9 @@ import schemas
 from pipeline.errors import InputError, UsageError
 from pipeline.frames import SOURCE_COLUMNS
 
-# Canonical fields a source column can feed (custom fields are "custom.<key>").
-FIELDS = (
-    "phone",
-    "name",
-    "first_name",
-    "last_name",
-    "email",
-    "language_code",
-    "tags",
-    "notes",
-    "opt_out",
-    "opt_out_marketing",
-    "reply_bot_enabled",
-    "groups",
-    "country",
-)
+# Canonical fields a source column can feed, from ``schemas/contact.schema.json``; custom
+# fields are "custom.<key>"; the extension is never a column of its own in an input file.
+FIELDS = tuple(f for f in schemas.contact_fields() if f not in ("phone_ext", "custom_fields"))
 CUSTOM_PREFIX = "custom."
 PHONE_SOURCE = "__phone_column"  # name of the column that gave the row its phone value
 LIST_SEPARATOR = ";"  # multi-value cells are rewritten with this separator before splitting
