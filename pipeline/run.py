@@ -308,6 +308,8 @@ def validate_files(
         "total": round(time.perf_counter() - t0, 3),
     }
     summary["files_written"] = files
+    accounted = empty_rows + kept.height + rejected.height + duplicates.height
+    if accounted != rows_read:  # a bug, never the user's input: say so rather than mislead
+        raise RuntimeError(f"internal error: {rows_read} rows read but {accounted} accounted for")
     write_json(summary, Path(files["summary_json"]))
-    assert rows_read == empty_rows + kept.height + rejected.height + duplicates.height
     return RunResult(summary=summary, contacts=contacts, report_files=files)

@@ -73,7 +73,7 @@ def _merge(valid: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
         for c in names
     ]
     merged = group.group_by(KEY, maintain_order=True).agg(aggs)
-    filled = kept.join(merged, on=KEY, how="left", suffix="__merged")
+    filled = kept.join(merged, on=KEY, how="left", suffix="__merged", maintain_order="left")
     return filled.with_columns(
         pl.coalesce(pl.col(f"{c}__merged"), pl.col(c)).alias(c) for c in names
     ).drop([f"{c}__merged" for c in names])
