@@ -44,7 +44,7 @@ def _errors(debug: bool) -> Iterator[None]:
         sys.exit(1)
 
 
-def _progress(quiet: bool, json_out: bool) -> Any:
+def _progress(quiet: bool) -> Any:
     from pipeline.report.progress import LogProgress, NullProgress, TerminalProgress
 
     if quiet:
@@ -179,9 +179,7 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     with _errors(opts["debug"]):
         options = _run_options(opts)
         report_dir = opts["report_dir"] or _default_report_dir("validate")
-        result = validate_files(
-            list(files), options, report_dir, _progress(opts["quiet"], opts["json_out"])
-        )
+        result = validate_files(list(files), options, report_dir, _progress(opts["quiet"]))
         if opts["json_out"]:
             click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
         else:

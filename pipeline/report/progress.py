@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
 log = logging.getLogger("contactpipe")
@@ -99,14 +97,3 @@ class _TerminalStage(Stage):
             self.console.print(  # type: ignore[attr-defined]
                 f"[green]✓[/] [bold]{self.name:<10}[/] {self.detail}  [dim]{self.seconds:.2f} s[/]"
             )
-
-
-@contextmanager
-def timed() -> Iterator[list[float]]:
-    """``with timed() as t: ...`` then ``t[0]`` holds the elapsed seconds."""
-    box = [0.0]
-    start = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box[0] = time.perf_counter() - start
