@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,6 +151,10 @@ def _run_options(opts: dict[str, Any]) -> Any:
     )
 
 
+def _is_secret(var: str) -> bool:
+    return var.endswith(("_KEY", "_TOKEN"))
+
+
 def _default_report_dir(command: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("contactpipe-reports") / f"{command}-{stamp}"
@@ -195,7 +200,7 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
 
 @main.command(epilog=EXIT_CODES)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8900, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8900, show_default=True, type=click.IntRange(1, 65535))
 def sandbox(host: str, port: int) -> None:
     """Serve local sandboxes of MsgFlash, WAAPI and Vobiz on one port, to rehearse imports
     offline.  Credentials come from the same environment variables the importer reads
@@ -211,7 +216,11 @@ def sandbox(host: str, port: int) -> None:
             if api["env"]:
                 click.echo(f"  export {api['api'].upper()}_BASE_URL={api['base_url']}")
             for var, value in api["env"].items():
-                click.echo(f"  export {var}={value}")
+                if _is_secret(var) and os.environ.get(var) == value:
+                    # the user's own value, maybe a real one: never echo it to a terminal/log
+                    click.echo(f"  {var}: taken from your environment (not shown)")
+                else:
+                    click.echo(f"  export {var}={value}")
         click.echo("Ctrl-C stops the sandbox.")
         try:
             run_forever(settings, host, port)

@@ -195,3 +195,33 @@ def test_sandbox_command_serves_all_three_apis_over_http(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_sandbox_never_echoes_a_key_or_token_taken_from_the_environment() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "msgf_live_" + "ab" * 32
+    env = {**os.environ, "MSGFLASH_API_KEY": key, "WAAPI_TOKEN": "tok-from-env-123456"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "sandbox", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(11)]  # type: ignore[union-attr]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    text = "".join(lines)
+    assert "MSGFLASH_API_KEY: taken from your environment (not shown)" in text
+    assert "WAAPI_TOKEN: taken from your environment (not shown)" in text
+    assert key not in text and "tok-from-env-123456" not in text
+    assert "export VOBIZ_AUTH_TOKEN=vobiz_sandbox_" in text  # built-in sandbox values are shown
