@@ -145,3 +145,23 @@ def test_every_row_is_accounted_for_exactly_once(
     assert s["rows_read"] == read
     assert read == s["empty_rows"] + s["valid"] + s["rejected"] + s["duplicates"]
     assert result.contacts.get_column("phone").is_unique().all()
+
+
+def test_a_run_that_dies_while_writing_leaves_no_summary_that_vouches_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_csv(tmp_path / "a.csv", [["Name", "Phone"], ["A", "+33612345678"]])
+    report = tmp_path / "r"
+    validate_files([str(src)], RunOptions(), report)
+    assert (report / "summary.json").is_file()
+
+    import pipeline.report.writer as writer
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # what a kill looks like half-way through the report
+
+    monkeypatch.setattr(writer, "write_parquet", killed)
+    with pytest.raises(KeyboardInterrupt):
+        validate_files([str(src)], RunOptions(), report)
+    assert not (report / "summary.json").exists()
+    assert not list(report.glob(".*tmp*"))

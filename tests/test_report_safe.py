@@ -65,3 +65,15 @@ def test_xlsx_cells_are_text_never_formulas(tmp_path) -> None:
     for row in ws.iter_rows(min_row=2):
         for cell in row:
             assert cell.value is None or cell.data_type == "s"  # text, not formula ('f') or number
+
+
+def test_atomic_writes_leave_nothing_under_the_final_name_when_interrupted(tmp_path) -> None:
+    from pipeline.report.writer import atomic
+
+    final = tmp_path / "contacts.csv"
+    final.write_text("previous run\n", "utf-8")
+    with pytest.raises(KeyboardInterrupt), atomic(final) as tmp:
+        tmp.write_text("half a fi", "utf-8")
+        raise KeyboardInterrupt
+    assert final.read_text("utf-8") == "previous run\n"  # untouched, never half-written
+    assert list(tmp_path.iterdir()) == [final]  # and no temporary file left behind

@@ -11,14 +11,16 @@
 ``summary.json``   counts, codes, files, mapping and seconds per stage
 =================  ==========================================================================
 
-Every file is written to a temporary name and renamed, so a reader never sees half a file.
+Every file is written to a temporary name and renamed, so a reader never sees half a file, and
+``summary.json`` comes last: a folder without it holds an unfinished (killed) run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,20 @@ CONTACT_COLUMNS = tuple(f for f in schemas.contact_fields() if f != "country")
 XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under one header row
 
 
-def _atomic_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it over ``path`` only on success.
 
-
-def _publish(tmp: Path, final: Path) -> None:
-    os.replace(tmp, final)
+    An exception (Ctrl-C included) removes the temporary file; only a hard kill can leave a
+    hidden ``.NAME.tmp-PID`` behind, never a half-written file under the final name.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def contacts_frame(kept: pl.DataFrame) -> pl.DataFrame:
@@ -79,23 +89,20 @@ def _flat_for_csv(df: pl.DataFrame) -> pl.DataFrame:
 
 def write_csv(df: pl.DataFrame, path: Path, *, bom: bool = False) -> None:
     """Excel-safe UTF-8 CSV, written atomically."""
-    tmp = _atomic_path(path)
-    excel_safe_frame(_flat_for_csv(df)).write_csv(tmp, include_bom=bom)
-    _publish(tmp, path)
+    with atomic(path) as tmp:
+        excel_safe_frame(_flat_for_csv(df)).write_csv(tmp, include_bom=bom)
 
 
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Parquet, written atomically."""
-    tmp = _atomic_path(path)
-    df.write_parquet(tmp)
-    _publish(tmp, path)
+    with atomic(path) as tmp:
+        df.write_parquet(tmp)
 
 
 def write_json(doc: Any, path: Path) -> None:
     """Pretty JSON, written atomically."""
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-    _publish(tmp, path)
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
 
 
 def write_xlsx(df: pl.DataFrame, path: Path, *, sheet: str = "errors") -> None:
@@ -105,7 +112,6 @@ def write_xlsx(df: pl.DataFrame, path: Path, *, sheet: str = "errors") -> None:
     """
     import xlsxwriter
 
-    tmp = _atomic_path(path)
     options = {
         "constant_memory": True,
         "strings_to_formulas": False,
@@ -114,7 +120,7 @@ def write_xlsx(df: pl.DataFrame, path: Path, *, sheet: str = "errors") -> None:
     }
     flat = _flat_for_csv(df).with_columns(pl.all().cast(pl.String))
     header = flat.columns
-    with xlsxwriter.Workbook(str(tmp), options) as wb:
+    with atomic(path) as tmp, xlsxwriter.Workbook(str(tmp), options) as wb:
         bold = wb.add_format({"bold": True})
         n_sheets = max(1, -(-flat.height // XLSX_MAX_ROWS))
         for i in range(n_sheets):
@@ -127,7 +133,6 @@ def write_xlsx(df: pl.DataFrame, path: Path, *, sheet: str = "errors") -> None:
                 for c, value in enumerate(row):
                     if value is not None:
                         ws.write_string(r, c, value)
-    _publish(tmp, path)
 
 
 def problem_lines(
@@ -164,6 +169,9 @@ def write_report(
     The map includes where ``summary.json`` goes: the caller writes it last, with
     :func:`write_json`, once every timing is known."""
     report_dir.mkdir(parents=True, exist_ok=True)
+    # summary.json is written last, by the caller: remove a previous run's first, so that a
+    # run killed half-way never leaves new row files beside an old summary that vouches for them
+    (report_dir / "summary.json").unlink(missing_ok=True)
     paths = {
         "errors_csv": report_dir / "errors.csv",
         "warnings_csv": report_dir / "warnings.csv",
