@@ -63,6 +63,11 @@ CASES = [
     ("06 12 34 56 78", None, (N, N, "INVALID_NUMBER", N)),
     ("1-800-FLOWERS", "US", ("+18003569377", N, N, N)),  # vanity letters: phonenumbers
     ("tel:+33-6-12-34-56-78", "FR", (FR_MOBILE, N, N, N)),
+    ("06 12 34 56 78 (mobile)", "FR", (FR_MOBILE, N, N, N)),  # a label, not vanity letters
+    ("+33 6 12 34 56 78 [domicile]", "FR", (FR_MOBILE, N, N, N)),
+    ("06 12 34 56 78 (poste 12)", "FR", (FR_MOBILE, "12", N, N)),  # bracketed extension
+    ("06 12 34 56 78 (bureau 2)", "FR", (N, N, "INVALID_NUMBER", N)),  # digits: no label
+    ("1-800-FLOWERS (office)", "US", ("+18003569377", N, N, N)),
 ]
 
 

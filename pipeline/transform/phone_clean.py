@@ -11,7 +11,9 @@ Steps, in order:
    accepted (EXCEL_FLOAT_FIXED); shift > 0 -> trailing digits were dropped and cannot be
    known (PRECISION_LOST, never guessed); shift < 0 -> exact only if the dropped fraction
    digits are all zeros, otherwise the cell is a decimal, not a phone number.
-3. Extension at the end of the cell, kept in ``__phone_ext`` (see ``EXT_MARKERS``).
+3. A trailing label in brackets, with letters and no digit (``06 12 34 56 78 (mobile)``,
+   ``[work]``), is dropped: phonenumbers would read its letters as a vanity number.
+   Then an extension at the end of the cell is kept in ``__phone_ext`` (see ``EXT_MARKERS``).
 4. Several numbers in one cell (``MULTI_HINT``): split in Python by :func:`alternatives`.
 5. Separators removed: Unicode spaces (NBSP, thin, narrow, zero-width...), dots, dashes,
    slashes, parentheses, brackets, tildes.  These are all punctuation phonenumbers itself
@@ -43,11 +45,16 @@ SCI = r"^([0-9]+)(?:[.,]([0-9]+))?[eE]\+?([0-9]{1,2})$"
 #: ext, ext., extn, extension, x, #, poste, p., Durchwahl, DW, ramal, int., interno,
 #: anexo, доб, and RFC 3966 ``;ext=``.  Case-insensitive.
 EXT_MARKERS = r"ext(?:ension|n)?\.?|x|#|poste|p\.|durchwahl|dw\.?|ramal|int\.|interno|anexo|доб\.?"
-EXT = rf"(?i)(?:\s*,?\s*(?:{EXT_MARKERS})\s*[:=.]?\s*|;ext=)([0-9]{{1,10}})\s*#?$"
+EXT = (
+    rf"(?i)(?:\s*,?\s*[(\[]?\s*(?:{EXT_MARKERS})\s*[:=.]?\s*|;ext=)"
+    rf"([0-9]{{1,10}})\s*[)\]]?\s*#?$"
+)  # also in brackets: "... (poste 12)"
 SEPARATORS = (
     r"[\s\u00a0\u00ad\u2000-\u200b\u202f\u205f\u2060\u3000.\-\u2010-\u2015\u2212\u30fc"
     r"\uff0d/\uff0f()\uff08\uff09\[\]\uff3b\uff3d~\u2053\u223c\uff5e]"
 )
+#: A trailing "(mobile)" / "[work]": brackets holding at least one letter and no digit.
+LABEL = r"\s*[(\[][^0-9()\[\]]*\p{L}[^0-9()\[\]]*[)\]]$"
 CANONICAL = r"^\+?[0-9]+$"
 SIMPLE = r"^[ +0-9.()-]*$"
 #: Cells that may hold several numbers: strong separators (; | newline & " or " " ou "
@@ -159,7 +166,9 @@ def _clean_full(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
     fixed = pl.coalesce(
         "c_xl", pl.when("c_exact").then(pl.col("c_kept").str.strip_chars_start("0"))
     )
-    frame = frame.with_columns(c_fixed=fixed).with_columns(c_t2=pl.coalesce("c_fixed", t))
+    frame = frame.with_columns(c_fixed=fixed).with_columns(
+        c_t2=pl.coalesce("c_fixed", t.str.replace(LABEL, ""))
+    )
     t2 = pl.col("c_t2")
     frame = frame.with_columns(c_ext=t2.str.extract(EXT, 1), c_head=t2.str.replace(EXT, ""))
     ext_ok = pl.col("c_ext").is_not_null() & (pl.col("c_head").str.count_matches("[0-9]") >= 3)
