@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -151,21 +159,12 @@ def test_country_column_option(tmp_path: Path) -> None:
     assert code == 2 and "--country-column 'Nope': no such column" in out
 
 
-def test_sandbox_command_serves_all_three_apis_over_http(tmp_path: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
+@contextmanager
+def sandbox_process(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`contactpipe sandbox` in a child process on a free port of 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MSGFLASH_", "WAAPI_", "VOBIZ_"))
-    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "sandbox", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -174,6 +173,17 @@ def test_sandbox_command_serves_all_three_apis_over_http(tmp_path: Path) -> None
         env=env,
     )
     try:
+        yield proc, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sandbox_command_serves_all_three_apis_over_http() -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MSGFLASH_", "WAAPI_", "VOBIZ_"))
+    }
+    with sandbox_process(env) as (proc, port):
         lines = [proc.stdout.readline() for _ in range(5)]  # type: ignore[union-attr]
         assert lines[0].startswith(f"MsgFlash: http://127.0.0.1:{port}")
         assert lines[1].strip() == f"export MSGFLASH_BASE_URL=http://127.0.0.1:{port}"
@@ -192,34 +202,13 @@ def test_sandbox_command_serves_all_three_apis_over_http(tmp_path: Path) -> None
         assert r.json()["data"]["contacts"] == []
         bad = httpx.get(f"http://127.0.0.1:{port}/api/v1/contacts", headers={"x-api-key": "nope"})
         assert bad.status_code == 401 and bad.json()["error"]["code"] == "UNAUTHORIZED"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_sandbox_never_echoes_a_key_or_token_taken_from_the_environment() -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     key = "msgf_live_" + "ab" * 32
     env = {**os.environ, "MSGFLASH_API_KEY": key, "WAAPI_TOKEN": "tok-from-env-123456"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "sandbox", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
+    with sandbox_process(env) as (proc, _):
         lines = [proc.stdout.readline() for _ in range(11)]  # type: ignore[union-attr]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     text = "".join(lines)
     assert "MSGFLASH_API_KEY: taken from your environment (not shown)" in text
     assert "WAAPI_TOKEN: taken from your environment (not shown)" in text

@@ -30,14 +30,3 @@ def excel_safe_frame(df: pl.DataFrame) -> pl.DataFrame:
         for name, dtype in df.schema.items()
         if dtype == pl.String
     )
-
-
-def is_risky(value: str) -> bool:
-    """Python twin of :func:`excel_safe`'s test, for single values (used by tests and XLSX)."""
-    import re
-
-    if not value:
-        return False
-    if re.match(_RISKY_START, value):
-        return True
-    return value[0] in "+-" and re.match(_PLAIN_NUMBER, value) is None

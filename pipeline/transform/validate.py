@@ -37,7 +37,6 @@ CODES: dict[str, tuple[str, str, str]] = {
     "EXCEL_FLOAT_FIXED": ("phone", "warning", "number repaired from an Excel float"),
     "FORMULA_TEXT": ("name", "warning", "cell looks like a spreadsheet formula; kept as text"),
 }
-PHONE_ERRORS = tuple(c for c, (f, s, _) in CODES.items() if f == "phone" and s == "error")
 
 NOTES_MAX = 2000
 _TRUE = ("true", "yes", "y", "1", "x", "oui", "o", "vrai", "si", "sí", "sim", "ja", "wahr", "on")
