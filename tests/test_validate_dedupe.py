@@ -109,6 +109,20 @@ def test_default_name_fills_missing_names_with_the_phone() -> None:
     assert out.get_column("__error").to_list() == [None]
 
 
+def test_default_name_works_on_many_rows_and_several_placeholders() -> None:
+    rows = [
+        {"name": None, "__phone_e164": "+33612345678"},
+        {"name": "Awa"},
+        {"name": None, "__phone_e164": "+22997123456"},
+    ]
+    out = validate(canon(rows), ValidateOptions(default_name="{phone} ({phone})"))
+    assert out.get_column("name").to_list() == [
+        "+33612345678 (+33612345678)",
+        "Awa",
+        "+22997123456 (+22997123456)",
+    ]
+
+
 def test_formula_like_cells_are_kept_with_a_warning() -> None:
     out = validate(canon([{"name": '=HYPERLINK("http://evil.example","x")'}]))
     row = out.row(0, named=True)

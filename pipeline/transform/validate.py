@@ -138,10 +138,14 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
     )
     name = pl.coalesce(name, joined)
     if options.default_name:
-        fallback = pl.lit(options.default_name).str.replace_all(
-            "{phone}", pl.col("__phone_e164").fill_null(""), literal=True
-        )
-        name = pl.coalesce(name, fallback)
+        # pieces around each "{phone}", joined by the row's number (a literal cannot be
+        # str.replace'd with a column: the lengths differ)
+        pieces = options.default_name.split("{phone}")
+        phone = pl.col("__phone_e164").fill_null("")
+        parts: list[pl.Expr] = [pl.lit(pieces[0])]
+        for piece in pieces[1:]:
+            parts += [phone, pl.lit(piece)]
+        name = pl.coalesce(name, pl.concat_str(parts))
     lang_key = pl.col("language_code").str.strip_chars().str.to_lowercase()
     language = pl.coalesce(
         lang_key.replace_strict(_LANGUAGE_NAMES, default=None, return_dtype=pl.String),
