@@ -1,0 +1,268 @@
+"""What every target shares: options, the per-row ledger of results, the plan, batching and the
+field map from ``schemas/targets/<name>.json``.
+
+A target receives the contacts frame of :func:`pipeline.report.writer.contacts_frame` (public
+canonical columns, ``tags``/``groups`` as lists, ``custom_fields`` as a JSON object string) and
+must settle every row in a :class:`LoadResult` by its position in that frame: loaded (created,
+updated, unchanged) or failed with a code and a reason.  ``run.py`` maps positions back to
+source rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+import schemas
+from pipeline.errors import RemoteError, UsageError
+from pipeline.report.progress import NullProgress, Progress
+
+from .client import ApiClient, ClientStats, RetryPolicy
+
+DEFAULT_BATCH = 10_000
+
+LOAD_CODES: dict[str, str] = {
+    "API_REJECTED": "the API refused this row",
+    "LOAD_FAILED": "the request carrying this row failed after every retry",
+    "NOT_SENT": "not sent: the run was aborted before this row",
+    "GROUP_NOT_ADDED": "the contact is loaded but could not be added to its group",
+    "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
+}
+
+PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
+"""Row states in :class:`LoadResult`.  ``LOADED``: in the target, kind known only in aggregate
+(a bulk answer gives counts, not which row was created)."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What ``contactpipe import`` tells a target beyond the contacts."""
+
+    batch_size: int = DEFAULT_BATCH
+    dry_run: bool = False
+    poll_interval_s: float = 2.0
+    concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One endpoint in a dry-run plan: how many requests, and the least time the documented
+    rate limit allows for them (None: no documented limit)."""
+
+    endpoint: str
+    requests: int
+    items: int
+    min_seconds: float | None
+    note: str = ""
+
+
+class LoadResult:
+    """Per-row ledger of a load plus aggregate counts.  Every row ends loaded or failed."""
+
+    def __init__(self, target: str, n: int) -> None:
+        self.target = target
+        self.n = n
+        self.state = bytearray(n)
+        self.failures: dict[int, tuple[str, str]] = {}
+        self.bulk_counts = {"created": 0, "updated": 0, "unchanged": 0}
+        self.not_carried: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.aborted: RemoteError | None = None
+        self.notes: list[str] = []
+
+    def mark(self, rows: Sequence[int] | range, state: int) -> None:
+        """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
+        st = self.state
+        for i in rows:
+            if st[i] != FAILED:
+                st[i] = state
+
+    def add_bulk_counts(self, created: int, updated: int, unchanged: int) -> None:
+        """Counts an API gave for LOADED rows whose individual kind it did not say."""
+        self.bulk_counts["created"] += created
+        self.bulk_counts["updated"] += updated
+        self.bulk_counts["unchanged"] += unchanged
+
+    def fail(self, rows: Sequence[int] | range, code: str, message: str) -> None:
+        """Rows failed; a row already loaded that fails a later step (a group) moves here."""
+        for i in rows:
+            if self.state[i] == LOADED:
+                self.notes.append(f"row {i} failed after a bulk load counted it")
+            self.state[i] = FAILED
+            self.failures.setdefault(i, (code, message))
+
+    def pending(self) -> list[int]:
+        return [i for i, s in enumerate(self.state) if s == PENDING]
+
+    def abort(self, exc: RemoteError) -> None:
+        """The remote side stopped the run: every row not settled is NOT_SENT."""
+        self.aborted = exc
+        reason = exc.message
+        self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def counts(self) -> dict[str, int]:
+        st = self.state
+        failed = st.count(FAILED)
+        out = {
+            "created": st.count(CREATED) + self.bulk_counts["created"],
+            "updated": st.count(UPDATED) + self.bulk_counts["updated"],
+            "unchanged": st.count(UNCHANGED) + self.bulk_counts["unchanged"],
+            "failed": failed,
+        }
+        out["loaded"] = self.n - failed - st.count(PENDING)
+        return out
+
+
+@dataclass
+class TargetConfig:
+    """Where and as whom: the base URL and the headers that authenticate.  ``secrets`` lists
+    the credential values, so that output can be checked (and masked) for them."""
+
+    base_url: str
+    headers: dict[str, str]
+    secrets: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def field_map(target: str) -> dict[str, Any]:
+    """``schemas/targets/<target>.json``: canonical field -> target field, and where the
+    fields with no place of their own go (see that file's ``description``)."""
+    return schemas.load(f"targets/{target}")
+
+
+def batches(n: int, size: int) -> Iterator[range]:
+    """Positions 0..n-1 in consecutive ranges of at most ``size``."""
+    for start in range(0, n, size):
+        yield range(start, min(start + size, n))
+
+
+def fmt_duration(seconds: float) -> str:
+    """``1 h 02 min``, ``20 min 35 s``, ``4.2 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    s = math.ceil(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {sec:02d} s"
+
+
+def custom_fields(value: str | None) -> dict[str, Any]:
+    """The ``custom_fields`` cell of the contacts frame as a dict (null keys dropped)."""
+    if not value:
+        return {}
+    doc = json.loads(value)
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def build_entries(contacts: pl.DataFrame, fmap: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One payload dict per contact, following a field map:
+
+    - ``fields``: canonical field -> target field, copied when not null (lists when not
+      empty);
+    - ``extras_object`` (optional): target field holding an object made of the canonical
+      ``extras`` fields (by canonical name) and the row's custom fields.
+    """
+    fields: dict[str, str] = fmap["fields"]
+    extras_object: str | None = fmap.get("extras_object")
+    extras: list[str] = list(fmap.get("extras", [])) if extras_object else []
+    cols = [c for c in {*fields, *extras, "custom_fields"} if c in contacts.columns]
+    out: list[dict[str, Any]] = []
+    for row in contacts.select(cols).iter_rows(named=True):
+        entry: dict[str, Any] = {}
+        for src, dst in fields.items():
+            v = row.get(src)
+            if v is None or (isinstance(v, list) and not v):
+                continue
+            entry[dst] = v
+        if extras_object:
+            obj = {k: row[k] for k in extras if k != "custom_fields" and row.get(k) is not None}
+            obj.update(custom_fields(row.get("custom_fields")))
+            if obj:
+                entry[extras_object] = {k: obj[k] for k in sorted(obj)}
+        out.append(entry)
+    return out
+
+
+def not_carried(contacts: pl.DataFrame, carried: set[str]) -> dict[str, int]:
+    """Canonical fields with values that the target has no place for: field -> rows."""
+    out: dict[str, int] = {}
+    if "name" in carried:  # first and last names are joined into name by the transform
+        carried = carried | {"first_name", "last_name"}
+    for c in contacts.columns:
+        if c in carried or c in ("source_file", "sheet", "row"):
+            continue
+        s = contacts.get_column(c)
+        has_value = (s.list.len() > 0) if s.dtype == pl.List else s.is_not_null()
+        n = int(has_value.sum())
+        if n:
+            out[c] = n
+    return out
+
+
+class Target(ABC):
+    """One API.  Subclasses set ``name``, ``title``, ``capabilities`` and implement
+    :meth:`config_from_env`, :meth:`plan`, :meth:`dry_run` and :meth:`load`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    """Among: ``bulk_upsert``, ``groups``, ``custom_fields``, ``async_jobs``, ``csv_import``."""
+
+    def __init__(
+        self,
+        config: TargetConfig,
+        options: LoadOptions | None = None,
+        progress: Progress | None = None,
+        stats: ClientStats | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.policy = policy or RetryPolicy()
+        self.options = options or LoadOptions()
+        self.progress = progress or NullProgress()
+        self.stats = stats or ClientStats()
+        self.fmap = field_map(self.name)
+        self._client: ApiClient | None = None
+        self.result: LoadResult | None = None
+        """The ledger of the load in progress (set by :meth:`new_result`), so that an
+        interrupted run can still report what was sent."""
+
+    def new_result(self, n: int) -> LoadResult:
+        """Start the ledger of a load of ``n`` contacts."""
+        self.result = LoadResult(self.name, n)
+        return self.result
+
+    @classmethod
+    @abstractmethod
+    def config_from_env(cls, env: Mapping[str, str], base_url: str | None) -> TargetConfig:
+        """Credentials and base URL from the environment (``base_url`` from ``--base-url``
+        wins); :class:`~pipeline.errors.UsageError` naming the missing variable."""
+
+    @abstractmethod
+    def plan(self, contacts: pl.DataFrame) -> list[PlanLine]:
+        """Requests per endpoint for loading ``contacts`` (no request is made)."""
+
+    @abstractmethod
+    def dry_run(self, contacts: pl.DataFrame, directory: Path) -> list[Path]:
+        """Write the exact request bodies into ``directory``; return the files."""
+
+    @abstractmethod
+    def load(self, contacts: pl.DataFrame) -> LoadResult:
+        """Send ``contacts``; settle every row in the result.  A remote abort
+        (:class:`~pipeline.errors.RemoteError`) is recorded with ``result.abort`` and the
+        result returned, never raised."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,150 @@
+"""Client-side rate limiting: stay under each API's limit before the server complains.
+
+Two limiters, both thread-safe and blocking in :meth:`acquire`:
+
+- :class:`SlidingWindow` -- at most ``limit`` request starts in any ``window`` seconds, plus a
+  small safety margin so that network jitter cannot squeeze two starts closer at the server
+  than they were here (MsgFlash 10/s, WAAPI 100 / 15 min).
+- :class:`Adaptive` -- no stated limit (Vobiz): unlimited until the server answers 429, then
+  additive-increase / multiplicative-decrease on the request rate.
+
+Both honour a server-imposed pause (``Retry-After``, ``RateLimit-Reset`` with no requests
+remaining) through :meth:`pause_for`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class Limiter:
+    """Interface: ``acquire()`` before each request; ``pause_for(s)`` when the server says wait;
+    ``on_success()`` / ``on_throttled()`` feed adaptive limiters."""
+
+    def __init__(self, clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` from now (the server asked for it)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def _pause_left(self) -> float:
+        return self._paused_until - self._clock()
+
+    def acquire(self) -> float:
+        """Block until a request may start; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                delay = max(self._pause_left(), self._next_delay())
+                if delay <= 0:
+                    self._record()
+                    return waited
+            self._sleep(min(delay, 1.0))
+            waited += min(delay, 1.0)
+
+    def on_success(self) -> None:
+        """A request was accepted."""
+
+    def on_throttled(self) -> None:
+        """The server answered 429."""
+
+    def _next_delay(self) -> float:
+        return 0.0
+
+    def _record(self) -> None:
+        return None
+
+
+class Unlimited(Limiter):
+    """No client-side limit; still honours server pauses."""
+
+
+class SlidingWindow(Limiter):
+    """At most ``limit`` starts per ``window`` seconds (+ ``margin`` seconds of slack)."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        margin: float = 0.02,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(clock, sleep)
+        if limit < 1 or window <= 0:
+            raise ValueError("a rate limit needs limit >= 1 and window > 0")
+        self.limit = limit
+        self.window = window + margin
+        self._starts: deque[float] = deque()
+
+    @property
+    def rate(self) -> float:
+        """Requests per second this limiter allows at most."""
+        return self.limit / self.window
+
+    def _next_delay(self) -> float:
+        now = self._clock()
+        while self._starts and now - self._starts[0] >= self.window:
+            self._starts.popleft()
+        if len(self._starts) < self.limit:
+            return 0.0
+        return self._starts[0] + self.window - now
+
+    def _record(self) -> None:
+        self._starts.append(self._clock())
+
+
+class Adaptive(Limiter):
+    """No documented limit: start unthrottled; on a 429 fall to half the observed rate, then
+    creep back up by ``step`` requests/s per success (AIMD, as TCP does)."""
+
+    def __init__(
+        self,
+        *,
+        floor: float = 1.0,
+        step: float = 0.5,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(clock, sleep)
+        self.rate: float | None = None  # None: unthrottled
+        self.floor = floor
+        self.step = step
+        self._recent: deque[float] = deque(maxlen=64)
+        self._last = -1e18
+
+    def _next_delay(self) -> float:
+        if self.rate is None:
+            return 0.0
+        return self._last + 1.0 / self.rate - self._clock()
+
+    def _record(self) -> None:
+        self._last = now = self._clock()
+        self._recent.append(now)
+
+    def _observed_rate(self) -> float:
+        if len(self._recent) < 2:
+            return self.floor * 2
+        span = self._recent[-1] - self._recent[0]
+        return (len(self._recent) - 1) / span if span > 0 else 1000.0
+
+    def on_throttled(self) -> None:
+        with self._lock:
+            current = self.rate if self.rate is not None else self._observed_rate()
+            self.rate = max(self.floor, current / 2)
+
+    def on_success(self) -> None:
+        with self._lock:
+            if self.rate is not None:
+                self.rate += self.step / max(self.rate, 1.0)

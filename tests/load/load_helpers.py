@@ -1,0 +1,98 @@
+"""Helpers for the load tests (a uniquely named module: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from pipeline.load.base import LoadOptions, Target, TargetConfig
+from pipeline.load.client import ClientStats, RetryPolicy
+from pipeline.load.targets import get
+from pipeline.report.writer import CONTACT_COLUMNS
+from pipeline.sandbox import SandboxServer, SandboxSettings
+
+LIST_FIELDS = ("tags", "groups")
+BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
+
+FAST_POLICY = RetryPolicy(attempts=4, backoff_s=0.01, backoff_cap_s=0.05, throttle_backoff_s=0.05)
+
+
+def fast_settings(**overrides: Any) -> SandboxSettings:
+    """Sandbox settings for load tests: no rate limits, jobs that finish in a blink."""
+    values: dict[str, Any] = {
+        "msgflash_rate_limit": None,
+        "waapi_rate_limit": None,
+        "vobiz_rate_limit": None,
+        "msgflash_job_pending_s": 0.02,
+        "msgflash_job_items_per_s": 200_000.0,
+    }
+    values.update(overrides)
+    return SandboxSettings(**values)
+
+
+def phone(i: int) -> str:
+    """A valid French mobile number, distinct per i (i < 10**8)."""
+    return f"+336{i:08d}"
+
+
+def contacts_df(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A frame shaped like :func:`pipeline.report.writer.contacts_frame` from partial dicts.
+    ``custom_fields`` may be given as a dict; ``row`` defaults to the position + 2."""
+    full = []
+    for i, r in enumerate(rows):
+        d: dict[str, Any] = {c: r.get(c) for c in CONTACT_COLUMNS}
+        for c in LIST_FIELDS:
+            d[c] = list(r.get(c) or [])
+        cf = r.get("custom_fields")
+        d["custom_fields"] = json.dumps(cf) if isinstance(cf, dict) else cf
+        d["source_file"] = r.get("source_file", "contacts.csv")
+        d["sheet"] = r.get("sheet")
+        d["row"] = r.get("row", i + 2)
+        full.append(d)
+    schema: dict[str, Any] = {c: pl.String for c in CONTACT_COLUMNS}
+    for c in LIST_FIELDS:
+        schema[c] = pl.List(pl.String)
+    for c in BOOL_FIELDS:
+        schema[c] = pl.Boolean
+    schema.update({"source_file": pl.String, "sheet": pl.String, "row": pl.Int64})
+    return pl.DataFrame(full, schema=schema, orient="row")
+
+
+def simple_contacts(n: int, start: int = 0, **extra: Any) -> pl.DataFrame:
+    """``n`` valid contacts named ``Contact <i>``."""
+    return contacts_df(
+        [{"phone": phone(i), "name": f"Contact {i}", **extra} for i in range(start, start + n)]
+    )
+
+
+def sandbox_env(server: SandboxServer) -> dict[str, str]:
+    """The environment a user would export for this sandbox (every target)."""
+    s = server.settings
+    urls = server.base_urls
+    return {
+        "MSGFLASH_API_KEY": s.msgflash_api_key,
+        "MSGFLASH_BASE_URL": urls["msgflash"],
+        "WAAPI_TOKEN": s.waapi_token,
+        "WAAPI_PHONE_ID": s.waapi_phone_id,
+        "WAAPI_BASE_URL": urls["waapi"],
+        "VOBIZ_AUTH_ID": s.vobiz_auth_id,
+        "VOBIZ_AUTH_TOKEN": s.vobiz_auth_token,
+        "VOBIZ_BASE_URL": urls["vobiz"],
+    }
+
+
+def make_target(
+    name: str,
+    server: SandboxServer,
+    *,
+    env: dict[str, str] | None = None,
+    policy: RetryPolicy = FAST_POLICY,
+    **options: Any,
+) -> Target:
+    """A target pointed at ``server`` with the sandbox's credentials and fast retries."""
+    cls = get(name)
+    config: TargetConfig = cls.config_from_env(env or sandbox_env(server), None)
+    options.setdefault("poll_interval_s", 0.02)
+    return cls(config, LoadOptions(**options), stats=ClientStats(), policy=policy)
