@@ -203,8 +203,11 @@ def not_carried(contacts: pl.DataFrame, carried: set[str]) -> dict[str, int]:
         if c in carried or c in ("source_file", "sheet", "row"):
             continue
         s = contacts.get_column(c)
-        has_value = (s.list.len() > 0) if s.dtype == pl.List else s.is_not_null()
-        n = int(has_value.sum())
+        if c == "custom_fields":  # a JSON object: count rows with at least one value
+            n = sum(1 for v in s.to_list() if custom_fields(v))
+        else:
+            has_value = (s.list.len() > 0) if s.dtype == pl.List else s.is_not_null()
+            n = int(has_value.sum())
         if n:
             out[c] = n
     return out
@@ -264,5 +267,7 @@ class Target(ABC):
         result returned, never raised."""
 
     def close(self) -> None:
+        """Close the HTTP client; a later load opens a new one."""
         if self._client is not None:
             self._client.close()
+            self._client = None

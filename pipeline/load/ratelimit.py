@@ -4,7 +4,8 @@ Two limiters, both thread-safe and blocking in :meth:`acquire`:
 
 - :class:`SlidingWindow` -- at most ``limit`` request starts in any ``window`` seconds, plus a
   small safety margin so that network jitter cannot squeeze two starts closer at the server
-  than they were here (MsgFlash 10/s, WAAPI 100 / 15 min).
+  than they were here (MsgFlash 10/s, WAAPI 100 / 15 min); each 429 seen anyway widens the
+  margin.
 - :class:`Adaptive` -- no stated limit (Vobiz): unlimited until the server answers 429, then
   additive-increase / multiplicative-decrease on the request rate.
 
@@ -85,8 +86,15 @@ class SlidingWindow(Limiter):
         if limit < 1 or window <= 0:
             raise ValueError("a rate limit needs limit >= 1 and window > 0")
         self.limit = limit
+        self.base_window = window
         self.window = window + margin
         self._starts: deque[float] = deque()
+
+    def on_throttled(self) -> None:
+        """A 429 despite the limiter: the server saw our requests closer together than we sent
+        them (queueing, jitter).  Widen the window by 5% of the limit's, up to +50%."""
+        with self._lock:
+            self.window = min(self.window + 0.05 * self.base_window, 1.5 * self.base_window)
 
     @property
     def rate(self) -> float:

@@ -165,3 +165,13 @@ def test_a_non_idempotent_request_asks_before_resending(
     )
     assert resp is found
     assert len(server.app.state.vobiz.contacts) == 1
+
+
+def test_a_429_despite_the_window_widens_it() -> None:
+    t = FakeTime()
+    lim = SlidingWindow(10, 1.0, margin=0.0, clock=t.clock, sleep=t.sleep)
+    lim.on_throttled()
+    assert lim.window == pytest.approx(1.05)
+    for _ in range(20):
+        lim.on_throttled()
+    assert lim.window == pytest.approx(1.5)
