@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/contactpipe validate sample_data --region FR --report-dir demo-report --xlsx-errors
+	$(BIN)/contactpipe demo sample_data --region FR --report-dir demo-report --xlsx-errors
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
-"""Orchestration: extract -> transform -> report, returning the run's statistics.
+"""Orchestration: extract -> transform -> [load] -> report, returning the run's statistics.
 
-The CLI parses options and calls :func:`validate`; nothing here prints.  Every input row ends up
-in exactly one place, which the summary states as an invariant::
+The CLI parses options and calls :func:`validate_files` or :func:`import_files`; nothing here
+prints.  Every input row ends up in exactly one place, which the summary states as an
+invariant (``valid`` splits into ``load.loaded + load.failed`` after an import)::
 
     rows_read == empty_rows + valid + rejected + duplicates
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +21,10 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import UsageError
+from pipeline.errors import RemoteError, UsageError
 from pipeline.extract import Extracted, expand_inputs, read_file
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from pipeline.load.base import LOAD_CODES, LoadOptions, LoadResult, Target, TargetConfig
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
 from pipeline.transform.dedupe import dedupe
@@ -78,6 +81,8 @@ class RunResult:
     summary: dict[str, Any]
     contacts: pl.DataFrame
     report_files: dict[str, str] = field(default_factory=dict)
+    aborted: RemoteError | None = None
+    """Set when the remote side stopped an import (the report is complete nonetheless)."""
 
     @property
     def threshold_exceeded(self) -> bool:
@@ -207,6 +212,29 @@ def _problems(
     return pl.concat([rej, dup], how="vertical_relaxed")
 
 
+LoadStep = Callable[[pl.DataFrame, Progress], tuple[dict[str, Any], pl.DataFrame, Any]]
+"""(contacts, progress) -> (summary's ``load`` object, failures (position, code, message),
+the abort error or None)."""
+
+
+def _load_problems(kept: pl.DataFrame, failures: pl.DataFrame) -> pl.DataFrame:
+    """Rows the load settled as failed, as problem lines (``kept`` sorted as sent)."""
+    src = [RID, SRC_FILE, SRC_SHEET, SRC_ROW]
+    if failures.is_empty():
+        return kept.clear().select(
+            *src,
+            pl.lit(None, pl.String).alias("column"),
+            pl.lit(None, pl.String).alias("code"),
+            pl.lit(None, pl.String).alias("message"),
+        )
+    return (
+        kept.select(*src, pl.col(PHONE_SOURCE).cast(pl.String).alias("column"))
+        .with_row_index("position")
+        .join(failures.cast({"position": pl.UInt32}), on="position", how="inner")
+        .select(*src, "column", "code", "message")
+    )
+
+
 def _counts(series: pl.Series) -> dict[str, int]:
     codes = series.drop_nulls().cast(pl.String).str.split(";").explode()
     return {k: int(v) for k, v in sorted(codes.value_counts().iter_rows())}
@@ -219,8 +247,9 @@ def validate_files(
     progress: Progress | None = None,
     *,
     command: str = "validate",
+    load: LoadStep | None = None,
 ) -> RunResult:
-    """Run extract -> transform -> report and write the report directory."""
+    """Run extract -> transform -> [load] -> report and write the report directory."""
     progress = progress or NullProgress()
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
@@ -240,11 +269,43 @@ def validate_files(
             f"{kept.height:,} contacts, {rejected.height:,} rejected, "
             f"{duplicates.height:,} duplicates"
         )
+    kept = kept.sort(RID)
+    contacts = contacts_frame(kept)
+    load_summary: dict[str, Any] | None = None
+    load_failures = pl.DataFrame(
+        schema={"position": pl.UInt32, "code": pl.String, "message": pl.String}
+    )
+    aborted = None
+    seconds_load = 0.0
+    non_empty = rows_read - empty_rows
+    limit = options.max_error_rate
+    over_limit = limit is not None and non_empty > 0 and rejected.height / non_empty > limit
+    if load is not None and over_limit:
+        # too many rejects usually means a wrong mapping or region: load nothing
+        reason = (
+            f"not sent: {rejected.height / non_empty:.1%} of rows rejected, above "
+            f"--max-error-rate {limit:.1%}"
+        )
+        load_failures = pl.DataFrame(
+            {
+                "position": pl.arange(0, kept.height, eager=True).cast(pl.UInt32),
+                "code": pl.repeat("NOT_SENT", kept.height, eager=True),
+                "message": pl.repeat(reason, kept.height, eager=True),
+            }
+        )
+        load_summary = {"skipped": reason, "loaded": 0, "failed": kept.height}
+    elif load is not None:
+        t_load = time.perf_counter()
+        load_summary, load_failures, aborted = load(contacts, progress)
+        seconds_load = time.perf_counter() - t_load
     with progress.stage("report", str(report_dir)) as st_report:
         user_cols: list[str] = []
         for e in parts:
             user_cols.extend(c for c in e.columns if c not in user_cols)
-        problems = _problems(rejected, duplicates, kept, mapped)
+        problems = pl.concat(
+            [_problems(rejected, duplicates, kept, mapped), _load_problems(kept, load_failures)],
+            how="vertical_relaxed",
+        )
         errors = problem_lines(problems, originals, user_cols)
         warn_rows = kept.filter(pl.col("__warning").is_not_null()).select(
             RID,
@@ -256,12 +317,12 @@ def validate_files(
             pl.col("__warning_msg").alias("message"),
         )
         warnings = problem_lines(warn_rows, originals, user_cols)
-        contacts = contacts_frame(kept.sort(RID))
-        non_empty = rows_read - empty_rows
         by_code = _counts(rejected.get_column("__error"))
         if duplicates.height:
             by_code["DUPLICATE"] = duplicates.height
         by_code.update(_counts(kept.get_column("__warning")))
+        if not load_failures.is_empty():
+            by_code.update(_counts(load_failures.get_column("code")))
         summary: dict[str, Any] = {
             "contactpipe_version": __version__,
             "command": command,
@@ -274,7 +335,11 @@ def validate_files(
             "warnings": warn_rows.height,
             "error_rate": round(rejected.height / non_empty, 6) if non_empty else 0.0,
             "by_code": dict(sorted(by_code.items())),
-            "codes": {c: CODES[c][2] for c in sorted(by_code) if c in CODES},
+            "codes": {
+                c: CODES[c][2] if c in CODES else LOAD_CODES[c]
+                for c in sorted(by_code)
+                if c in CODES or c in LOAD_CODES
+            },
             "files": [
                 {
                     "file": e.source_file,
@@ -293,6 +358,8 @@ def validate_files(
                 k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
             },
         }
+        if load_summary is not None:
+            summary["load"] = load_summary
         files = write_report(
             report_dir,
             errors=errors,
@@ -304,6 +371,7 @@ def validate_files(
     summary["seconds"] = {
         "extract": round(st_extract.seconds, 3),
         "transform": round(st_transform.seconds, 3),
+        **({"load": round(seconds_load, 3)} if load is not None else {}),
         "report": round(st_report.seconds, 3),
         "total": round(time.perf_counter() - t0, 3),
     }
@@ -311,5 +379,119 @@ def validate_files(
     accounted = empty_rows + kept.height + rejected.height + duplicates.height
     if accounted != rows_read:  # a bug, never the user's input: say so rather than mislead
         raise RuntimeError(f"internal error: {rows_read} rows read but {accounted} accounted for")
+    if load_summary is not None and not load_summary.get("dry_run"):
+        settled = load_summary["loaded"] + load_summary["failed"]
+        if settled != kept.height:
+            raise RuntimeError(
+                f"internal error: {kept.height} contacts to load but {settled} settled"
+            )
     write_json(summary, Path(files["summary_json"]))
-    return RunResult(summary=summary, contacts=contacts, report_files=files)
+    return RunResult(summary=summary, contacts=contacts, report_files=files, aborted=aborted)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What ``contactpipe import`` adds to :class:`RunOptions`: where to load and how."""
+
+    target: str
+    base_url: str | None = None
+    load: LoadOptions = field(default_factory=LoadOptions)
+    env: Mapping[str, str] | None = None
+    """Where credentials come from (default: ``os.environ``)."""
+
+
+class Interrupted(RemoteError):
+    """The user stopped the run (Ctrl-C) during the load; the report says what was sent."""
+
+    exit_code = 130
+
+
+def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
+    env = os.environ if imp.env is None else imp.env
+    if not imp.load.dry_run:
+        return cls.config_from_env(env, imp.base_url)
+    try:  # a dry run sends nothing: it may plan without credentials
+        return cls.config_from_env(env, imp.base_url)
+    except UsageError:
+        return TargetConfig(
+            base_url=imp.base_url or "(base URL not set)",
+            headers={},
+            extra={"encoded_phone_id": "{encodedPhoneId}"},
+        )
+
+
+def _failures_frame(result: LoadResult) -> pl.DataFrame:
+    items = sorted(result.failures.items())
+    return pl.DataFrame(
+        {
+            "position": [i for i, _ in items],
+            "code": [c for _, (c, _m) in items],
+            "message": [m for _, (_c, m) in items],
+        },
+        schema={"position": pl.UInt32, "code": pl.String, "message": pl.String},
+    )
+
+
+def import_files(
+    inputs: Sequence[str],
+    options: RunOptions,
+    imp: ImportOptions,
+    report_dir: Path,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run extract -> transform -> load -> report: validate the files, send the valid contacts
+    to ``imp.target`` (or, with ``dry_run``, write the exact request bodies and the plan), and
+    write one report where every row is loaded, rejected, a duplicate or failed at load."""
+    from pipeline.load.targets import get
+
+    cls = get(imp.target)
+    config = _target_config(cls, imp)  # credentials are checked before any file is read
+    target = cls(config, imp.load)
+
+    def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
+        target.progress = progress
+        head: dict[str, Any] = {
+            "target": cls.name,
+            "base_url": config.base_url,
+            "dry_run": imp.load.dry_run,
+            "batch_size": imp.load.batch_size,
+        }
+        plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
+        if imp.load.dry_run:
+            with progress.stage("dry-run", "writing request bodies") as st:
+                files = target.dry_run(contacts, report_dir / "dry-run")
+                st.note(f"{len(files)} request file(s) -> {report_dir / 'dry-run'}")
+            empty = _failures_frame(LoadResult(cls.name, 0))
+            return (
+                {**head, "plan": plan, "request_files": [str(f) for f in files]},
+                empty,
+                None,
+            )
+        with progress.stage("load", f"{cls.title} at {config.base_url}") as st:
+            try:
+                result = target.load(contacts)
+            except KeyboardInterrupt:
+                result = target.result or LoadResult(cls.name, contacts.height)
+                result.abort(Interrupted("interrupted (Ctrl-C) before this row was sent"))
+            counts = result.counts()
+            st.note(
+                f"{counts['loaded']:,} loaded ({counts['created']:,} created, "
+                f"{counts['updated']:,} updated, {counts['unchanged']:,} unchanged), "
+                f"{counts['failed']:,} failed"
+            )
+        summary = {
+            **head,
+            **counts,
+            **target.stats.as_dict(),
+            "not_carried": result.not_carried,
+            "aborted": str(result.aborted.message) if result.aborted else None,
+            "seconds": result.seconds,
+            "notes": result.notes,
+            "plan": plan,
+        }
+        return summary, _failures_frame(result), result.aborted
+
+    try:
+        return validate_files(inputs, options, report_dir, progress, command="import", load=step)
+    finally:
+        target.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = "import os, pipeline, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
 
@@ -22,3 +23,40 @@ def test_freed_memory_is_returned_unless_the_user_configured_jemalloc() -> None:
     assert run_probe(env).endswith("background_thread:true,dirty_decay_ms:0,muzzy_decay_ms:0")
     mine = run_probe({**env, "_RJEM_MALLOC_CONF": "narenas:1"})
     assert mine.endswith("narenas:1") and "muzzy_decay_ms:0" not in mine
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the package
+                pkg = str(path).split("pipeline/", 1)[1].rsplit("/", 1)[0].split("/")
+                base = pkg[: len(pkg) - node.level + 1]
+                out.add(".".join(["pipeline", *base, *(node.module or "").split(".")]).strip("."))
+            else:
+                out.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_data_flows_one_way_between_the_stages() -> None:
+    """transform never imports load or cli; load never imports cli or sandbox; the sandbox
+    never imports load (it must not share the client's assumptions)."""
+    root = Path(__file__).resolve().parents[1] / "pipeline"
+    forbidden = {
+        "transform": ("pipeline.load", "pipeline.cli", "pipeline.run"),
+        "load": ("pipeline.cli", "pipeline.sandbox", "pipeline.run"),
+        "sandbox": ("pipeline.load", "pipeline.cli", "pipeline.run"),
+        "extract": ("pipeline.load", "pipeline.cli", "pipeline.run", "pipeline.transform"),
+    }
+    checked = 0
+    for stage, banned in forbidden.items():
+        for path in (root / stage).rglob("*.py"):
+            checked += 1
+            for name in _imports(path):
+                assert not name.startswith(banned), f"{path.relative_to(root)} imports {name}"
+    assert checked > 20

@@ -53,7 +53,11 @@ class ApiRefused(Exception):
 
 
 class AuthRefused(TerminalRemoteError):
-    """Credentials or permission refused (401/403): nothing more can be sent."""
+    """Credentials or permission refused (401/403): nothing more can be sent.  ``code`` is the
+    API's (a 403 may be a plan limit such as MsgFlash's ``MAX_CONTACT_GROUPS_REACHED``)."""
+
+    status: int = 0
+    code: str = ""
 
 
 class QuotaExceeded(TerminalRemoteError):
@@ -244,6 +248,7 @@ class ApiClient:
             except httpx.TransportError as exc:
                 failure = f"connection failed ({type(exc).__name__})"
             else:
+                self.limiter.done()
                 status = resp.status_code
                 if 200 <= status < 300:
                     self.limiter.on_success()
@@ -275,11 +280,13 @@ class ApiClient:
                     self.stats.add("retries")
                     continue
                 if status in (401, 403):
-                    raise AuthRefused(
+                    refused = AuthRefused(
                         f"{self.api} refused the request ({status} {code}: {message})",
                         hint="check the credentials in the environment (see "
                         "`contactpipe import --help`) and their permissions",
                     )
+                    refused.status, refused.code = status, code
+                    raise refused
                 if status not in RETRY_STATUSES:
                     try:
                         parsed = resp.json()
@@ -287,6 +294,7 @@ class ApiClient:
                         parsed = None
                     raise ApiRefused(status, code, message, parsed)
                 failure = f"{status} {code}"
+            self.limiter.done()
             attempt += 1
             if attempt >= self.policy.attempts:
                 raise Unreachable(

@@ -6,6 +6,8 @@ Two limiters, both thread-safe and blocking in :meth:`acquire`:
   small safety margin so that network jitter cannot squeeze two starts closer at the server
   than they were here (MsgFlash 10/s, WAAPI 100 / 15 min); each 429 seen anyway widens the
   margin.
+- :class:`ArrivalWindow` -- the same, counted where the server counts (on arrival): a request
+  slower than the quickest seen holds its slot longer (MsgFlash's 10/s with 100 ms latency).
 - :class:`Adaptive` -- no stated limit (Vobiz): unlimited until the server answers 429, then
   additive-increase / multiplicative-decrease on the request rate.
 
@@ -32,6 +34,9 @@ class Limiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        self.stop = threading.Event()
+        """Set when the run is stopping: threads waiting in :meth:`acquire` raise
+        :class:`Stopped` at once instead of sending."""
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (the server asked for it)."""
@@ -45,6 +50,8 @@ class Limiter:
         """Block until a request may start; return the seconds waited."""
         waited = 0.0
         while True:
+            if self.stop.is_set():
+                raise Stopped
             with self._lock:
                 delay = max(self._pause_left(), self._next_delay())
                 if delay <= 0:
@@ -52,6 +59,9 @@ class Limiter:
                     return waited
             self._sleep(min(delay, 1.0))
             waited += min(delay, 1.0)
+
+    def done(self) -> None:
+        """The calling thread's request has ended (answered or failed)."""
 
     def on_success(self) -> None:
         """A request was accepted."""
@@ -64,6 +74,18 @@ class Limiter:
 
     def _record(self) -> None:
         return None
+
+
+class Stopped(Exception):
+    """The run is stopping: this request was never sent."""
+
+
+class _Slot:
+    __slots__ = ("end", "stamp", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = self.stamp = start
+        self.end: float | None = None
 
 
 class Unlimited(Limiter):
@@ -156,3 +178,84 @@ class Adaptive(Limiter):
         with self._lock:
             if self.rate is not None:
                 self.rate += self.step / max(self.rate, 1.0)
+
+
+class ArrivalWindow(SlidingWindow):
+    """At most ``limit`` requests per ``window`` (+ ``margin``) seconds,
+    counted where the server counts them, and stoppable.
+
+    The server counts a request when it reaches it, not when we start it.  A request that
+    took longer than the quickest one seen (a new connection, a stalled thread, a queue on
+    the way) probably reached the server late, so its slot is moved later by that much once
+    its answer is in (and slides with the clock while it is in flight): the request that
+    reuses the slot cannot reach the server less than a window after it.  Requests that take
+    the usual time keep their start as stamp, so the steady rate is still ``limit`` per
+    window.  Once :attr:`stop` is set no request starts: a worker waiting for its turn after
+    a 401 or the quota sends nothing.
+
+    :meth:`done` follows every request (:class:`~pipeline.load.client.ApiClient` calls it).
+    """
+
+    def __init__(
+        self, limit: int, window: float, *, margin: float, clock: Clock = time.monotonic
+    ) -> None:
+        super().__init__(limit, window, margin=margin, clock=clock)
+        self.min_rtt: float | None = None
+        self._slots: list[_Slot] = []
+        self._local = threading.local()
+
+    def acquire(self) -> float:
+        """Block until a request may start (waking at once on :attr:`stop`)."""
+        self._finish_current()  # a retry: the previous attempt has ended
+        waited = 0.0
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            with self._lock:
+                delay = max(self._pause_left(), self._next_delay())
+                if delay <= 0:
+                    self._record()
+                    return waited
+            step = min(delay, 1.0)
+            self.stop.wait(step)
+            waited += step
+
+    def on_success(self) -> None:
+        self._finish_current()
+
+    def on_throttled(self) -> None:
+        self._finish_current()
+
+    def done(self) -> None:
+        """The calling thread's request returned or raised."""
+        self._finish_current()
+
+    def _finish_current(self) -> None:
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            return
+        self._local.slot = None
+        with self._lock:
+            now = self._clock()
+            rtt = now - slot.start
+            if self.min_rtt is None or rtt < self.min_rtt:
+                self.min_rtt = rtt
+            slot.end = now
+            slot.stamp = max(slot.start, now - self.min_rtt)
+
+    def _stamp(self, slot: _Slot, now: float) -> float:
+        if slot.end is None:  # in flight: it may not even have reached the server yet
+            return max(slot.start, now - (self.min_rtt or 0.0))
+        return slot.stamp
+
+    def _next_delay(self) -> float:
+        now = self._clock()
+        self._slots = [s for s in self._slots if self._stamp(s, now) + self.window > now]
+        if len(self._slots) < self.limit:
+            return 0.0
+        return max(0.001, min(self._stamp(s, now) for s in self._slots) + self.window - now)
+
+    def _record(self) -> None:
+        slot = _Slot(self._clock())
+        self._slots.append(slot)
+        self._local.slot = slot

@@ -38,9 +38,85 @@ def outcome_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def plan_lines(load: dict[str, Any]) -> list[str]:
+    """One line per endpoint of a plan: requests, items and the least time the documented
+    rate limit allows, e.g. ``POST /api/v1/contacts: 12,345 requests at >= 20 min 35 s``."""
+    from pipeline.load.base import fmt_duration
+
+    out = []
+    known = [line["min_seconds"] for line in load.get("plan", [])]
+    for line in load.get("plan", []):
+        least = line["min_seconds"]
+        when = "no documented rate limit" if least is None else f">= {fmt_duration(least)}"
+        note = f" ({line['note']})" if line.get("note") else ""
+        out.append(
+            f"{load['target']}: {line['endpoint']}: {line['requests']:,} request(s) for "
+            f"{line['items']:,} item(s), {when}{note}"
+        )
+    if any(k is not None for k in known):
+        total = sum(k for k in known if k is not None)
+        out.append(
+            f"{load['target']}: least total time under the rate limits: {fmt_duration(total)}"
+        )
+    return out
+
+
+def load_table(load: dict[str, Any]) -> Table:
+    """What the load did: contacts by outcome, then requests, retries, 429s and bytes."""
+    table = Table(title=f"load into {load['target']}", title_justify="left")
+    table.add_column("load")
+    table.add_column("count", justify="right")
+    for label, key in (
+        ("contacts loaded", "loaded"),
+        ("  created", "created"),
+        ("  updated", "updated"),
+        ("  unchanged", "unchanged"),
+        ("failed at load", "failed"),
+    ):
+        table.add_row(label, f"{load[key]:,}")
+    table.add_section()
+    for label, key in (
+        ("requests", "requests"),
+        ("retries", "retries"),
+        ("rate limited (429)", "rate_limited"),
+        ("bytes sent", "bytes_sent"),
+    ):
+        table.add_row(label, f"{load[key]:,}")
+    if load.get("not_carried"):
+        table.add_section()
+        for fld, n in load["not_carried"].items():
+            table.add_row(f"not carried: {fld}", f"{n:,}")
+    return table
+
+
 def print_summary(summary: dict[str, Any], console: Console) -> None:
-    """Outcome table, time per stage and where the report is."""
+    """Outcome table, load table or plan, time per stage and where the report is."""
     console.print(outcome_table(summary))
+    load = summary.get("load")
+    if load is not None and load.get("skipped"):
+        console.print(
+            f"load skipped, nothing sent: {load['skipped']}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    elif load is not None and load.get("dry_run"):
+        console.print("dry run: nothing was sent. Plan:")
+        for line in plan_lines(load):
+            console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+        console.print(
+            f"  request bodies: {len(load.get('request_files', []))} file(s) in the report's "
+            "dry-run/ folder",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    elif load is not None:
+        console.print(load_table(load))
+        if load.get("aborted"):
+            console.print(
+                f"aborted: {load['aborted']}", soft_wrap=True, markup=False, highlight=False
+            )
     secs = summary.get("seconds", {})
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in secs.items() if v is not None)
     console.print(f"time: {parts}")

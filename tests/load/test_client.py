@@ -17,7 +17,7 @@ from pipeline.load.client import (
     retry_after_s,
 )
 from pipeline.load.config import check_base_url, is_loopback
-from pipeline.load.ratelimit import Adaptive, SlidingWindow
+from pipeline.load.ratelimit import Adaptive, ArrivalWindow, SlidingWindow, Stopped
 from pipeline.sandbox import SandboxServer
 
 POLICY = RetryPolicy(attempts=3, backoff_s=0.01, backoff_cap_s=0.02, throttle_backoff_s=0.01)
@@ -175,3 +175,28 @@ def test_a_429_despite_the_window_widens_it() -> None:
     for _ in range(20):
         lim.on_throttled()
     assert lim.window == pytest.approx(1.5)
+
+
+def test_limiter_keeps_a_slow_request_s_slot_longer() -> None:
+    """A request slower than the quickest seen reached the server late: its slot is held
+    longer by the difference; one still in flight holds its slot until it ends."""
+    now = [0.0]
+    window = ArrivalWindow(2, 1.0, margin=0.0, clock=lambda: now[0])
+    window.acquire()  # A at 0.0, answered at 0.1 (the quickest: 0.1 s)
+    now[0] = 0.1
+    window.done()
+    window.acquire()  # B at 0.1, answered at 0.4: 0.2 s slower than A, stamp 0.3
+    now[0] = 0.4
+    window.done()
+    now[0] = 0.5
+    assert window._next_delay() == pytest.approx(0.5)  # A's slot frees at 1.0
+    now[0] = 1.0
+    window.acquire()  # C at 1.0, never answered
+    now[0] = 1.05
+    assert window._next_delay() == pytest.approx(0.25)  # B frees at 1.3, not 1.1
+    now[0] = 5.0
+    assert window._next_delay() == 0.0  # B's slot is free again...
+    assert [window._stamp(s, now[0]) for s in window._slots] == [pytest.approx(4.9)]  # ...not C
+    window.stop.set()
+    with pytest.raises(Stopped):
+        window.acquire()

@@ -264,7 +264,7 @@ class Vobiz(Target):
     # -- the load ----------------------------------------------------------------------
     def load(self, contacts: pl.DataFrame) -> LoadResult:
         n = contacts.height
-        result = LoadResult(self.name, n)
+        result = self.new_result(n)
         result.not_carried = self.fields_not_carried(contacts)
         phones, names, tags = self._columns(contacts)
         for i, why in self.unrepresentable(names, tags).items():
