@@ -323,6 +323,342 @@ def import_(
         _finish(result, opts, options)
 
 
+TARGETS = ("msgflash", "waapi", "vobiz")
+
+
+def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--target and --base-url, shared by the commands that talk to one API."""
+    f = click.option(
+        "--base-url",
+        metavar="URL",
+        help="The API's base URL (default: $MSGFLASH_BASE_URL, $WAAPI_BASE_URL, "
+        "$VOBIZ_BASE_URL, else the public host). http:// only for loopback hosts.",
+    )(f)
+    return click.option(
+        "--target", required=True, type=click.Choice(TARGETS), help="The API to talk to."
+    )(f)
+
+
+def _imp(target: str, base_url: str | None, **load: Any) -> Any:
+    from pipeline.load.base import LoadOptions
+    from pipeline.run import ImportOptions
+
+    return ImportOptions(target=target, base_url=base_url, load=LoadOptions(**load))
+
+
+def _print_plan(plan: list[dict[str, Any]], target: str) -> None:
+    from pipeline.report.summary import plan_lines
+
+    for line in plan_lines({"target": target, "plan": plan}):
+        click.echo(f"plan: {line}", err=True)
+
+
+@main.command(epilog=EXIT_CODES)
+@target_options
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write; the format comes from the extension: .csv .xlsx .parquet .json .ndjson",
+)
+@click.option("--search", help="Only contacts whose name or phone matches (every target).")
+@click.option("--tag", help="Only contacts with this tag (WAAPI, Vobiz).")
+@click.option("--group", help="Only the members of this group (MsgFlash, WAAPI).")
+@click.option(
+    "--opt-out/--no-opt-out",
+    default=None,
+    help="Only opted-out (or not opted-out) contacts (WAAPI).",
+)
+@click.option(
+    "--with-groups",
+    is_flag=True,
+    help="Add a groups column (extra requests; the plan says how many).",
+)
+@click.option("--excel", is_flag=True, help="CSV for Excel: UTF-8 BOM, formula-like cells quoted.")
+@click.option("--json", "json_out", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Progress as text or as JSON lines.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+def export(
+    target: str,
+    base_url: str | None,
+    output: Path,
+    search: str | None,
+    tag: str | None,
+    group: str | None,
+    opt_out: bool | None,
+    with_groups: bool,
+    excel: bool,
+    json_out: bool,
+    quiet: bool,
+    log_format: str,
+    debug: bool,
+) -> None:
+    """Write every contact of --target (optionally filtered) to --output, paging through the
+    API at its rate limit with retries.  The file re-imports unchanged: phones in E.164,
+    custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
+    atomically: an interrupted export never leaves a half file."""
+    from pipeline.load.base import ExportFilters
+    from pipeline.run import export_contacts
+
+    with _errors(debug):
+        filters = ExportFilters(search=search, tag=tag, group=group, opt_out=opt_out)
+        summary = export_contacts(
+            _imp(target, base_url),
+            output,
+            filters,
+            with_groups=with_groups,
+            excel=excel,
+            progress=_progress(quiet, log_format),
+            on_plan=None if quiet else lambda plan: _print_plan(plan, target),
+        )
+        if json_out:
+            click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{summary['rows']:,} contacts exported from {target} to {output} "
+                f"({summary['requests']:,} requests, {summary['retries']:,} retries, "
+                f"{summary['rate_limited']:,} rate limited, {summary['seconds']['total']:.1f} s)"
+            )
+
+
+@main.command(epilog=EXIT_CODES)
+@target_options
+@click.option("--dry-run", is_flag=True, help="Look the contacts up and list them; delete nothing.")
+@click.option("--yes", is_flag=True, help="Delete even more than --max-delete contacts.")
+@click.option(
+    "--max-delete",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="Without --yes, refuse to delete more contacts than this.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.05, 60),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls of an asynchronous job (MsgFlash).",
+)
+@transform_options
+def delete(
+    files: tuple[str, ...],
+    target: str,
+    base_url: str | None,
+    dry_run: bool,
+    yes: bool,
+    max_delete: int,
+    poll_interval: float,
+    **opts: Any,
+) -> None:
+    """Delete from --target the contacts whose phones (or ids, from an `id` column) FILES
+    list, after the same validation as import.  Rows not found are reported.  MsgFlash deletes
+    in bulk jobs (Ctrl-C cancels the job and reports what was deleted); WAAPI and Vobiz one by
+    one at their rate limit."""
+    from pipeline.run import delete_files
+
+    with _errors(opts["debug"]):
+        options = _run_options(opts)
+        imp = _imp(target, base_url, dry_run=dry_run, poll_interval_s=poll_interval)
+        report_dir = opts["report_dir"] or _default_report_dir("delete")
+        progress = _progress(opts["quiet"], opts["log_format"])
+        result = delete_files(
+            list(files), options, imp, report_dir, progress, limit=None if yes else max_delete
+        )
+        _finish(result, opts, options)
+
+
+@main.group(epilog=EXIT_CODES)
+def groups() -> None:
+    """List, create and fill contact groups (MsgFlash and WAAPI; Vobiz has no groups)."""
+
+
+@groups.command("list", epilog=EXIT_CODES)
+@target_options
+@click.option("--json", "json_out", is_flag=True, help="Print the groups as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+def groups_list(target: str, base_url: str | None, json_out: bool, debug: bool) -> None:
+    """Every group of --target with its member count."""
+    from rich.table import Table
+
+    from pipeline.run import open_target
+
+    with _errors(debug):
+        t = open_target(_imp(target, base_url))
+        try:
+            found = t.list_groups()
+        finally:
+            t.close()
+        if json_out:
+            click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+            return
+        table = Table(title=f"groups of {target}", title_justify="left")
+        for col in ("name", "members", "id", "description"):
+            table.add_column(col)
+        for g in found:
+            members = g.get("members")
+            table.add_row(
+                str(g["name"]),
+                "" if members is None else f"{members:,}",
+                str(g["id"]),
+                str(g.get("description") or ""),
+            )
+        Console().print(table)
+
+
+@groups.command("create", epilog=EXIT_CODES)
+@click.argument("name")
+@target_options
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+def groups_create(name: str, target: str, base_url: str | None, debug: bool) -> None:
+    """Create the group NAME in --target (nothing happens when it exists, any case)."""
+    from pipeline.run import open_target
+
+    with _errors(debug):
+        t = open_target(_imp(target, base_url))
+        try:
+            group, created = t.create_group(name)
+        finally:
+            t.close()
+        what = "created" if created else "already exists"
+        click.echo(f"group {group['name']!r} {what} (id {group['id']})")
+
+
+def _members_command(add: bool) -> Callable[..., Any]:
+    verb = "add" if add else "remove"
+
+    @groups.command(verb, epilog=EXIT_CODES)
+    @click.option("--group", "group_name", required=True, metavar="NAME", help="The group.")
+    @target_options
+    @click.option(
+        "--poll-interval",
+        type=click.FloatRange(0.05, 60),
+        default=2.0,
+        show_default=True,
+        help="Seconds between polls of an asynchronous job (MsgFlash).",
+    )
+    @transform_options
+    def command(
+        files: tuple[str, ...],
+        group_name: str,
+        target: str,
+        base_url: str | None,
+        poll_interval: float,
+        **opts: Any,
+    ) -> None:
+        from pipeline.run import change_group_files
+
+        with _errors(opts["debug"]):
+            options = _run_options(opts)
+            imp = _imp(target, base_url, poll_interval_s=poll_interval)
+            report_dir = opts["report_dir"] or _default_report_dir(f"groups-{verb}")
+            progress = _progress(opts["quiet"], opts["log_format"])
+            result = change_group_files(
+                list(files), options, imp, report_dir, group_name, add=add, progress=progress
+            )
+            _finish(result, opts, options)
+
+    command.__doc__ = (
+        f"{'Add' if add else 'Remove'} the contacts FILES list (by phone, after the same "
+        f"validation as import) {'to' if add else 'from'} the group --group of --target"
+        + (" (created when missing)." if add else ".")
+        + " Rows not found are reported."
+    )
+    return command
+
+
+groups_add = _members_command(add=True)
+groups_remove = _members_command(add=False)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--from", "source", required=True, type=click.Choice(TARGETS), help="Export from.")
+@click.option("--to", "dest", required=True, type=click.Choice(TARGETS), help="Import into.")
+@click.option("--from-base-url", metavar="URL", help="Base URL of --from (default: its variable).")
+@click.option("--to-base-url", metavar="URL", help="Base URL of --to (default: its variable).")
+@click.option("--search", help="Only contacts whose name or phone matches.")
+@click.option("--tag", help="Only contacts with this tag (WAAPI, Vobiz).")
+@click.option("--group", help="Only the members of this group (MsgFlash, WAAPI).")
+@click.option(
+    "--without-groups", is_flag=True, help="Do not carry group membership (saves requests)."
+)
+@click.option("--dry-run", is_flag=True, help="Export, then plan the import without sending.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 50_000),
+    default=10_000,
+    show_default=True,
+    help="Items per bulk request of the import.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the export file and the report go (default: contactpipe-reports/migrate-<time>).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Progress as text or as JSON lines.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+def migrate(
+    source: str,
+    dest: str,
+    from_base_url: str | None,
+    to_base_url: str | None,
+    search: str | None,
+    tag: str | None,
+    group: str | None,
+    without_groups: bool,
+    dry_run: bool,
+    batch_size: int,
+    report_dir: Path | None,
+    json_out: bool,
+    quiet: bool,
+    log_format: str,
+    debug: bool,
+) -> None:
+    """Move contacts from one API to another in one run: export --from into the report
+    directory, then import that file into --to through the canonical schema, with the import's
+    report.  Fields the destination has no place for are listed, never dropped silently."""
+    from pipeline.load.base import ExportFilters
+    from pipeline.run import RunOptions
+    from pipeline.run import migrate as run_migrate
+
+    with _errors(debug):
+        root = report_dir or _default_report_dir("migrate")
+        result = run_migrate(
+            _imp(source, from_base_url),
+            _imp(dest, to_base_url, batch_size=batch_size, dry_run=dry_run),
+            RunOptions(),
+            root,
+            filters=ExportFilters(search=search, tag=tag, group=group),
+            with_groups=not without_groups,
+            progress=_progress(quiet, log_format),
+            on_plan=None if quiet else lambda plan: _print_plan(plan, source),
+        )
+        opts = {"json_out": json_out}
+        if not json_out:
+            moved = result.summary["migrate"]
+            click.echo(
+                f"{moved['exported']:,} contacts exported from {source}: {moved['export_file']}"
+            )
+            for col, n in moved["not_carried"].items():
+                click.echo(f"not carried into {dest}: {col} ({n:,} contacts)")
+        _finish(result, opts, RunOptions())
+
+
 @main.command(epilog=EXIT_CODES)
 @transform_options
 def demo(files: tuple[str, ...], **opts: Any) -> None:

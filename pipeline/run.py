@@ -24,7 +24,15 @@ from pipeline import __version__
 from pipeline.errors import RemoteError, UsageError
 from pipeline.extract import Extracted, expand_inputs, read_file
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.load.base import LOAD_CODES, LoadOptions, LoadResult, Target, TargetConfig
+from pipeline.load.base import (
+    EXPORT_META_COLUMNS,
+    LOAD_CODES,
+    ExportFilters,
+    LoadOptions,
+    LoadResult,
+    Target,
+    TargetConfig,
+)
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
 from pipeline.transform.dedupe import dedupe
@@ -248,8 +256,13 @@ def validate_files(
     *,
     command: str = "validate",
     load: LoadStep | None = None,
+    section: str = "load",
+    carry: Sequence[str] = (),
 ) -> RunResult:
-    """Run extract -> transform -> [load] -> report and write the report directory."""
+    """Run extract -> transform -> [load] -> report and write the report directory.
+
+    ``load`` (import, delete, group changes) gets the valid contacts and its summary goes under
+    ``summary[section]``; ``carry`` names input columns passed along to it (e.g. ``id``)."""
     progress = progress or NullProgress()
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
@@ -271,6 +284,12 @@ def validate_files(
         )
     kept = kept.sort(RID)
     contacts = contacts_frame(kept)
+    wanted = [c for c in carry if c in originals.columns and c not in contacts.columns]
+    if wanted:
+        extra = kept.select(RID).join(
+            originals.select(RID, *wanted), on=RID, how="left", maintain_order="left"
+        )
+        contacts = contacts.with_columns(extra.drop(RID).cast(pl.String))
     load_summary: dict[str, Any] | None = None
     load_failures = pl.DataFrame(
         schema={"position": pl.UInt32, "code": pl.String, "message": pl.String}
@@ -359,7 +378,7 @@ def validate_files(
             },
         }
         if load_summary is not None:
-            summary["load"] = load_summary
+            summary[section] = load_summary
         files = write_report(
             report_dir,
             errors=errors,
@@ -430,6 +449,308 @@ def _failures_frame(result: LoadResult) -> pl.DataFrame:
         },
         schema={"position": pl.UInt32, "code": pl.String, "message": pl.String},
     )
+
+
+Action = Callable[[Target, pl.DataFrame], LoadResult]
+
+
+def _run_with_target(
+    inputs: Sequence[str],
+    options: RunOptions,
+    imp: ImportOptions,
+    report_dir: Path,
+    progress: Progress | None,
+    *,
+    command: str,
+    section: str,
+    act: Action,
+    label: str,
+    carry: Sequence[str] = (),
+) -> RunResult:
+    """validate_files with a step that hands the valid contacts to ``act`` on the target and
+    reports its ledger under ``summary[section]``."""
+    from pipeline.load.targets import get
+
+    cls = get(imp.target)
+    env = os.environ if imp.env is None else imp.env
+    config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
+    target = cls(config, imp.load)
+
+    def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
+        target.progress = progress
+        head: dict[str, Any] = {
+            "target": cls.name,
+            "base_url": config.base_url,
+            "dry_run": imp.load.dry_run,
+            "batch_size": imp.load.batch_size,
+        }
+        with progress.stage(section, f"{label} {cls.title} at {config.base_url}") as st:
+            try:
+                result = act(target, contacts)
+            except KeyboardInterrupt:
+                result = target.result or LoadResult(cls.name, contacts.height)
+                result.abort(Interrupted("interrupted (Ctrl-C) before this row was done"))
+            counts = result.counts()
+            st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
+        codes = [c for c, _ in result.failures.values()]
+        summary = {
+            **head,
+            **counts,
+            "not_found": codes.count("NOT_FOUND"),
+            **target.stats.as_dict(),
+            "aborted": str(result.aborted.message) if result.aborted else None,
+            "seconds": result.seconds,
+            "notes": result.notes,
+        }
+        return summary, _failures_frame(result), result.aborted
+
+    try:
+        return validate_files(
+            inputs,
+            options,
+            report_dir,
+            progress,
+            command=command,
+            load=step,
+            section=section,
+            carry=carry,
+        )
+    finally:
+        target.close()
+
+
+def delete_files(
+    inputs: Sequence[str],
+    options: RunOptions,
+    imp: ImportOptions,
+    report_dir: Path,
+    progress: Progress | None = None,
+    *,
+    limit: int | None = 100,
+) -> RunResult:
+    """Delete from ``imp.target`` the contacts whose phones (or ``id``) the files list, after
+    the same validation as import.  More than ``limit`` found -> UsageError, nothing deleted;
+    with ``imp.load.dry_run`` only look them up.  ``summary["delete"]``: ``loaded`` = deleted
+    (or that would be), ``not_found``, ``failed``."""
+
+    def act(target: Target, contacts: pl.DataFrame) -> LoadResult:
+        dry = imp.load.dry_run  # a dry run is how one sees the list before choosing --yes
+        return target.delete(contacts, dry_run=dry, limit=None if dry else limit)
+
+    return _run_with_target(
+        inputs,
+        options,
+        imp,
+        report_dir,
+        progress,
+        command="delete",
+        section="delete",
+        act=act,
+        label="deleting from",
+        carry=("id",),
+    )
+
+
+def change_group_files(
+    inputs: Sequence[str],
+    options: RunOptions,
+    imp: ImportOptions,
+    report_dir: Path,
+    group: str,
+    *,
+    add: bool,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Add (or remove) the contacts the files list to (from) ``group`` of ``imp.target``;
+    ``summary["groups"]``: ``loaded`` = changed, ``not_found``, ``failed``."""
+
+    def act(target: Target, contacts: pl.DataFrame) -> LoadResult:
+        return target.change_members(group, contacts, add=add)
+
+    return _run_with_target(
+        inputs,
+        options,
+        imp,
+        report_dir,
+        progress,
+        command="groups " + ("add" if add else "remove"),
+        section="groups",
+        act=act,
+        label=f"{'adding to' if add else 'removing from'} group {group!r} of",
+    )
+
+
+def open_target(imp: ImportOptions, progress: Progress | None = None) -> Target:
+    """A target with credentials from the environment, for export and group listings."""
+    from pipeline.load.targets import get
+
+    cls = get(imp.target)
+    env = os.environ if imp.env is None else imp.env
+    return cls(cls.config_from_env(env, imp.base_url), imp.load, progress)
+
+
+EXPORT_FIELDS = (
+    "phone",
+    "name",
+    "email",
+    "language_code",
+    "tags",
+    "notes",
+    "opt_out",
+    "opt_out_marketing",
+    "reply_bot_enabled",
+)
+BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
+
+
+def export_frame(rows: Sequence[Mapping[str, Any]], with_groups: bool) -> pl.DataFrame:
+    """Exported contacts (canonical dicts) as a frame: the canonical columns, ``groups`` with
+    ``with_groups``, one ``custom.<key>`` column per custom field (how import reads them back),
+    ``id, created_at, updated_at``, then the target's extras."""
+    custom_keys: dict[str, None] = {}
+    extras: dict[str, None] = {}
+    known = {*EXPORT_FIELDS, "groups", "custom_fields", *EXPORT_META_COLUMNS}
+    for r in rows:
+        for k in r.get("custom_fields") or {}:
+            custom_keys.setdefault(k, None)
+        for k in r:
+            if k not in known:
+                extras.setdefault(k, None)
+    schema: dict[str, Any] = {}
+    for f in EXPORT_FIELDS:
+        schema[f] = (
+            pl.List(pl.String) if f == "tags" else pl.Boolean if f in BOOL_FIELDS else pl.String
+        )
+    if with_groups:
+        schema["groups"] = pl.List(pl.String)
+    for k in sorted(custom_keys):
+        schema[f"custom.{k}"] = pl.String
+    for k in (*EXPORT_META_COLUMNS, *extras):
+        schema[k] = pl.String
+
+    def cell(r: Mapping[str, Any], col: str) -> Any:
+        custom = col.startswith("custom.")
+        v = (r.get("custom_fields") or {}).get(col[7:]) if custom else r.get(col)
+        if v is None:
+            return [] if col in ("tags", "groups") else None
+        if col in ("tags", "groups"):
+            return [str(x) for x in v]
+        if col in BOOL_FIELDS:
+            return bool(v)
+        return v if isinstance(v, str) else json_text(v)
+
+    data = {col: [cell(r, col) for r in rows] for col in schema}
+    return pl.DataFrame(data, schema=schema)
+
+
+def json_text(value: Any) -> str:
+    """A non-string API value as text: numbers as written, objects as compact JSON."""
+    import json
+
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def export_contacts(
+    imp: ImportOptions,
+    output: Path,
+    filters: ExportFilters,
+    *,
+    with_groups: bool = False,
+    excel: bool = False,
+    progress: Progress | None = None,
+    on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> dict[str, Any]:
+    """Page through ``imp.target``'s contacts (filtered) and write them to ``output`` in the
+    format of its extension, atomically.  ``on_plan`` sees the plan before the first page.
+    Returns the export summary."""
+    from pipeline.report.writer import export_format, write_export
+
+    export_format(output)  # a bad extension fails before any request
+    progress = progress or NullProgress()
+    target = open_target(imp, progress)
+    t0 = time.perf_counter()
+    try:
+        plan = [dataclasses.asdict(line) for line in target.export_plan(filters, with_groups)]
+        if on_plan is not None:
+            on_plan(plan)
+        rows: list[Mapping[str, Any]] = []
+        with progress.stage("export", f"{target.title} -> {output}") as st:
+            for page in target.export(filters, with_groups):  # the target shows its progress
+                rows.extend(page)
+            t_fetch = time.perf_counter() - t0
+            frame = export_frame(rows, with_groups)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            write_export(frame, output, excel=excel)
+            st.note(f"{frame.height:,} contacts -> {output}")
+        stats = target.stats.as_dict()
+    finally:
+        target.close()
+    return {
+        "contactpipe_version": __version__,
+        "command": "export",
+        "target": target.name,
+        "output": str(output),
+        "rows": frame.height,
+        "columns": frame.columns,
+        "total_reported": target.export_total,
+        "filters": dataclasses.asdict(filters),
+        "with_groups": with_groups,
+        **stats,
+        "plan": plan,
+        "seconds": {"fetch": round(t_fetch, 3), "total": round(time.perf_counter() - t0, 3)},
+    }
+
+
+def migrate(
+    source: ImportOptions,
+    dest: ImportOptions,
+    options: RunOptions,
+    report_dir: Path,
+    *,
+    filters: ExportFilters | None = None,
+    with_groups: bool = True,
+    progress: Progress | None = None,
+    on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> RunResult:
+    """Export ``source.target`` to ``report_dir/export-<source>.csv``, then import that file
+    into ``dest.target`` through the canonical schema, with the same report as import.
+    ``summary["migrate"]`` lists the exported columns the destination has no place for."""
+    if source.target == dest.target and source.base_url == dest.base_url:
+        raise UsageError("--from and --to are the same API", hint="give another --to")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    exported = report_dir / f"export-{source.target}.csv"
+    can_group = source.target != "vobiz" and with_groups
+    ex = export_contacts(
+        source,
+        exported,
+        filters or ExportFilters(),
+        with_groups=can_group,
+        progress=progress,
+        on_plan=on_plan,
+    )
+    result = import_files([str(exported)], options, dest, report_dir, progress)
+    frame = pl.read_csv(exported, infer_schema=False)
+    load = result.summary.get("load", {})
+    dropped = {
+        c: int(frame.get_column(c).is_not_null().sum())
+        for c in frame.columns
+        if c in (*EXPORT_META_COLUMNS,)
+        or (c not in (*EXPORT_FIELDS, "groups") and not c.startswith("custom."))
+    }
+    dropped.update(load.get("not_carried", {}))
+    result.summary["command"] = "migrate"
+    result.summary["migrate"] = {
+        "from": source.target,
+        "to": dest.target,
+        "exported": ex["rows"],
+        "export_file": str(exported),
+        "export": ex,
+        "not_carried": {k: v for k, v in dropped.items() if v},
+    }
+    write_json(result.summary, Path(result.report_files["summary_json"]))
+    return result
 
 
 def import_files(

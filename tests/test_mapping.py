@@ -246,3 +246,10 @@ def test_apply_mapping_blank_cells_become_null_and_custom_columns_appear() -> No
     assert out.get_column("custom.city").to_list() == ["Lyon", None]
     assert out.get_column("email").dtype == pl.String
     assert out.get_column(SRC_ROW).to_list() == [2, 3]
+
+
+def test_custom_dot_columns_are_custom_fields_without_a_mapping() -> None:
+    """``custom.<key>`` is how contactpipe exports custom fields: a re-import keeps them."""
+    m = infer_mapping(["phone", "name", "custom.city", "custom.", "id", "created_at"])
+    assert m.custom == {"city": "custom.city"}
+    assert m.fields["phone"] == ("phone",)

@@ -34,6 +34,8 @@ LOAD_CODES: dict[str, str] = {
     "NOT_SENT": "not sent: the run was aborted before this row",
     "GROUP_NOT_ADDED": "the contact is loaded but could not be added to its group",
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
+    "NOT_FOUND": "no contact with this phone (or id) in the target",
+    "NOT_IN_GROUP": "the contact is not a member of the group",
 }
 
 PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
@@ -122,6 +124,21 @@ class LoadResult:
         }
         out["loaded"] = self.n - failed - st.count(PENDING)
         return out
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Filters of ``contactpipe export``, applied by the API where it offers them (a target
+    raises :class:`~pipeline.errors.UsageError` for a filter its API lacks)."""
+
+    search: str | None = None
+    tag: str | None = None
+    group: str | None = None
+    opt_out: bool | None = None
+
+
+EXPORT_META_COLUMNS = ("id", "created_at", "updated_at")
+"""Columns an export adds to the canonical ones; target-specific extras follow them."""
 
 
 @dataclass
@@ -237,6 +254,8 @@ class Target(ABC):
         self.stats = stats or ClientStats()
         self.fmap = field_map(self.name)
         self._client: ApiClient | None = None
+        self.export_total: int | None = None
+        """Set by :meth:`export` once the API has said how many contacts match."""
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
@@ -265,6 +284,41 @@ class Target(ABC):
         """Send ``contacts``; settle every row in the result.  A remote abort
         (:class:`~pipeline.errors.RemoteError`) is recorded with ``result.abort`` and the
         result returned, never raised."""
+
+    # -- export, delete, groups (issue 5); a target without the capability raises UsageError
+    def export_plan(self, filters: ExportFilters, with_groups: bool) -> list[PlanLine]:
+        """Requests an export will make (may make one request to learn the total)."""
+        raise UsageError(f"{self.title}: export is not supported")
+
+    def export(self, filters: ExportFilters, with_groups: bool) -> Iterator[list[dict[str, Any]]]:
+        """Yield the API's contacts page by page as canonical dicts: ``phone`` (E.164 with
+        ``+``), ``name``, ``email``, ``language_code``, ``tags`` (list), ``notes``,
+        ``opt_out``, ``opt_out_marketing``, ``reply_bot_enabled``, ``groups`` (list, only with
+        ``with_groups``), ``custom_fields`` (dict), ``id``, ``created_at``, ``updated_at``,
+        plus the target's own extras under their API names.  Keys the API does not have are
+        absent.  ``self.export_total`` is set once the API has said how many there are."""
+        raise UsageError(f"{self.title}: export is not supported")
+
+    def delete(
+        self, contacts: pl.DataFrame, *, dry_run: bool = False, limit: int | None = None
+    ) -> LoadResult:
+        """Delete the contacts whose phones (or ``id``) are in ``contacts``; settle every row:
+        LOADED (deleted, or would be with ``dry_run``) or failed (``NOT_FOUND``...).  More
+        than ``limit`` found: UsageError before any delete."""
+        raise UsageError(f"{self.title}: delete is not supported")
+
+    def list_groups(self) -> list[dict[str, Any]]:
+        """Every group: ``{"id", "name", "members" (count or None), "description"}``."""
+        raise UsageError(f"{self.title} has no contact groups")
+
+    def create_group(self, name: str) -> tuple[dict[str, Any], bool]:
+        """Create ``name`` (or find it: same name, any case); return (group, created)."""
+        raise UsageError(f"{self.title} has no contact groups")
+
+    def change_members(self, group: str, contacts: pl.DataFrame, *, add: bool) -> LoadResult:
+        """Add (or remove) the contacts whose phones are in ``contacts`` to (from) the group
+        named ``group`` (created on add when missing); settle every row."""
+        raise UsageError(f"{self.title} has no contact groups")
 
     def close(self) -> None:
         """Close the HTTP client; a later load opens a new one."""

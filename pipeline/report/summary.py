@@ -61,18 +61,21 @@ def plan_lines(load: dict[str, Any]) -> list[str]:
     return out
 
 
-def load_table(load: dict[str, Any]) -> Table:
+LOAD_ROWS = (
+    ("contacts loaded", "loaded"),
+    ("  created", "created"),
+    ("  updated", "updated"),
+    ("  unchanged", "unchanged"),
+    ("failed at load", "failed"),
+)
+
+
+def load_table(load: dict[str, Any], title: str = "", rows: Any = LOAD_ROWS) -> Table:
     """What the load did: contacts by outcome, then requests, retries, 429s and bytes."""
-    table = Table(title=f"load into {load['target']}", title_justify="left")
-    table.add_column("load")
+    table = Table(title=title or f"load into {load['target']}", title_justify="left")
+    table.add_column(title.split(" ", 1)[0] if title else "load")
     table.add_column("count", justify="right")
-    for label, key in (
-        ("contacts loaded", "loaded"),
-        ("  created", "created"),
-        ("  updated", "updated"),
-        ("  unchanged", "unchanged"),
-        ("failed at load", "failed"),
-    ):
+    for label, key in rows:
         table.add_row(label, f"{load[key]:,}")
     table.add_section()
     for label, key in (
@@ -113,9 +116,21 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         )
     elif load is not None:
         console.print(load_table(load))
-        if load.get("aborted"):
+    for section, verb in (("delete", "deleted"), ("groups", "changed")):
+        part = summary.get(section)
+        if part is None:
+            continue
+        if part.get("skipped"):
+            console.print(f"{section} skipped, nothing sent: {part['skipped']}", markup=False)
+            continue
+        if part.get("dry_run"):
+            verb = f"would be {verb} (dry run)"
+        rows = ((f"contacts {verb}", "loaded"), ("not found", "not_found"), ("failed", "failed"))
+        console.print(load_table(part, f"{section} in {part['target']}", rows))
+    for part in (summary.get(k) for k in ("load", "delete", "groups")):
+        if part and part.get("aborted"):
             console.print(
-                f"aborted: {load['aborted']}", soft_wrap=True, markup=False, highlight=False
+                f"aborted: {part['aborted']}", soft_wrap=True, markup=False, highlight=False
             )
     secs = summary.get("seconds", {})
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in secs.items() if v is not None)

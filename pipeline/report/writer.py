@@ -93,6 +93,46 @@ def write_csv(df: pl.DataFrame, path: Path, *, bom: bool = False) -> None:
         excel_safe_frame(_flat_for_csv(df)).write_csv(tmp, include_bom=bom)
 
 
+EXPORT_FORMATS = (".csv", ".xlsx", ".parquet", ".json", ".ndjson", ".jsonl")
+
+
+def export_format(path: Path) -> str:
+    """The export format of ``path`` from its extension, or UsageError listing the choices."""
+    from pipeline.errors import UsageError
+
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise UsageError(
+            f"{path.name}: cannot tell the format from the extension {suffix or '(none)'!r}",
+            hint="use one of " + ", ".join(EXPORT_FORMATS),
+        )
+    return suffix
+
+
+def write_export(df: pl.DataFrame, path: Path, *, excel: bool = False) -> None:
+    """Write an export atomically in the format of ``path``'s extension.
+
+    CSV is plain UTF-8 (lists joined with ``", "``) so that it re-imports exactly; ``excel``
+    adds the BOM Excel needs and neutralises formula-like cells.  XLSX cells are text (phones
+    stay text).  Parquet keeps types (lists, booleans); JSON is an array of objects, NDJSON one
+    object per line."""
+    fmt = export_format(path)
+    if fmt == ".csv":
+        flat = _flat_for_csv(df)
+        with atomic(path) as tmp:
+            (excel_safe_frame(flat) if excel else flat).write_csv(tmp, include_bom=excel)
+    elif fmt == ".xlsx":
+        write_xlsx(df, path, sheet="contacts")
+    elif fmt == ".parquet":
+        write_parquet(df, path)
+    elif fmt == ".json":
+        with atomic(path) as tmp:
+            df.write_json(tmp)
+    else:
+        with atomic(path) as tmp:
+            df.write_ndjson(tmp)
+
+
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Parquet, written atomically."""
     with atomic(path) as tmp:

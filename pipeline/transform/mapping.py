@@ -228,6 +228,10 @@ def infer_mapping(
     for col in user_cols:
         if col in used:
             continue
+        if col.startswith(CUSTOM_PREFIX) and len(col) > len(CUSTOM_PREFIX):
+            custom.setdefault(col[len(CUSTOM_PREFIX) :], col)  # as contactpipe exports them
+            used.add(col)
+            continue
         fld = aliases.get(fold(col))
         if fld is None or (fld in fields and fld != "phone"):
             continue
