@@ -137,20 +137,22 @@ class SlidingWindow(Limiter):
 
 class Adaptive(Limiter):
     """No documented limit: start unthrottled; on a 429 fall to half the observed rate, then
-    creep back up by ``step`` requests/s per success (AIMD, as TCP does)."""
+    grow back by ``growth`` (2%) per accepted request, so that the rate is back where it was
+    after ~35 requests and probes above it again (multiplicative decrease, as TCP does; the
+    increase is multiplicative too, because a fixed step is far too slow at 100 requests/s)."""
 
     def __init__(
         self,
         *,
         floor: float = 1.0,
-        step: float = 0.5,
+        growth: float = 0.02,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(clock, sleep)
         self.rate: float | None = None  # None: unthrottled
         self.floor = floor
-        self.step = step
+        self.growth = growth
         self._recent: deque[float] = deque(maxlen=64)
         self._last = -1e18
 
@@ -177,7 +179,7 @@ class Adaptive(Limiter):
     def on_success(self) -> None:
         with self._lock:
             if self.rate is not None:
-                self.rate += self.step / max(self.rate, 1.0)
+                self.rate *= 1.0 + self.growth
 
 
 class ArrivalWindow(SlidingWindow):
