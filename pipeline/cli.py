@@ -146,6 +146,15 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Where the report goes (default: contactpipe-reports/<command>-<time>).",
         ),
         click.option("--xlsx-errors", is_flag=True, help="Also write errors.xlsx."),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return output_options(f)
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, --quiet, --log-format and --debug: how a command reports."""
+    decorators = [
         click.option("--json", "json_out", is_flag=True, help="Print the summary as JSON."),
         click.option("-q", "--quiet", is_flag=True, help="No progress display."),
         click.option(
@@ -161,6 +170,15 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         f = decorator(f)
     return f
+
+
+poll_interval_option = click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.05, 60),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls of an asynchronous job (MsgFlash).",
+)
 
 
 def _run_options(opts: dict[str, Any]) -> Any:
@@ -245,20 +263,25 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
         sys.exit(EXIT_THRESHOLD)
 
 
+TARGETS = ("msgflash", "waapi", "vobiz")
+
+
+def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--target and --base-url, shared by the commands that talk to one API."""
+    f = click.option(
+        "--base-url",
+        metavar="URL",
+        help="The API's base URL as its doc defines it (default: $MSGFLASH_BASE_URL, "
+        "$WAAPI_BASE_URL, $VOBIZ_BASE_URL, else the public host; WAAPI has none). "
+        "http:// only for loopback hosts.",
+    )(f)
+    return click.option(
+        "--target", required=True, type=click.Choice(TARGETS), help="The API to use."
+    )(f)
+
+
 @main.command("import", epilog=EXIT_CODES)
-@click.option(
-    "--target",
-    required=True,
-    type=click.Choice(["msgflash", "waapi", "vobiz"]),
-    help="The API to load into.",
-)
-@click.option(
-    "--base-url",
-    metavar="URL",
-    help="The API's base URL as its doc defines it (default: $MSGFLASH_BASE_URL, "
-    "$WAAPI_BASE_URL, $VOBIZ_BASE_URL, else the public host; WAAPI has none). "
-    "http:// only for loopback hosts.",
-)
+@target_options
 @click.option(
     "--group",
     "groups",
@@ -279,13 +302,7 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
     help="Send nothing: write each request body to <report-dir>/dry-run and print the plan "
     "(requests per endpoint, least time under the rate limits).",
 )
-@click.option(
-    "--poll-interval",
-    type=click.FloatRange(0.05, 60),
-    default=2.0,
-    show_default=True,
-    help="Seconds between polls of an asynchronous job (MsgFlash).",
-)
+@poll_interval_option
 @transform_options
 def import_(
     files: tuple[str, ...],
@@ -321,22 +338,6 @@ def import_(
         progress = _progress(opts["quiet"], opts["log_format"])
         result = import_files(list(files), options, imp, report_dir, progress)
         _finish(result, opts, options)
-
-
-TARGETS = ("msgflash", "waapi", "vobiz")
-
-
-def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--target and --base-url, shared by the commands that talk to one API."""
-    f = click.option(
-        "--base-url",
-        metavar="URL",
-        help="The API's base URL (default: $MSGFLASH_BASE_URL, $WAAPI_BASE_URL, "
-        "$VOBIZ_BASE_URL, else the public host). http:// only for loopback hosts.",
-    )(f)
-    return click.option(
-        "--target", required=True, type=click.Choice(TARGETS), help="The API to talk to."
-    )(f)
 
 
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:
@@ -376,16 +377,7 @@ def _print_plan(plan: list[dict[str, Any]], target: str) -> None:
     help="Add a groups column (extra requests; the plan says how many).",
 )
 @click.option("--excel", is_flag=True, help="CSV for Excel: UTF-8 BOM, formula-like cells quoted.")
-@click.option("--json", "json_out", is_flag=True, help="Print the summary as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Progress as text or as JSON lines.",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@output_options
 def export(
     target: str,
     base_url: str | None,
@@ -440,13 +432,7 @@ def export(
     show_default=True,
     help="Without --yes, refuse to delete more contacts than this.",
 )
-@click.option(
-    "--poll-interval",
-    type=click.FloatRange(0.05, 60),
-    default=2.0,
-    show_default=True,
-    help="Seconds between polls of an asynchronous job (MsgFlash).",
-)
+@poll_interval_option
 @transform_options
 def delete(
     files: tuple[str, ...],
@@ -537,13 +523,7 @@ def _members_command(add: bool) -> Callable[..., Any]:
     @groups.command(verb, epilog=EXIT_CODES)
     @click.option("--group", "group_name", required=True, metavar="NAME", help="The group.")
     @target_options
-    @click.option(
-        "--poll-interval",
-        type=click.FloatRange(0.05, 60),
-        default=2.0,
-        show_default=True,
-        help="Seconds between polls of an asynchronous job (MsgFlash).",
-    )
+    @poll_interval_option
     @transform_options
     def command(
         files: tuple[str, ...],
@@ -602,16 +582,7 @@ groups_remove = _members_command(add=False)
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the export file and the report go (default: contactpipe-reports/migrate-<time>).",
 )
-@click.option("--json", "json_out", is_flag=True, help="Print the summary as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Progress as text or as JSON lines.",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@output_options
 def migrate(
     source: str,
     dest: str,

@@ -29,14 +29,16 @@ class Limiter:
     """Interface: ``acquire()`` before each request; ``pause_for(s)`` when the server says wait;
     ``on_success()`` / ``on_throttled()`` feed adaptive limiters."""
 
-    def __init__(self, clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._paused_until = 0.0
+    def __init__(
+        self, clock: Clock = time.monotonic, sleep: Callable[[float], object] | None = None
+    ):
         self.stop = threading.Event()
         """Set when the run is stopping: threads waiting in :meth:`acquire` raise
         :class:`Stopped` at once instead of sending."""
+        self._clock = clock
+        self._sleep = sleep or self.stop.wait  # a wait that ends as soon as the run stops
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
 
     def pause_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (the server asked for it)."""
@@ -102,7 +104,7 @@ class SlidingWindow(Limiter):
         *,
         margin: float = 0.02,
         clock: Clock = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         super().__init__(clock, sleep)
         if limit < 1 or window <= 0:
@@ -147,7 +149,7 @@ class Adaptive(Limiter):
         floor: float = 1.0,
         growth: float = 0.02,
         clock: Clock = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         super().__init__(clock, sleep)
         self.rate: float | None = None  # None: unthrottled
@@ -209,18 +211,7 @@ class ArrivalWindow(SlidingWindow):
     def acquire(self) -> float:
         """Block until a request may start (waking at once on :attr:`stop`)."""
         self._finish_current()  # a retry: the previous attempt has ended
-        waited = 0.0
-        while True:
-            if self.stop.is_set():
-                raise Stopped
-            with self._lock:
-                delay = max(self._pause_left(), self._next_delay())
-                if delay <= 0:
-                    self._record()
-                    return waited
-            step = min(delay, 1.0)
-            self.stop.wait(step)
-            waited += step
+        return super().acquire()
 
     def on_success(self) -> None:
         self._finish_current()

@@ -1,4 +1,6 @@
-"""Helpers for the load tests (a uniquely named module: tests/ has no packages)."""
+"""Helpers for the load tests (a uniquely named module: tests/ has no packages).
+
+``sandbox_env`` (the variables a user would export for a sandbox) comes from the demo."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.demo import sandbox_env
 from pipeline.load.base import LoadOptions, Target, TargetConfig
 from pipeline.load.client import ClientStats, RetryPolicy
 from pipeline.load.targets import get
@@ -65,22 +68,6 @@ def simple_contacts(n: int, start: int = 0, **extra: Any) -> pl.DataFrame:
     return contacts_df(
         [{"phone": phone(i), "name": f"Contact {i}", **extra} for i in range(start, start + n)]
     )
-
-
-def sandbox_env(server: SandboxServer) -> dict[str, str]:
-    """The environment a user would export for this sandbox (every target)."""
-    s = server.settings
-    urls = server.base_urls
-    return {
-        "MSGFLASH_API_KEY": s.msgflash_api_key,
-        "MSGFLASH_BASE_URL": urls["msgflash"],
-        "WAAPI_TOKEN": s.waapi_token,
-        "WAAPI_PHONE_ID": s.waapi_phone_id,
-        "WAAPI_BASE_URL": urls["waapi"],
-        "VOBIZ_AUTH_ID": s.vobiz_auth_id,
-        "VOBIZ_AUTH_TOKEN": s.vobiz_auth_token,
-        "VOBIZ_BASE_URL": urls["vobiz"],
-    }
 
 
 def make_target(
