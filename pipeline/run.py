@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -780,7 +781,10 @@ def import_files(
         plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
         if imp.load.dry_run:
             with progress.stage("dry-run", "writing request bodies") as st:
-                files = target.dry_run(contacts, report_dir / "dry-run")
+                bodies = report_dir / "dry-run"
+                if bodies.is_dir():  # a previous plan's files must not pass for this one's
+                    shutil.rmtree(bodies)
+                files = target.dry_run(contacts, bodies)
                 st.note(f"{len(files)} request file(s) -> {report_dir / 'dry-run'}")
             empty = _failures_frame(LoadResult(cls.name, 0))
             return (

@@ -159,7 +159,11 @@ def test_a_request_refused_by_the_api_is_traced_to_its_source_rows(
 def test_dry_run_writes_payloads_and_sends_nothing(
     server: SandboxServer, target: str, tmp_path: Path
 ) -> None:
+    stale = tmp_path / "r" / "dry-run" / f"{target}-stale-9999.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # left by an earlier, larger plan
     result = do_import(server, target, source_csv(tmp_path), tmp_path / "r", dry_run=True)
+    assert not stale.exists()
     load = result.summary["load"]
     assert load["dry_run"] is True
     files = [Path(f) for f in load["request_files"]]
