@@ -138,21 +138,27 @@ class SlidingWindow(Limiter):
 
 
 class Adaptive(Limiter):
-    """No documented limit: start unthrottled; on a 429 fall to half the observed rate, then
-    grow back by ``growth`` (2%) per accepted request, so that the rate is back where it was
-    after ~35 requests and probes above it again (multiplicative decrease, as TCP does; the
-    increase is multiplicative too, because a fixed step is far too slow at 100 requests/s)."""
+    """No documented limit: start unthrottled; on a 429 remember the rate that met it (the
+    ceiling) and fall to half of it, then grow back by ``growth`` (2%) per accepted request up
+    to 95% of the ceiling and stay there; every ``probe_every`` accepted requests the ceiling
+    rises by 5%, so a limit that was lifted is found again, but the server's limit is met
+    once per probe instead of every few hundred requests.  (Multiplicative decrease as in TCP;
+    the increase is multiplicative because a fixed step is far too slow at 100 requests/s.)"""
 
     def __init__(
         self,
         *,
         floor: float = 1.0,
         growth: float = 0.02,
+        probe_every: int = 1000,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         super().__init__(clock, sleep)
         self.rate: float | None = None  # None: unthrottled
+        self.ceiling: float | None = None
+        self.probe_every = probe_every
+        self._accepted = 0
         self.floor = floor
         self.growth = growth
         self._recent: deque[float] = deque(maxlen=64)
@@ -176,12 +182,17 @@ class Adaptive(Limiter):
     def on_throttled(self) -> None:
         with self._lock:
             current = self.rate if self.rate is not None else self._observed_rate()
+            self.ceiling = current if self.ceiling is None else min(self.ceiling, current)
             self.rate = max(self.floor, current / 2)
 
     def on_success(self) -> None:
         with self._lock:
-            if self.rate is not None:
-                self.rate *= 1.0 + self.growth
+            if self.rate is None or self.ceiling is None:
+                return
+            self._accepted += 1
+            if self._accepted % self.probe_every == 0:
+                self.ceiling *= 1.05
+            self.rate = min(self.rate * (1.0 + self.growth), 0.95 * self.ceiling)
 
 
 class ArrivalWindow(SlidingWindow):

@@ -64,8 +64,14 @@ def test_adaptive_halves_on_429_then_creeps_up() -> None:
     before = lim.rate
     lim.on_success()
     assert lim.rate > before
+    for _ in range(100):
+        lim.on_success()
+    assert lim.rate == pytest.approx(95, rel=0.1)  # back under the rate that met the 429
+    for _ in range(1000):
+        lim.on_success()
+    assert lim.rate > 96  # a probe above it, once per 1,000 requests
     lim.on_throttled()
-    assert lim.rate < before
+    assert lim.rate < before * 2 and lim.ceiling < 101
 
 
 def test_retry_after_parsing() -> None:

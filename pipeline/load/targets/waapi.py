@@ -424,7 +424,8 @@ class Waapi(Target):
                     "custom fields, language, opt_out_marketing or reply_bot_enabled",
                 )
             )
-        out, before = [], 0
+        # the counting requests just made share the same 15-minute window
+        out, before = [], self.stats.requests
         for endpoint, requests, items, note in lines:
             out.append(
                 PlanLine(endpoint, requests, items, self._window_seconds(before, requests), note)
