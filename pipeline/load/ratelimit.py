@@ -138,11 +138,11 @@ class SlidingWindow(Limiter):
 
 
 class Adaptive(Limiter):
-    """No documented limit: start unthrottled; on a 429 remember the rate that met it (the
-    ceiling) and fall to half of it, then grow back by ``growth`` (2%) per accepted request up
-    to 95% of the ceiling and stay there; every ``probe_every`` accepted requests the ceiling
-    rises by 5%, so a limit that was lifted is found again, but the server's limit is met
-    once per probe instead of every few hundred requests.  (Multiplicative decrease as in TCP;
+    """No documented limit: start unthrottled.  On a 429, the requests of the last second are
+    the ceiling (a per-second limit); fall to half of it, grow back by ``growth`` (2%) per
+    accepted request up to 95% of the ceiling and stay there.  Every ``probe_every`` accepted
+    requests the ceiling rises by 5%, so a lifted limit is found again while the server's is
+    met once per probe, not every few hundred requests.  (Multiplicative decrease as in TCP;
     the increase is multiplicative because a fixed step is far too slow at 100 requests/s.)"""
 
     def __init__(
@@ -161,7 +161,7 @@ class Adaptive(Limiter):
         self._accepted = 0
         self.floor = floor
         self.growth = growth
-        self._recent: deque[float] = deque(maxlen=64)
+        self._recent: deque[float] = deque(maxlen=4096)
         self._last = -1e18
 
     def _next_delay(self) -> float:
@@ -173,17 +173,17 @@ class Adaptive(Limiter):
         self._last = now = self._clock()
         self._recent.append(now)
 
-    def _observed_rate(self) -> float:
-        if len(self._recent) < 2:
-            return self.floor * 2
-        span = self._recent[-1] - self._recent[0]
-        return (len(self._recent) - 1) / span if span > 0 else 1000.0
+    def _last_second(self) -> float:
+        """Requests started in the last second: what a per-second limit saw when it said 429
+        (the rate over a burst would overestimate a sliding window's limit several times)."""
+        now = self._clock()
+        return float(max(1, sum(1 for t in self._recent if now - t <= 1.0)))
 
     def on_throttled(self) -> None:
         with self._lock:
-            current = self.rate if self.rate is not None else self._observed_rate()
-            self.ceiling = current if self.ceiling is None else min(self.ceiling, current)
-            self.rate = max(self.floor, current / 2)
+            seen = self._last_second()
+            self.ceiling = seen if self.ceiling is None else min(self.ceiling, seen)
+            self.rate = max(self.floor, self.ceiling / 2)
 
     def on_success(self) -> None:
         with self._lock:

@@ -56,10 +56,11 @@ def test_server_pauses_hold_every_request() -> None:
 def test_adaptive_halves_on_429_then_creeps_up() -> None:
     t = FakeTime()
     lim = Adaptive(clock=t.clock, sleep=t.sleep)
-    for _ in range(20):
+    for _ in range(150):
         lim.acquire()
-        t.now += 0.01  # 100 req/s observed
+        t.now += 0.01  # 100 req/s: the server's limit, in its last second
     lim.on_throttled()
+    assert lim.ceiling == pytest.approx(100, abs=1)
     assert lim.rate == pytest.approx(50, rel=0.1)
     before = lim.rate
     lim.on_success()
