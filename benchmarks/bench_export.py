@@ -1,0 +1,608 @@
+"""The export stage end to end: ``export_contacts`` out of the sandbox over real HTTP, with
+N contacts already in each API.
+
+    .venv/bin/python benchmarks/bench_export.py [--targets msgflash,waapi,vobiz] [--n 100000]
+                                                [--format parquet] [--msgflash-latency-ms 0]
+
+Why: an export is a page walk (100 contacts a page on all three APIs), so its cost is set by
+the number of listing requests and by each API's rate limit, not by the client's CPU.  This
+checks that the walk makes no request beyond the minimum (``ceil(N / 100)`` pages plus what
+the plan announces), that every contact comes out exactly once, and measures the time, the
+client's memory and the file.
+
+How: as ``bench_load.py`` does, the sandbox runs in a **separate process** (``multiprocessing``,
+spawn context) on a free port of 127.0.0.1; its request journal is read over HTTP from the
+admin endpoints (``/__sandbox__/journal``).  Before serving, that process **seeds** N contacts
+(and 5 groups holding half as many memberships) straight into the API's in-memory store with
+the store's own code: MsgFlash ``create_contact`` + ``run_sync`` (the members endpoint's sync
+path), WAAPI ``bulk_upsert`` (groups by name, as the bulk endpoint does), Vobiz the CSV
+import's ``_import_rows`` (custom attributes set as ``PUT /contacts/{id}`` would).  Creating
+100,000 MsgFlash contacts over the API would take 2.8 h at 10 req/s.  Phones are N distinct
+valid French mobiles (``+336...``/``+337...``), names, one or two tags, a city as custom field.
+
+Each export runs in a **fresh spawned client process** (peak RSS ``VmHWM``, reset after the
+imports), one sandbox per target; with ``--with-groups`` again for MsgFlash and WAAPI (Vobiz
+has no groups).  The file is read back (``benchmarks/data/export_<target>[_groups].<fmt>``):
+rows, distinct phones, group memberships.
+
+Rate limits: MsgFlash 10 req/s and Vobiz 100/s (undocumented; the client's adaptive limiter
+meets it) are on.  WAAPI's documented 100 requests / 15 min would make 1,000 pages take
+about 2.5 h, so its sandbox limiter is off (``waapi_rate_limit=None``) and the client's too:
+``Waapi.rate_limit`` (a class attribute its limiter and plan read) is raised in the client
+process.  The plan's minimum time under the documented limit is recomputed with the target's
+own formula (``Waapi._window_seconds``) and printed next to the measured time.
+
+Goals (exit 1 when one fails): every export writes exactly N rows and N distinct phones;
+listing pages answered = ``ceil(N / 100)``; the export's requests (the plan's own count
+requests and 429 resends aside) = the plan's; with groups, the extra requests = the plan's
+extra and every seeded membership is in the file; MsgFlash requests at >= 95% of 10 req/s
+(requests / fetch seconds) with no 429.  ``--msgflash-latency-ms`` adds latency to every
+MsgFlash request; the rate goal is then dropped (the cursor walk is sequential, so it runs at
+one page per round trip at best: about 9.4 req/s at 100 ms).  Nothing here runs in the test
+suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import multiprocessing as mp
+import random
+import re
+import resource
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from pipeline.sandbox import SandboxServer, SandboxSettings
+from pipeline.sandbox.server import base_urls
+
+# pipeline.run (and polars with it) is imported inside the client-side functions only: the
+# spawned processes re-import this module, and the sandbox's should not carry polars.
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+PAGE = 100  # the largest page of every listing (MsgFlash, WAAPI documented; Vobiz sandbox)
+MSGFLASH_LIMIT = 10.0  # documented: 10 requests per second per key
+RATE_GOAL = 0.95
+SEED_BATCH = 10_000
+GROUP_SHARES = (0.20, 0.10, 0.10, 0.05, 0.05)  # of N, per group: memberships = N / 2
+FORMATS = ("parquet", "csv", "ndjson", "json", "xlsx")
+
+# Valid French mobile ranges in phonenumbers' metadata: 06 followed by [0-24-8], so 8 x 10**7
+# numbers; a multiplicative permutation of that range gives distinct, unsequential numbers.
+SECOND_DIGITS = "01245678"
+SPAN = len(SECOND_DIGITS) * 10**7
+FIRST = ("Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Jules", "Inès", "Nathan")
+LAST = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Moreau")
+TAGS = ("vip", "newsletter", "client", "prospect", "b2b")
+CITIES = ("Paris", "Lyon", "Marseille", "Toulouse", "Nantes", "Lille", "Bordeaux", "Rennes")
+
+
+# -- the seed ------------------------------------------------------------------------------
+def phone(i: int) -> str:
+    """The i-th contact's E.164 phone, distinct for i < SPAN."""
+    j = (i * 48_271 + 12_345) % SPAN
+    return f"+336{SECOND_DIGITS[j // 10**7]}{j % 10**7:07d}"
+
+
+def people(n: int) -> list[tuple[str, str, list[str], str]]:
+    """(phone, name, tags, city) of N contacts, the same for every target."""
+    rng = random.Random(n)
+    return [
+        (
+            phone(i),
+            f"{rng.choice(FIRST)} {rng.choice(LAST)} {i}",
+            rng.sample(TAGS, rng.randint(1, 2)),
+            rng.choice(CITIES),
+        )
+        for i in range(n)
+    ]
+
+
+def memberships(n: int) -> list[tuple[str, list[int]]]:
+    """(group name, contact positions) of the seeded groups; a contact may be in several."""
+    return [
+        (f"Bench {k}", sorted(random.Random(k).sample(range(n), round(n * share))))
+        for k, share in enumerate(GROUP_SHARES, 1)
+    ]
+
+
+def seed(app: Any, target: str, n: int) -> dict[str, Any]:
+    """Put N contacts and the groups into ``target``'s store with the store's own code."""
+    t = time.perf_counter()
+    rows = people(n)
+    groups = memberships(n) if target != "vobiz" else []  # Vobiz has tags, no groups
+    with app.lock:
+        if target == "msgflash":
+            from pipeline.sandbox.msgflash_store import OP_ADD
+
+            store = app.msgflash.store
+            ids = [store.create_contact(nm, ph, tg, {"city": c}).id for ph, nm, tg, c in rows]
+            for name, members in groups:
+                group = store.create_group(name, None, None)
+                for k in range(0, len(members), SEED_BATCH):  # the members endpoint's maximum
+                    store.run_sync(OP_ADD, group, [ids[i] for i in members[k : k + SEED_BATCH]])
+        elif target == "waapi":
+            of: dict[int, list[str]] = {}
+            for name, members in groups:
+                for i in members:
+                    of.setdefault(i, []).append(name)
+            entries = [
+                {"phone": ph, "name": nm, "tags": tg, "custom_fields": {"city": c}}
+                | ({"groups": of[i]} if i in of else {})
+                for i, (ph, nm, tg, c) in enumerate(rows)
+            ]
+            for k in range(0, n, SEED_BATCH):
+                answer = app.waapi.store.bulk_upsert(entries[k : k + SEED_BATCH])
+                if answer["errors"]:
+                    raise RuntimeError(f"WAAPI seed refused: {answer['errors'][:3]}")
+        else:
+            vobiz = app.vobiz
+            header = ["phone_number", "name", "tags"]
+            for k in range(0, n, SEED_BATCH):
+                chunk = [[ph, nm, ",".join(tg)] for ph, nm, tg, _ in rows[k : k + SEED_BATCH]]
+                answer = vobiz._import_rows(header, chunk)
+                if answer["errors"]:
+                    raise RuntimeError(f"Vobiz seed refused: {answer['errors'][:3]}")
+            for ph, _, _, c in rows:  # what PUT /contacts/{id} with custom_attributes does
+                vobiz.store.contacts[vobiz.store.by_phone[ph]].custom_attributes = {"city": c}
+    return {
+        "contacts": n,
+        "groups": len(groups),
+        "memberships": sum(len(m) for _, m in groups),
+        "group_sizes": [len(m) for _, m in groups],
+        "seconds": time.perf_counter() - t,
+    }
+
+
+# -- the sandbox, in its own process -------------------------------------------------------
+def serve_sandbox(settings: SandboxSettings, target: str, n: int, conn: Connection) -> None:
+    """Child process: seed, serve on a free port of 127.0.0.1, send (port, seed figures),
+    serve until anything arrives on ``conn``, then send back this process's peak RSS (KiB)."""
+    server = SandboxServer(settings, port=0)
+    seeded = seed(server.app, target, n)
+    with server:
+        conn.send((server.port, seeded))
+        conn.recv()
+    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    conn.close()
+
+
+class Sandbox:
+    """A seeded sandbox served by a spawned process for the length of a ``with`` block."""
+
+    def __init__(self, settings: SandboxSettings, target: str, n: int) -> None:
+        self.settings = settings
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=serve_sandbox, args=(settings, target, n, child), daemon=True
+        )
+        self.server_rss_mib = 0.0
+
+    def __enter__(self) -> Sandbox:
+        self._proc.start()
+        if not self._conn.poll(600):
+            raise RuntimeError("the sandbox process did not start")
+        port, self.seeded = self._conn.recv()
+        self.url = f"http://127.0.0.1:{port}"
+        self.base_urls = base_urls(self.url)
+        self._admin = httpx.Client(base_url=f"{self.url}/__sandbox__", timeout=60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin.close()
+        try:
+            self._conn.send("stop")
+            if self._conn.poll(30):
+                self.server_rss_mib = self._conn.recv() / 1024
+        finally:
+            self._proc.join(30)
+            if self._proc.is_alive():
+                self._proc.terminate()
+
+    def env(self) -> dict[str, str]:
+        """Credentials and base URLs, as ``contactpipe sandbox`` tells a user to export."""
+        from pipeline.demo import sandbox_env
+
+        return sandbox_env(SimpleNamespace(settings=self.settings, base_urls=self.base_urls))  # type: ignore[arg-type]
+
+    def journal(self, api: str) -> list[dict]:
+        resp = self._admin.get("/journal", params={"api": api})
+        resp.raise_for_status()
+        return resp.json()["entries"]
+
+    def clear_journal(self) -> None:
+        self._admin.delete("/journal").raise_for_status()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        resp = self._admin.get("/counts")
+        resp.raise_for_status()
+        return resp.json()
+
+
+def contacts_path(target: str, settings: SandboxSettings) -> str:
+    """The contact listing's path as the sandbox journals it."""
+    return {
+        "msgflash": "/api/v1/contacts",
+        "waapi": f"/api/external/contacts/{settings.waapi_encoded_phone_id}",
+        "vobiz": "/api/v1/messaging/contacts",
+    }[target]
+
+
+# -- the client side -----------------------------------------------------------------------
+def vm_kib(field: str) -> float:
+    """A ``/proc/self/status`` figure in MiB (``VmHWM``: peak RSS since the last reset)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    m = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+    if m is None:  # not Linux: the lifetime peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return int(m.group(1)) / 1024
+
+
+def reset_hwm() -> None:
+    """Reset ``VmHWM`` to the current RSS (``echo 5 > /proc/self/clear_refs``)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def read_back(path: Path, with_groups: bool) -> dict[str, Any]:
+    """Rows, distinct phones and group memberships of the written file."""
+    import polars as pl
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df = pl.read_parquet(path)
+    elif suffix == ".csv":
+        df = pl.read_csv(path, infer_schema=False)
+    elif suffix == ".ndjson":
+        df = pl.read_ndjson(path)
+    elif suffix == ".json":
+        df = pl.read_json(path)
+    else:
+        df = pl.read_excel(path, infer_schema_length=0)
+    out = {"file_rows": df.height, "file_phones": df.get_column("phone").n_unique()}
+    if with_groups:
+        g = df.get_column("groups")
+        if g.dtype != pl.List:  # CSV/XLSX: names joined with ", "
+            g = g.fill_null("").str.split(", ").list.eval(pl.element().filter(pl.element() != ""))
+        out["file_memberships"] = int(g.list.len().sum())
+    return out
+
+
+def run_export(
+    env: dict[str, str], url: str, target: str, output: Path, with_groups: bool
+) -> dict[str, Any]:
+    """One ``export_contacts`` in this (fresh) process: its summary and figures, or the error."""
+    try:
+        return _run_export(env, url, target, output, with_groups)
+    except BaseException:  # reported in the table, the other targets still run
+        return {"error": traceback.format_exc()}
+
+
+def _run_export(
+    env: dict[str, str], url: str, target: str, output: Path, with_groups: bool
+) -> dict[str, Any]:
+    from pipeline.load.base import ExportFilters
+    from pipeline.run import ImportOptions, export_contacts
+
+    documented = None
+    if target == "waapi":  # the sandbox does not limit WAAPI here: neither does the client
+        from pipeline.load.targets.waapi import Waapi
+
+        documented = SimpleNamespace(rate_limit=Waapi.rate_limit, rate_window_s=Waapi.rate_window_s)
+        Waapi.rate_limit = 1_000_000_000  # type: ignore[misc]
+
+    probes: dict[str, int] = {}
+
+    def on_plan(plan: list[dict[str, Any]]) -> None:
+        # what the plan itself asked (the count requests), from the sandbox's journal
+        resp = httpx.get(f"{url}/__sandbox__/journal", params={"api": target}, timeout=60)
+        probes["plan_requests"] = len(resp.json()["entries"])
+
+    output.unlink(missing_ok=True)
+    rss_before = vm_kib("VmRSS")
+    reset_hwm()
+    t = time.perf_counter()
+    summary = export_contacts(
+        ImportOptions(target=target, env=env), output, ExportFilters(), with_groups=with_groups,
+        on_plan=on_plan,
+    )  # fmt: skip
+    wall = time.perf_counter() - t
+    rss = vm_kib("VmHWM")
+    plan = summary["plan"]
+    if documented is not None:  # the plan's minimum under 100 requests / 15 min, its formula
+        from pipeline.load.targets.waapi import Waapi
+
+        # the plan's own count requests come first, in the same 15-minute window
+        sent = summary["requests"] - summary["rate_limited"]
+        before = sent - sum(line["requests"] for line in plan)
+        for line in plan:
+            line["min_seconds"] = Waapi._window_seconds(documented, before, line["requests"])  # type: ignore[arg-type]
+            before += line["requests"]
+        every = summary["requests"] - summary["rate_limited"]
+        summary["documented_min_all_s"] = Waapi._window_seconds(documented, 0, every)  # type: ignore[arg-type]
+    return {
+        **summary,
+        **probes,
+        **read_back(output, with_groups),
+        "wall_s": wall,
+        "rss_mib": rss,
+        "rss_before_mib": rss_before,
+        "file_bytes": output.stat().st_size,
+    }
+
+
+def _client_main(fn: Any, args: tuple[Any, ...], conn: Connection) -> None:
+    conn.send(fn(*args))
+    conn.close()
+
+
+def in_client_process(fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a fresh spawned process, so each export's client RSS and heap start
+    from scratch; its result comes back by pipe."""
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_client_main, args=(fn, args, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        result = recv.recv()
+    except EOFError:
+        proc.join()
+        return {"error": f"the client process died (exit code {proc.exitcode})"}
+    proc.join()
+    return result
+
+
+# -- one target ----------------------------------------------------------------------------
+def analyse(
+    r: dict[str, Any], journal: list[dict], target: str, settings: SandboxSettings
+) -> dict[str, Any]:
+    """Figures of one export from its summary and the sandbox's journal."""
+    path = contacts_path(target, settings)
+    listing = [
+        e
+        for e in journal
+        if e["method"] == "GET"
+        and e["path"] == path
+        and parse_qs(e.get("query") or "").get("limit") == [str(PAGE)]
+    ]
+    probes = r.get("plan_requests", 0)
+    answered = [e for e in journal[probes:] if e["status"] != 429]
+    plan_min = [line["min_seconds"] for line in r["plan"]]
+    return {
+        **r,
+        "pages_sent": len(listing),
+        "pages_ok": sum(1 for e in listing if e["status"] == 200),
+        "server_requests": len(journal),
+        "server_429": sum(1 for e in journal if e["status"] == 429),
+        "export_requests": len(answered),
+        "planned": sum(line["requests"] for line in r["plan"]),
+        "plan_min_s": None if any(m is None for m in plan_min) else sum(plan_min),
+    }
+
+
+def bench_target(
+    target: str, n: int, fmt: str, settings: SandboxSettings
+) -> tuple[dict[str, Any], list[tuple[bool, dict[str, Any]]]]:
+    """Seed a sandbox for ``target``, then export it (and with groups where it has groups)."""
+    runs: list[tuple[bool, dict[str, Any]]] = []
+    with Sandbox(settings, target, n) as sb:
+        info = {**sb.seeded, "in_sandbox": sb.counts()[target]}
+        for with_groups in (False, True) if target != "vobiz" else (False,):
+            # every export starts with a fresh client limiter: let the server's window pass
+            time.sleep(settings.msgflash_rate_window_s + 0.1)
+            sb.clear_journal()
+            out = DATA / f"export_{target}{'_groups' if with_groups else ''}.{fmt}"
+            r = in_client_process(run_export, sb.env(), sb.url, target, out, with_groups)
+            if "error" not in r:
+                r = analyse(r, sb.journal(target), target, settings)
+            r["output"] = str(out)
+            runs.append((with_groups, r))
+    info["server_rss_mib"] = sb.server_rss_mib
+    return info, runs
+
+
+# -- output --------------------------------------------------------------------------------
+def mib(nbytes: float) -> str:
+    if nbytes < 2**20:
+        return f"{nbytes / 1024:,.0f} KiB"
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
+def hms(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    h, rem = divmod(round(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def report_target(
+    target: str,
+    n: int,
+    info: dict[str, Any],
+    runs: list[tuple[bool, dict[str, Any]]],
+    checks: list[tuple[str, bool]],
+    latency_ms: float = 0.0,
+) -> list[list[str]]:
+    minimum = math.ceil(n / PAGE)
+    print(
+        f"\n{target.upper()}: seeded {info['contacts']:,} contacts, {info['groups']} groups "
+        f"({info['memberships']:,} memberships: {info['group_sizes']}) in {info['seconds']:.1f} s;"
+        f" sandbox holds {info['in_sandbox']}; sandbox peak RSS {info['server_rss_mib']:,.0f} MiB"
+    )
+    rows: list[list[str]] = []
+    plain: dict[str, Any] | None = None
+    for with_groups, r in runs:
+        label = "with groups" if with_groups else "export"
+        if "error" in r:
+            print(f"  {label}: FAILED\n" + "\n".join(f"    {x}" for x in r["error"].splitlines()))
+            checks.append((f"{target} {label}: the export ran", False))
+            rows.append([target, label, "error", "", "", "", "", "", "", "", "", "", ""])
+            continue
+        secs = r["seconds"]["total"]
+        rate = n / secs if secs else 0.0
+        rows_ok = r["rows"] == r["file_rows"] == r["file_phones"] == n
+        checks.append(
+            (f"{target} {label}: {r['rows']:,} rows exported, {r['file_rows']:,} in the file, "
+             f"{r['file_phones']:,} distinct phones (N = {n:,})", rows_ok)
+        )  # fmt: skip
+        extra_pages = r["pages_ok"] - minimum
+        why = ""
+        if r["pages_sent"] != r["pages_ok"]:
+            why = f" ({r['pages_sent'] - r['pages_ok']} more sent and answered 429, then resent)"
+        checks.append(
+            (f"{target} {label}: listing pages answered {r['pages_ok']:,} = ceil(N / {PAGE}) "
+             f"{minimum:,}" + (f" (+{extra_pages})" if extra_pages else "") + why,
+             extra_pages == 0)
+        )  # fmt: skip
+        checks.append(
+            (f"{target} {label}: export requests {r['export_requests']:,} (after the plan's "
+             f"{r['plan_requests']} count request(s), 429s aside) = the plan's {r['planned']:,}",
+             r["export_requests"] == r["planned"])
+        )  # fmt: skip
+        if target == "msgflash":
+            sent, fetch = r["requests"], r["seconds"]["fetch"]
+            share = sent / fetch / MSGFLASH_LIMIT if fetch else 0.0
+            no_429 = r["rate_limited"] == r["server_429"] == 0
+            pace = f"{sent:,} requests / {fetch:.2f} s of fetch = {share:.1%} of 10 req/s"
+            if latency_ms:  # a cursor walk is sequential: one round trip per page at best
+                checks.append((f"msgflash {label}: 429s {r['rate_limited']} (server "
+                               f"{r['server_429']}, goal 0); {pace} (no goal: "
+                               f"{latency_ms:g} ms added per request)", no_429))  # fmt: skip
+            else:
+                checks.append((f"msgflash {label}: {pace} (goal >= {RATE_GOAL:.0%}), 429s "
+                               f"{r['rate_limited']} (server {r['server_429']}, goal 0)",
+                               share >= RATE_GOAL and no_429))  # fmt: skip
+        plan_min = r["plan_min_s"]
+        doc = " (documented 100 / 15 min)" if target == "waapi" else ""
+        print(
+            f"  {label:11s} rows {r['rows']:,}  pages {r['pages_ok']:,}/{minimum:,} "
+            f"(sent {r['pages_sent']:,})  requests {r['requests']:,} = plan {r['plan_requests']}"
+            f" + export {r['export_requests']:,} (planned {r['planned']:,}) + 429s "
+            f"{r['rate_limited']}  retries {r['retries']}"
+        )
+        print(
+            f"  {'':11s} fetch {r['seconds']['fetch']:.2f} s  total {secs:.2f} s  "
+            f"({rate:,.0f} contacts/s)  plan's minimum{doc} "
+            f"{'-' if plan_min is None else hms(plan_min)}"
+            + (
+                f"; with the plan's own requests {hms(r['documented_min_all_s'])}"
+                if "documented_min_all_s" in r
+                else ""
+            )
+        )
+        print(
+            f"  {'':11s} client peak RSS {r['rss_mib']:,.0f} MiB (after imports "
+            f"{r['rss_before_mib']:,.0f} MiB)  file {mib(r['file_bytes'])} {r['output']}"
+        )
+        print(f"  {'':11s} endpoints {r['requests_by_endpoint']}")
+        print(
+            f"  {'':11s} plan "
+            + "; ".join(
+                f"{p['endpoint']} x{p['requests']:,}"
+                + ("" if p["min_seconds"] is None else f" >= {hms(p['min_seconds'])}")
+                for p in r["plan"]
+            )
+        )
+        extra = ""
+        if with_groups and plain is not None:
+            made = r["export_requests"] - plain["export_requests"]
+            said = r["planned"] - plain["planned"]
+            probes = r["plan_requests"] - plain["plan_requests"]
+            extra = f"+{made:,} (plan +{said:,})"
+            print(
+                f"  {'':11s} groups: +{made:,} export requests (plan said +{said:,}), "
+                f"+{probes} plan request(s); memberships in the file {r['file_memberships']:,} "
+                f"(seeded {info['memberships']:,})"
+            )
+            checks.append((f"{target} with groups: extra requests {made:,} = the plan's {said:,}",
+                           made == said))  # fmt: skip
+            checks.append(
+                (f"{target} with groups: {r['file_memberships']:,} memberships in the file = "
+                 f"{info['memberships']:,} seeded", r["file_memberships"] == info["memberships"])
+            )  # fmt: skip
+        if not with_groups:
+            plain = r
+        min_cell = "-" if plan_min is None else hms(plan_min)
+        rows.append(
+            [target, label, f"{r['rows']:,}", verdict(rows_ok),
+             f"{r['pages_ok']:,}/{minimum:,}", f"{r['requests']:,}", extra or "-",
+             f"{r['rate_limited']}/{r['retries']}", f"{secs:.1f} s", f"{rate:,.0f}",
+             min_cell + ("*" if target == "waapi" else ""), f"{r['rss_mib']:,.0f} MiB",
+             mib(r["file_bytes"])]
+        )  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> None:
+    head = ["target", "run", "rows", "rows=N", "pages/min", "requests", "groups extra",
+            "429s/retries", "time", "contacts/s", "plan's min", "client RSS", "file"]  # fmt: skip
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    print()
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--targets", default="msgflash,waapi,vobiz")
+    ap.add_argument("--n", type=int, default=100_000, help="contacts seeded in each API")
+    ap.add_argument("--format", default="parquet", choices=FORMATS)
+    ap.add_argument(
+        "--msgflash-latency-ms",
+        type=float,
+        default=0.0,
+        help="added to every MsgFlash request by the sandbox (default 0: the sandbox default); "
+        "the 95%%-of-10-req/s goal then no longer applies (a cursor walk waits for each page)",
+    )
+    args = ap.parse_args()
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = set(targets) - {"waapi", "vobiz", "msgflash"}
+    if unknown:
+        ap.error(f"unknown target(s): {', '.join(sorted(unknown))}")
+    if not 1 <= args.n < SPAN:
+        ap.error(f"--n must be between 1 and {SPAN - 1:,}")
+    # MsgFlash 10/s and Vobiz 100/s as documented / by default; WAAPI unlimited (see above).
+    settings = SandboxSettings(waapi_rate_limit=None, msgflash_latency_ms=args.msgflash_latency_ms)
+    DATA.mkdir(parents=True, exist_ok=True)
+
+    checks: list[tuple[str, bool]] = []
+    rows: list[list[str]] = []
+    t0 = time.perf_counter()
+    for target in targets:
+        print(f"running {target} ...", flush=True)
+        info, runs = bench_target(target, args.n, args.format, settings)
+        rows += report_target(target, args.n, info, runs, checks, args.msgflash_latency_ms)
+    print_table(rows)
+    print(
+        "  * WAAPI ran unthrottled (sandbox and client); its minimum is the plan's under the "
+        "documented 100 requests / 15 min"
+    )
+    print(f"\n{len(targets)} target(s) in {hms(time.perf_counter() - t0)}")
+    for label, ok in checks:
+        print(f"{verdict(ok)}  {label}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
