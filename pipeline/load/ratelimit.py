@@ -31,7 +31,7 @@ class Limiter:
 
     def __init__(
         self, clock: Clock = time.monotonic, sleep: Callable[[float], object] | None = None
-    ):
+    ) -> None:
         self.stop = threading.Event()
         """Set when the run is stopping: threads waiting in :meth:`acquire` raise
         :class:`Stopped` at once instead of sending."""

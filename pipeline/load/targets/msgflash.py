@@ -246,7 +246,7 @@ class _Ticker:
     """Feeds a progress counter from several threads in chunks (every ``every`` units or
     ``seconds``), so that a logged counter writes a line per chunk, not per request."""
 
-    def __init__(self, counter: Counter, note: str, every: int = 500, seconds: float = 5.0):
+    def __init__(self, counter: Counter, note: str, every: int = 500, seconds: float = 5.0) -> None:
         self.counter, self.note, self.every, self.seconds = counter, note, every, seconds
         self._pending = 0
         self._last = time.monotonic()
