@@ -45,70 +45,51 @@ suite.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import math
-import multiprocessing as mp
 import random
-import re
-import resource
 import sys
 import time
 import traceback
-from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+from benchlib import (
+    DATA,
+    MSGFLASH_LIMIT,
+    RATE_GOAL,
+    SPAN,
+    ClientProcessDied,
+    Sandbox,
+    hms,
+    in_client_process,
+    mib,
+    parse_targets,
+    people,
+    print_checks,
+    print_table,
+    reset_hwm,
+    verdict,
+    vm_mib,
+)
 
-from pipeline.sandbox import SandboxServer, SandboxSettings
-from pipeline.sandbox.server import base_urls
+from pipeline.sandbox import SandboxSettings
 
 # pipeline.run (and polars with it) is imported inside the client-side functions only: the
 # spawned processes re-import this module, and the sandbox's should not carry polars.
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-
 PAGE = 100  # the largest page of every listing (MsgFlash, WAAPI documented; Vobiz sandbox)
-MSGFLASH_LIMIT = 10.0  # documented: 10 requests per second per key
-RATE_GOAL = 0.95
 SEED_BATCH = 10_000
 GROUP_SHARES = (0.20, 0.10, 0.10, 0.05, 0.05)  # of N, per group: memberships = N / 2
 FORMATS = ("parquet", "csv", "ndjson", "json", "xlsx")
-
-# Valid French mobile ranges in phonenumbers' metadata: 06 followed by [0-24-8], so 8 x 10**7
-# numbers; a multiplicative permutation of that range gives distinct, unsequential numbers.
-SECOND_DIGITS = "01245678"
-SPAN = len(SECOND_DIGITS) * 10**7
-FIRST = ("Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Jules", "Inès", "Nathan")
-LAST = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Moreau")
-TAGS = ("vip", "newsletter", "client", "prospect", "b2b")
-CITIES = ("Paris", "Lyon", "Marseille", "Toulouse", "Nantes", "Lille", "Bordeaux", "Rennes")
+HEAD = ["target", "run", "rows", "rows=N", "pages/min", "requests", "groups extra",
+        "429s/retries", "time", "contacts/s", "plan's min", "client RSS", "file"]  # fmt: skip
 
 
 # -- the seed ------------------------------------------------------------------------------
-def phone(i: int) -> str:
-    """The i-th contact's E.164 phone, distinct for i < SPAN."""
-    j = (i * 48_271 + 12_345) % SPAN
-    return f"+336{SECOND_DIGITS[j // 10**7]}{j % 10**7:07d}"
-
-
-def people(n: int) -> list[tuple[str, str, list[str], str]]:
-    """(phone, name, tags, city) of N contacts, the same for every target."""
-    rng = random.Random(n)
-    return [
-        (
-            phone(i),
-            f"{rng.choice(FIRST)} {rng.choice(LAST)} {i}",
-            rng.sample(TAGS, rng.randint(1, 2)),
-            rng.choice(CITIES),
-        )
-        for i in range(n)
-    ]
-
-
 def memberships(n: int) -> list[tuple[str, list[int]]]:
     """(group name, contact positions) of the seeded groups; a contact may be in several."""
     return [
@@ -165,72 +146,7 @@ def seed(app: Any, target: str, n: int) -> dict[str, Any]:
     }
 
 
-# -- the sandbox, in its own process -------------------------------------------------------
-def serve_sandbox(settings: SandboxSettings, target: str, n: int, conn: Connection) -> None:
-    """Child process: seed, serve on a free port of 127.0.0.1, send (port, seed figures),
-    serve until anything arrives on ``conn``, then send back this process's peak RSS (KiB)."""
-    server = SandboxServer(settings, port=0)
-    seeded = seed(server.app, target, n)
-    with server:
-        conn.send((server.port, seeded))
-        conn.recv()
-    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    conn.close()
-
-
-class Sandbox:
-    """A seeded sandbox served by a spawned process for the length of a ``with`` block."""
-
-    def __init__(self, settings: SandboxSettings, target: str, n: int) -> None:
-        self.settings = settings
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=serve_sandbox, args=(settings, target, n, child), daemon=True
-        )
-        self.server_rss_mib = 0.0
-
-    def __enter__(self) -> Sandbox:
-        self._proc.start()
-        if not self._conn.poll(600):
-            raise RuntimeError("the sandbox process did not start")
-        port, self.seeded = self._conn.recv()
-        self.url = f"http://127.0.0.1:{port}"
-        self.base_urls = base_urls(self.url)
-        self._admin = httpx.Client(base_url=f"{self.url}/__sandbox__", timeout=60)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._admin.close()
-        try:
-            self._conn.send("stop")
-            if self._conn.poll(30):
-                self.server_rss_mib = self._conn.recv() / 1024
-        finally:
-            self._proc.join(30)
-            if self._proc.is_alive():
-                self._proc.terminate()
-
-    def env(self) -> dict[str, str]:
-        """Credentials and base URLs, as ``contactpipe sandbox`` tells a user to export."""
-        from pipeline.demo import sandbox_env
-
-        return sandbox_env(SimpleNamespace(settings=self.settings, base_urls=self.base_urls))  # type: ignore[arg-type]
-
-    def journal(self, api: str) -> list[dict]:
-        resp = self._admin.get("/journal", params={"api": api})
-        resp.raise_for_status()
-        return resp.json()["entries"]
-
-    def clear_journal(self) -> None:
-        self._admin.delete("/journal").raise_for_status()
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        resp = self._admin.get("/counts")
-        resp.raise_for_status()
-        return resp.json()
-
-
+# -- the sandbox ---------------------------------------------------------------------------
 def contacts_path(target: str, settings: SandboxSettings) -> str:
     """The contact listing's path as the sandbox journals it."""
     return {
@@ -241,24 +157,6 @@ def contacts_path(target: str, settings: SandboxSettings) -> str:
 
 
 # -- the client side -----------------------------------------------------------------------
-def vm_kib(field: str) -> float:
-    """A ``/proc/self/status`` figure in MiB (``VmHWM``: peak RSS since the last reset)."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        status = ""
-    m = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
-    if m is None:  # not Linux: the lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return int(m.group(1)) / 1024
-
-
-def reset_hwm() -> None:
-    """Reset ``VmHWM`` to the current RSS (``echo 5 > /proc/self/clear_refs``)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
 def read_back(path: Path, with_groups: bool) -> dict[str, Any]:
     """Rows, distinct phones and group memberships of the written file."""
     import polars as pl
@@ -314,7 +212,7 @@ def _run_export(
         probes["plan_requests"] = len(resp.json()["entries"])
 
     output.unlink(missing_ok=True)
-    rss_before = vm_kib("VmRSS")
+    rss_before = vm_mib("VmRSS")
     reset_hwm()
     t = time.perf_counter()
     summary = export_contacts(
@@ -322,7 +220,7 @@ def _run_export(
         on_plan=on_plan,
     )  # fmt: skip
     wall = time.perf_counter() - t
-    rss = vm_kib("VmHWM")
+    rss = vm_mib("VmHWM")
     plan = summary["plan"]
     if documented is not None:  # the plan's minimum under 100 requests / 15 min, its formula
         from pipeline.load.targets.waapi import Waapi
@@ -344,28 +242,6 @@ def _run_export(
         "rss_before_mib": rss_before,
         "file_bytes": output.stat().st_size,
     }
-
-
-def _client_main(fn: Any, args: tuple[Any, ...], conn: Connection) -> None:
-    conn.send(fn(*args))
-    conn.close()
-
-
-def in_client_process(fn: Any, *args: Any) -> dict[str, Any]:
-    """``fn(*args)`` in a fresh spawned process, so each export's client RSS and heap start
-    from scratch; its result comes back by pipe."""
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_main, args=(fn, args, send), daemon=True)
-    proc.start()
-    send.close()
-    try:
-        result = recv.recv()
-    except EOFError:
-        proc.join()
-        return {"error": f"the client process died (exit code {proc.exitcode})"}
-    proc.join()
-    return result
 
 
 # -- one target ----------------------------------------------------------------------------
@@ -401,14 +277,20 @@ def bench_target(
 ) -> tuple[dict[str, Any], list[tuple[bool, dict[str, Any]]]]:
     """Seed a sandbox for ``target``, then export it (and with groups where it has groups)."""
     runs: list[tuple[bool, dict[str, Any]]] = []
-    with Sandbox(settings, target, n) as sb:
+    seeding = functools.partial(seed, target=target, n=n)
+    with Sandbox(settings, seeding, start_timeout_s=600) as sb:
         info = {**sb.seeded, "in_sandbox": sb.counts()[target]}
         for with_groups in (False, True) if target != "vobiz" else (False,):
             # every export starts with a fresh client limiter: let the server's window pass
             time.sleep(settings.msgflash_rate_window_s + 0.1)
             sb.clear_journal()
             out = DATA / f"export_{target}{'_groups' if with_groups else ''}.{fmt}"
-            r = in_client_process(run_export, sb.env(), sb.url, target, out, with_groups)
+            try:
+                r = in_client_process(
+                    run_export, sb.env(), sb.url, target, out, with_groups, daemon=True
+                )
+            except ClientProcessDied as e:
+                r = {"error": f"the client process died (exit code {e.exitcode})"}
             if "error" not in r:
                 r = analyse(r, sb.journal(target), target, settings)
             r["output"] = str(out)
@@ -418,24 +300,6 @@ def bench_target(
 
 
 # -- output --------------------------------------------------------------------------------
-def mib(nbytes: float) -> str:
-    if nbytes < 2**20:
-        return f"{nbytes / 1024:,.0f} KiB"
-    return f"{nbytes / 2**20:,.1f} MiB"
-
-
-def hms(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    h, rem = divmod(round(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def report_target(
     target: str,
     n: int,
@@ -554,15 +418,6 @@ def report_target(
     return rows
 
 
-def print_table(rows: list[list[str]]) -> None:
-    head = ["target", "run", "rows", "rows=N", "pages/min", "requests", "groups extra",
-            "429s/retries", "time", "contacts/s", "plan's min", "client RSS", "file"]  # fmt: skip
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print()
-    for r in [head, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default="msgflash,waapi,vobiz")
@@ -576,10 +431,7 @@ def main() -> int:
         "the 95%%-of-10-req/s goal then no longer applies (a cursor walk waits for each page)",
     )
     args = ap.parse_args()
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(targets) - {"waapi", "vobiz", "msgflash"}
-    if unknown:
-        ap.error(f"unknown target(s): {', '.join(sorted(unknown))}")
+    targets = parse_targets(ap, args.targets)
     if not 1 <= args.n < SPAN:
         ap.error(f"--n must be between 1 and {SPAN - 1:,}")
     # MsgFlash 10/s and Vobiz 100/s as documented / by default; WAAPI unlimited (see above).
@@ -593,15 +445,13 @@ def main() -> int:
         print(f"running {target} ...", flush=True)
         info, runs = bench_target(target, args.n, args.format, settings)
         rows += report_target(target, args.n, info, runs, checks, args.msgflash_latency_ms)
-    print_table(rows)
+    print_table(HEAD, rows)
     print(
         "  * WAAPI ran unthrottled (sandbox and client); its minimum is the plan's under the "
         "documented 100 requests / 15 min"
     )
     print(f"\n{len(targets)} target(s) in {hms(time.perf_counter() - t0)}")
-    for label, ok in checks:
-        print(f"{verdict(ok)}  {label}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return print_checks(checks)
 
 
 if __name__ == "__main__":

@@ -36,161 +36,71 @@ rows and every re-run leaves them unchanged; MsgFlash creates at >= 95% of 10 re
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
-import multiprocessing as mp
-import random
-import re
-import resource
 import shutil
 import sys
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
+from benchlib import (
+    DATA,
+    HERE,
+    MSGFLASH_LIMIT,
+    RATE_GOAL,
+    Sandbox,
+    hms,
+    in_client_process,
+    mib,
+    national,
+    parse_targets,
+    people,
+    print_checks,
+    print_table,
+    reset_hwm,
+    vm_mib,
+)
 
-from pipeline.sandbox import SandboxServer, SandboxSettings
-from pipeline.sandbox.server import base_urls
+from pipeline.sandbox import SandboxSettings
 
 # pipeline.run (and polars with it) is imported inside the client-side functions only: the
 # spawned processes re-import this module, and the sandbox's should not carry polars.
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
 OUT = HERE / "out" / "load"
+HEAD = ["target", "run", "contacts", "load", "whole run", "contacts/s", "bulk/expected",
+        "requests", "429s", "sent", "client RSS"]  # fmt: skip
 
 BATCH = 10_000  # LoadOptions' default batch size (WAAPI and Vobiz)
-MSGFLASH_LIMIT = 10.0  # documented: 10 requests per second per key
 MSGFLASH_LATENCY_MS = 100.0
 EXTRAPOLATE_TO = 100_000
-RATE_GOAL = 0.95
-
-# Valid French mobile ranges in phonenumbers' metadata: 06 followed by [0-24-8] (063x and
-# 069x are only partly allocated), so 8 x 10**7 numbers; a multiplicative permutation of
-# range(8 * 10**7) gives distinct numbers that do not look sequential.
-SECOND_DIGITS = "01245678"
-SPAN = len(SECOND_DIGITS) * 10**7
-FIRST = ("Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Jules", "Inès", "Nathan")
-LAST = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Moreau")
-TAGS = ("vip", "newsletter", "client", "prospect", "b2b")
-CITIES = ("Paris", "Lyon", "Marseille", "Toulouse", "Nantes", "Lille", "Bordeaux", "Rennes")
 
 
 # -- input ---------------------------------------------------------------------------------
-def national(i: int) -> str:
-    """The i-th number's 9 national digits (6 + 8 digits), distinct for i < SPAN."""
-    j = (i * 48_271 + 12_345) % SPAN
-    return f"6{SECOND_DIGITS[j // 10**7]}{j % 10**7:07d}"
-
-
 def make_csv(n: int) -> Path:
     """``benchmarks/data/load_<n>.csv`` (generated once): name, phone, tags, city."""
     path = DATA / f"load_{n}.csv"
     if path.exists():
         return path
     DATA.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(n)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["name", "phone", "tags", "city"])
-        for i in range(n):
+        for i, (e164, name, tags, city) in enumerate(people(n)):
             d = national(i)
             if i % 3 == 0:
-                phone = f"+33{d}"
+                phone = e164
             elif i % 3 == 1:
                 phone = f"0{d[0]} {d[1:3]} {d[3:5]} {d[5:7]} {d[7:9]}"
             else:
                 phone = f"0{d}"
-            name = f"{rng.choice(FIRST)} {rng.choice(LAST)} {i}"
-            tags = ";".join(rng.sample(TAGS, rng.randint(1, 2)))
-            w.writerow([name, phone, tags, rng.choice(CITIES)])
+            w.writerow([name, phone, ";".join(tags), city])
     tmp.replace(path)
     return path
 
 
-# -- the sandbox, in its own process -------------------------------------------------------
-def serve_sandbox(settings: SandboxSettings, conn: Connection) -> None:
-    """Child process: serve the sandbox on a free port of 127.0.0.1, send the port, serve
-    until anything arrives on ``conn``, then send back this process's peak RSS (KiB)."""
-    with SandboxServer(settings, port=0) as server:
-        conn.send(server.port)
-        conn.recv()
-    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    conn.close()
-
-
-class Sandbox:
-    """A sandbox served by a spawned process for the length of a ``with`` block."""
-
-    def __init__(self, settings: SandboxSettings) -> None:
-        self.settings = settings
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=serve_sandbox, args=(settings, child), daemon=True)
-        self.server_rss_mib = 0.0
-
-    def __enter__(self) -> Sandbox:
-        self._proc.start()
-        if not self._conn.poll(60):
-            raise RuntimeError("the sandbox process did not start")
-        self.url = f"http://127.0.0.1:{self._conn.recv()}"
-        self.base_urls = base_urls(self.url)
-        self._admin = httpx.Client(base_url=f"{self.url}/__sandbox__", timeout=60)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._admin.close()
-        try:
-            self._conn.send("stop")
-            if self._conn.poll(30):
-                self.server_rss_mib = self._conn.recv() / 1024
-        finally:
-            self._proc.join(30)
-            if self._proc.is_alive():
-                self._proc.terminate()
-
-    def env(self) -> dict[str, str]:
-        """Credentials and base URLs, as ``contactpipe sandbox`` tells a user to export."""
-        from pipeline.demo import sandbox_env
-
-        return sandbox_env(SimpleNamespace(settings=self.settings, base_urls=self.base_urls))  # type: ignore[arg-type]
-
-    def journal(self, api: str, method: str | None = None, path: str | None = None) -> list[dict]:
-        params = {k: v for k, v in (("api", api), ("method", method), ("path", path)) if v}
-        resp = self._admin.get("/journal", params=params)
-        resp.raise_for_status()
-        return resp.json()["entries"]
-
-    def clear_journal(self) -> None:
-        self._admin.delete("/journal").raise_for_status()
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        resp = self._admin.get("/counts")
-        resp.raise_for_status()
-        return resp.json()
-
-
 # -- the client side -----------------------------------------------------------------------
-def vm_hwm_mib() -> float:
-    """This process's peak RSS since the last :func:`reset_hwm` (Linux ``VmHWM``)."""
-    status = Path("/proc/self/status").read_text()
-    m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-    if m is None:  # not Linux: the lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return int(m.group(1)) / 1024
-
-
-def reset_hwm() -> None:
-    """Reset ``VmHWM`` to the current RSS (``echo 5 > /proc/self/clear_refs``)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
 def run_import(
     sb: Sandbox, target: str, src: Path, out: Path, groups: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], float, float]:
@@ -206,7 +116,7 @@ def run_import(
     t = time.perf_counter()
     result = import_files([str(src)], options, imp, out, NullProgress())
     wall = time.perf_counter() - t
-    return result.summary, wall, vm_hwm_mib()
+    return result.summary, wall, vm_mib()
 
 
 def import_figures(summary: dict[str, Any], wall: float, rss: float) -> dict[str, Any]:
@@ -312,47 +222,7 @@ def extrapolated_groups_s(settings: SandboxSettings) -> float:
     return settings.msgflash_job_pending_s + 10_000 / settings.msgflash_job_items_per_s + 2.0
 
 
-def _client_main(fn: Any, args: tuple[Any, ...], conn: Connection) -> None:
-    conn.send(fn(*args))
-    conn.close()
-
-
-def in_client_process(fn: Any, *args: Any) -> dict[str, Any]:
-    """``fn(*args)`` in a fresh spawned process (which starts its own sandbox process), so
-    each target's client RSS and heap start from scratch; its result comes back by pipe."""
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_client_main, args=(fn, args, send))  # not daemonic: has a child
-    proc.start()
-    send.close()
-    try:
-        result = recv.recv()
-    except EOFError:
-        proc.join()
-        raise RuntimeError(f"{fn.__name__}{args[:2]} failed (exit code {proc.exitcode})") from None
-    proc.join()
-    return result
-
-
 # -- output --------------------------------------------------------------------------------
-def mib(nbytes: int) -> str:
-    if nbytes < 2**20:
-        return f"{nbytes / 1024:,.0f} KiB"
-    return f"{nbytes / 2**20:,.1f} MiB"
-
-
-def hms(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    h, rem = divmod(round(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def report_bulk(r: dict[str, Any], checks: list[tuple[str, bool]]) -> list[list[str]]:
     t, n, f, a = r["target"], r["n"], r["first"], r["again"]
     bulk_client = f["by_endpoint"].get("POST bulk" if t == "waapi" else "POST /contacts/import", 0)
@@ -446,15 +316,6 @@ def report_msgflash(r: dict[str, Any], checks: list[tuple[str, bool]]) -> list[l
     ]  # fmt: skip
 
 
-def print_table(rows: list[list[str]]) -> None:
-    head = ["target", "run", "contacts", "load", "whole run", "contacts/s", "bulk/expected",
-            "requests", "429s", "sent", "client RSS"]  # fmt: skip
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    print()
-    for r in [head, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default="waapi,vobiz,msgflash")
@@ -468,10 +329,7 @@ def main() -> int:
         "the heap the 100,000-contact imports left (30-50 ms gen-2 collections)",
     )
     args = ap.parse_args()
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(targets) - {"waapi", "vobiz", "msgflash"}
-    if unknown:
-        ap.error(f"unknown target(s): {', '.join(sorted(unknown))}")
+    targets = parse_targets(ap, args.targets)
     # Documented limits everywhere (MsgFlash 10/s, WAAPI 100 / 15 min, Vobiz 100/s), default
     # job timing (pending 1 s, 500 ids/s), 100 ms of latency on every MsgFlash request.
     settings = SandboxSettings(msgflash_latency_ms=MSGFLASH_LATENCY_MS)
@@ -487,11 +345,9 @@ def main() -> int:
             )
         else:
             rows += report_bulk(run(bench_bulk, target, args.n, settings), checks)
-    print_table(rows)
+    print_table(HEAD, rows)
     print()
-    for label, ok in checks:
-        print(f"{verdict(ok)}  {label}")
-    return 0 if all(ok for _, ok in checks) else 1
+    return print_checks(checks)
 
 
 if __name__ == "__main__":
