@@ -440,8 +440,17 @@ def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
         )
 
 
-def _failures_frame(result: LoadResult) -> pl.DataFrame:
-    items = sorted(result.failures.items())
+def mask(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every credential value replaced by ``***`` (a last line of defence: the
+    messages come from the APIs, which have no reason to quote a credential)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _failures_frame(result: LoadResult, secrets: Sequence[str] = ()) -> pl.DataFrame:
+    items = sorted((i, (c, mask(m, secrets))) for i, (c, m) in result.failures.items())
     return pl.DataFrame(
         {
             "position": [i for i, _ in items],
@@ -499,11 +508,11 @@ def _run_with_target(
             **counts,
             "not_found": codes.count("NOT_FOUND"),
             **target.stats.as_dict(),
-            "aborted": str(result.aborted.message) if result.aborted else None,
+            "aborted": mask(result.aborted.message, config.secrets) if result.aborted else None,
             "seconds": result.seconds,
             "notes": result.notes,
         }
-        return summary, _failures_frame(result), result.aborted
+        return summary, _failures_frame(result, config.secrets), result.aborted
 
     try:
         return validate_files(
@@ -816,12 +825,12 @@ def import_files(
             **counts,
             **target.stats.as_dict(),
             "not_carried": result.not_carried,
-            "aborted": str(result.aborted.message) if result.aborted else None,
+            "aborted": mask(result.aborted.message, config.secrets) if result.aborted else None,
             "seconds": result.seconds,
             "notes": result.notes,
             "plan": plan,
         }
-        return summary, _failures_frame(result), result.aborted
+        return summary, _failures_frame(result, config.secrets), result.aborted
 
     try:
         return validate_files(inputs, options, report_dir, progress, command="import", load=step)

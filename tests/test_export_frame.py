@@ -52,3 +52,14 @@ def test_columns_types_and_custom_fields() -> None:
     assert df.get_column("custom.tier").to_list() == ["2", None]
     assert df.get_column("meta").to_list() == ['{"a":1}', None]
     assert "groups" not in export_frame(rows, with_groups=False).columns
+
+
+def test_api_messages_never_carry_a_credential_into_the_report() -> None:
+    from pipeline.load.base import LoadResult
+    from pipeline.run import _failures_frame, mask
+
+    assert mask("bad key tok_123 for tok_123", ["tok_123", ""]) == "bad key *** for ***"
+    result = LoadResult("waapi", 2)
+    result.fail([1], "API_REJECTED", "WAAPI: token tok_123 is not allowed")
+    frame = _failures_frame(result, ["tok_123"])
+    assert frame.rows() == [(1, "API_REJECTED", "WAAPI: token *** is not allowed")]
