@@ -114,18 +114,47 @@ ErrorParser = Callable[[httpx.Response], tuple[str, str]]
 """(response) -> (code, message) from the API's error envelope."""
 
 
-def _default_error(resp: httpx.Response) -> tuple[str, str]:
+def parse_error(resp: httpx.Response) -> tuple[str, str]:
+    """(code, message) from the error envelopes of the three APIs:
+
+    - ``{"error": {"code", "message", "details"}}`` (MsgFlash; Vobiz adds ``status``,
+      ``timestamp``, ``requestId``): ``details`` (``[{"field", "message"}]`` or anything JSON)
+      are appended to the message, at most 300 characters of them;
+    - ``{"success": false, "message", "error": "CODE"}`` (WAAPI).
+
+    A body that is not JSON gives ``HTTP_<status>`` and the reason phrase."""
+    reason = resp.reason_phrase or "error"
     try:
         body = resp.json()
     except ValueError:
-        return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            return str(err.get("code") or resp.status_code), str(err.get("message") or "")
-        code = err if isinstance(err, str) else f"HTTP_{resp.status_code}"
-        return code, str(body.get("message") or resp.reason_phrase)
-    return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
+        return f"HTTP_{resp.status_code}", reason
+    if not isinstance(body, dict):
+        return f"HTTP_{resp.status_code}", reason
+    err = body.get("error")
+    if isinstance(err, dict):
+        code = str(err.get("code") or f"HTTP_{resp.status_code}")
+        message = str(err.get("message") or reason)
+        details = _details(err.get("details"))
+        return code, f"{message} ({details})" if details else message
+    code = err if isinstance(err, str) and err else f"HTTP_{resp.status_code}"
+    return code, str(body.get("message") or reason)
+
+
+def _details(details: Any) -> str:
+    if not details:
+        return ""
+    if isinstance(details, list):
+        parts = []
+        for d in details:
+            if isinstance(d, dict) and "message" in d:
+                field = d.get("field")
+                parts.append(f"{field}: {d['message']}" if field else str(d["message"]))
+            else:
+                parts.append(encode_json(d).decode())
+        text = "; ".join(parts)
+    else:
+        text = encode_json(details).decode()
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def retry_after_s(resp: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
@@ -168,7 +197,7 @@ class ApiClient:
         *,
         limiter: Limiter | None = None,
         policy: RetryPolicy | None = None,
-        error_parser: ErrorParser = _default_error,
+        error_parser: ErrorParser = parse_error,
         terminal_429_codes: frozenset[str] = frozenset(),
         timeout: httpx.Timeout | float | None = None,
         max_connections: int = 8,

@@ -207,3 +207,28 @@ def test_limiter_keeps_a_slow_request_s_slot_longer() -> None:
     window.stop.set()
     with pytest.raises(Stopped):
         window.acquire()
+
+
+def test_one_parser_reads_every_api_s_error_envelope() -> None:
+    from pipeline.load.client import parse_error
+
+    waapi = {"success": False, "message": "Contact not found.", "error": "NOT_FOUND"}
+    assert parse_error(httpx.Response(404, json=waapi)) == ("NOT_FOUND", "Contact not found.")
+    vobiz = {
+        "status": "error",
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "invalid body",
+            "details": [{"field": "phone_number", "message": "must be E.164"}],
+        },
+        "timestamp": "2026-11-29T00:00:00Z",
+        "requestId": "r1",
+    }
+    assert parse_error(httpx.Response(422, json=vobiz)) == (
+        "VALIDATION_ERROR",
+        "invalid body (phone_number: must be E.164)",
+    )
+    assert parse_error(httpx.Response(500, json=["?"])) == (
+        "HTTP_500",
+        "Internal Server Error",
+    )

@@ -22,8 +22,15 @@ from load_helpers import (
 
 from pipeline.errors import UsageError
 from pipeline.load.base import CREATED, FAILED, UNCHANGED, UPDATED, build_entries, field_map
-from pipeline.load.client import AuthRefused, QuotaExceeded, RetryPolicy, Unreachable, encode_json
-from pipeline.load.targets.msgflash import MsgFlash, _Known, parse_error
+from pipeline.load.client import (
+    AuthRefused,
+    QuotaExceeded,
+    RetryPolicy,
+    Unreachable,
+    encode_json,
+    parse_error,
+)
+from pipeline.load.targets.msgflash import MsgFlash, _Known
 from pipeline.report.progress import Counter, LogProgress
 from pipeline.sandbox import SandboxServer
 from pipeline.sandbox.settings import DEFAULT_MSGFLASH_TEAM_ID, DEFAULT_MSGFLASH_TEAM_KEY

@@ -200,40 +200,6 @@ LOADED_STATES = (CREATED, UPDATED, UNCHANGED)
 FINAL_JOB_STATES = frozenset({"done", "failed", "cancelled"})
 
 
-def parse_error(resp: httpx.Response) -> tuple[str, str]:
-    """(code, message) from ``{"error": {"code", "message", "details"}}``; the details
-    (``[{"field", "message"}]``) are appended to the message."""
-    reason = resp.reason_phrase or "error"
-    try:
-        body = resp.json()
-    except ValueError:
-        return f"HTTP_{resp.status_code}", reason
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return f"HTTP_{resp.status_code}", reason
-    code = str(err.get("code") or f"HTTP_{resp.status_code}")
-    message = str(err.get("message") or reason)
-    details = _details(err.get("details"))
-    return code, f"{message} ({details})" if details else message
-
-
-def _details(details: Any) -> str:
-    if not details:
-        return ""
-    if isinstance(details, list):
-        parts = []
-        for d in details:
-            if isinstance(d, dict) and "message" in d:
-                field = d.get("field")
-                parts.append(f"{field}: {d['message']}" if field else str(d["message"]))
-            else:
-                parts.append(encode_json(d).decode())
-        text = "; ".join(parts)
-    else:
-        text = encode_json(details).decode()
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 class _Known(NamedTuple):
     """A contact already in the workspace."""
 
@@ -399,7 +365,6 @@ class MsgFlash(Target):
                 self.config.headers,
                 limiter=self._limiter,
                 policy=self.policy,
-                error_parser=parse_error,
                 terminal_429_codes=self.QUOTA_CODES,
                 timeout=self.timeout,
                 max_connections=max(1, self.options.concurrency),

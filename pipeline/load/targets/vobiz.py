@@ -93,7 +93,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import polars as pl
 
 from pipeline.errors import RemoteError, TerminalRemoteError, UsageError
@@ -176,30 +175,6 @@ def export_contact(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _error_parser(resp: httpx.Response) -> tuple[str, str]:
-    """``{"status": "error", "error": {"code", "message", "details"}, ...}`` -> (code, message);
-    422 ``details`` (``[{"field", "message"}]``) are appended to the message."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
-    code = str(err.get("code") or f"HTTP_{resp.status_code}")
-    message = str(err.get("message") or resp.reason_phrase or "error")
-    details = err.get("details")
-    if isinstance(details, list):
-        parts = [
-            f"{d.get('field')}: {d.get('message')}" if d.get("field") else str(d.get("message"))
-            for d in details
-            if isinstance(d, dict) and d.get("message")
-        ]
-        if parts:
-            message = f"{message} ({'; '.join(parts)})"
-    return code, message
-
-
 class CsvWriter:
     """Rows of the import CSV as bytes: one writer, so every file is encoded the same way."""
 
@@ -248,7 +223,6 @@ class Vobiz(Target):
                 self.config.headers,
                 limiter=Adaptive(),
                 policy=self.policy,
-                error_parser=_error_parser,
                 max_connections=self.options.concurrency,
                 stats=self.stats,
             )

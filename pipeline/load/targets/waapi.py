@@ -144,17 +144,6 @@ def encoded_phone_id(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def _error_parser(resp: Any) -> tuple[str, str]:
-    try:
-        body = resp.json()
-    except ValueError:
-        return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
-    if not isinstance(body, dict):
-        return f"HTTP_{resp.status_code}", resp.reason_phrase or "error"
-    code = body.get("error") if isinstance(body.get("error"), str) else f"HTTP_{resp.status_code}"
-    return str(code), str(body.get("message") or resp.reason_phrase or "")
-
-
 class Waapi(Target):
     name = "waapi"
     title = "WAAPI"
@@ -190,7 +179,6 @@ class Waapi(Target):
                 self.config.headers,
                 limiter=SlidingWindow(self.rate_limit, self.rate_window_s, margin=1.0),
                 policy=self.policy,
-                error_parser=_error_parser,
                 max_connections=2,
                 stats=self.stats,
             )
