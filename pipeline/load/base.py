@@ -25,6 +25,7 @@ from pipeline.errors import RemoteError, UsageError
 from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
+from .ratelimit import Limiter
 
 DEFAULT_BATCH = 10_000
 
@@ -259,6 +260,19 @@ class Target(ABC):
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
+
+    def new_client(self, limiter: Limiter, **options: Any) -> ApiClient:
+        """A client for this target: its title, base URL and auth headers, the run's retry
+        policy and statistics, ``limiter``, and any other :class:`ApiClient` option."""
+        return ApiClient(
+            self.title,
+            self.config.base_url,
+            self.config.headers,
+            limiter=limiter,
+            policy=self.policy,
+            stats=self.stats,
+            **options,
+        )
 
     def new_result(self, n: int) -> LoadResult:
         """Start the ledger of a load of ``n`` contacts."""

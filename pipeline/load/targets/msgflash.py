@@ -359,16 +359,11 @@ class MsgFlash(Target):
             self._limiter = ArrivalWindow(
                 self.RATE_LIMIT, self.RATE_WINDOW_S, margin=self.RATE_MARGIN_S
             )
-            self._client = ApiClient(
-                "MsgFlash",
-                self.config.base_url,
-                self.config.headers,
-                limiter=self._limiter,
-                policy=self.policy,
+            self._client = self.new_client(
+                self._limiter,
                 terminal_429_codes=self.QUOTA_CODES,
                 timeout=self.timeout,
                 max_connections=max(1, self.options.concurrency),
-                stats=self.stats,
             )
         return self._client
 

@@ -217,15 +217,7 @@ class Vobiz(Target):
 
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(
-                self.title,
-                self.config.base_url,
-                self.config.headers,
-                limiter=Adaptive(),
-                policy=self.policy,
-                max_connections=self.options.concurrency,
-                stats=self.stats,
-            )
+            self._client = self.new_client(Adaptive(), max_connections=self.options.concurrency)
         return self._client
 
     # -- the files ---------------------------------------------------------------------

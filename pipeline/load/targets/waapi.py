@@ -173,15 +173,8 @@ class Waapi(Target):
 
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(
-                self.title,
-                self.config.base_url,
-                self.config.headers,
-                limiter=SlidingWindow(self.rate_limit, self.rate_window_s, margin=1.0),
-                policy=self.policy,
-                max_connections=2,
-                stats=self.stats,
-            )
+            limiter = SlidingWindow(self.rate_limit, self.rate_window_s, margin=1.0)
+            self._client = self.new_client(limiter, max_connections=2)
         return self._client
 
     def bodies(self, contacts: pl.DataFrame) -> list[tuple[range, bytes]]:
