@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import time
@@ -26,6 +27,7 @@ from pipeline.errors import RemoteError, UsageError
 from pipeline.extract import Extracted, expand_inputs, read_file
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 from pipeline.load.base import (
+    EXPORT_FIELDS,
     EXPORT_META_COLUMNS,
     LOAD_CODES,
     ExportFilters,
@@ -45,7 +47,7 @@ from pipeline.transform.mapping import (
     load_mapping_file,
 )
 from pipeline.transform.phones import normalize_phones
-from pipeline.transform.validate import CODES, ValidateOptions, validate
+from pipeline.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
 
 RID = "__rid"
 
@@ -464,6 +466,40 @@ def _failures_frame(result: LoadResult, secrets: Sequence[str] = ()) -> pl.DataF
 Action = Callable[[Target, pl.DataFrame], LoadResult]
 
 
+def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
+    """What every target step's summary starts with."""
+    return {
+        "target": target.name,
+        "base_url": target.config.base_url,
+        "dry_run": imp.load.dry_run,
+        "batch_size": imp.load.batch_size,
+    }
+
+
+def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
+    """``act(target, contacts)``; on Ctrl-C, the target's ledger so far with every row not
+    settled marked NOT_SENT (so the report still says what was done)."""
+    try:
+        return act(target, contacts)
+    except KeyboardInterrupt:
+        result = target.result or LoadResult(target.name, contacts.height)
+        result.abort(Interrupted("interrupted (Ctrl-C) before this row was sent"))
+        return result
+
+
+def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
+    """The ledger's counts, the client's statistics, the abort reason (credentials masked),
+    seconds per step and notes."""
+    secrets = target.config.secrets
+    return {
+        **result.counts(),
+        **target.stats.as_dict(),
+        "aborted": mask(result.aborted.message, secrets) if result.aborted else None,
+        "seconds": result.seconds,
+        "notes": result.notes,
+    }
+
+
 def _run_with_target(
     inputs: Sequence[str],
     options: RunOptions,
@@ -488,29 +524,15 @@ def _run_with_target(
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
-        head: dict[str, Any] = {
-            "target": cls.name,
-            "base_url": config.base_url,
-            "dry_run": imp.load.dry_run,
-            "batch_size": imp.load.batch_size,
-        }
         with progress.stage(section, f"{label} {cls.title} at {config.base_url}") as st:
-            try:
-                result = act(target, contacts)
-            except KeyboardInterrupt:
-                result = target.result or LoadResult(cls.name, contacts.height)
-                result.abort(Interrupted("interrupted (Ctrl-C) before this row was done"))
+            result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
         codes = [c for c, _ in result.failures.values()]
         summary = {
-            **head,
-            **counts,
+            **_head(target, imp),
+            **_ledger(target, result),
             "not_found": codes.count("NOT_FOUND"),
-            **target.stats.as_dict(),
-            "aborted": mask(result.aborted.message, config.secrets) if result.aborted else None,
-            "seconds": result.seconds,
-            "notes": result.notes,
         }
         return summary, _failures_frame(result, config.secrets), result.aborted
 
@@ -599,18 +621,6 @@ def open_target(imp: ImportOptions, progress: Progress | None = None) -> Target:
     return cls(cls.config_from_env(env, imp.base_url), imp.load, progress)
 
 
-EXPORT_FIELDS = (
-    "phone",
-    "name",
-    "email",
-    "language_code",
-    "tags",
-    "notes",
-    "opt_out",
-    "opt_out_marketing",
-    "reply_bot_enabled",
-)
-BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
 SEP = "\x1f"  # ASCII unit separator: never inside a tag or a group name
 
 
@@ -627,13 +637,11 @@ def export_frame(rows: Sequence[Mapping[str, Any]], with_groups: bool) -> pl.Dat
         for k in r:
             if k not in known:
                 extras.setdefault(k, None)
-    schema: dict[str, Any] = {}
-    for f in EXPORT_FIELDS:
-        schema[f] = (
-            pl.List(pl.String) if f == "tags" else pl.Boolean if f in BOOL_FIELDS else pl.String
-        )
+    lists = ["tags", "groups"] if with_groups else ["tags"]  # built as text, split below
+    schema: dict[str, Any] = {f: pl.String for f in EXPORT_FIELDS}
+    schema.update(dict.fromkeys(BOOL_FIELDS, pl.Boolean))
     if with_groups:
-        schema["groups"] = pl.List(pl.String)
+        schema["groups"] = pl.String
     for k in sorted(custom_keys):
         schema[f"custom.{k}"] = pl.String
     for k in (*EXPORT_META_COLUMNS, *extras):
@@ -646,24 +654,20 @@ def export_frame(rows: Sequence[Mapping[str, Any]], with_groups: bool) -> pl.Dat
             values = [c.get(col[7:]) for c in customs]
         else:
             values = [r.get(col) for r in rows]
-        if dtype == pl.List(pl.String):  # joined here, split by polars: 20x faster than lists
+        if col in lists:  # joined here, split by polars: 20x faster than Python lists
             values = [SEP.join(map(str, v)) if v else None for v in values]
         elif dtype == pl.Boolean:
             values = [None if v is None else bool(v) for v in values]
         elif any(v is not None and not isinstance(v, str) for v in values):
             values = [v if v is None or isinstance(v, str) else json_text(v) for v in values]
         data[col] = values
-    lists = [c for c, t in schema.items() if t == pl.List(pl.String)]
-    flat = {c: pl.String if c in lists else t for c, t in schema.items()}
-    frame = pl.DataFrame(data, schema=flat)
     empty = pl.lit(pl.Series([[]], dtype=pl.List(pl.String)))
+    frame = pl.DataFrame(data, schema=schema)
     return frame.with_columns(pl.col(c).str.split(SEP).fill_null(empty) for c in lists)
 
 
 def json_text(value: Any) -> str:
     """A non-string API value as text: numbers as written, objects as compact JSON."""
-    import json
-
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -788,12 +792,7 @@ def import_files(
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
-        head: dict[str, Any] = {
-            "target": cls.name,
-            "base_url": config.base_url,
-            "dry_run": imp.load.dry_run,
-            "batch_size": imp.load.batch_size,
-        }
+        head = _head(target, imp)
         plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
         if imp.load.dry_run:
             with progress.stage("dry-run", "writing request bodies") as st:
@@ -801,7 +800,7 @@ def import_files(
                 if bodies.is_dir():  # a previous plan's files must not pass for this one's
                     shutil.rmtree(bodies)
                 files = target.dry_run(contacts, bodies)
-                st.note(f"{len(files)} request file(s) -> {report_dir / 'dry-run'}")
+                st.note(f"{len(files)} request file(s) -> {bodies}")
             empty = _failures_frame(LoadResult(cls.name, 0))
             return (
                 {**head, "plan": plan, "request_files": [str(f) for f in files]},
@@ -809,11 +808,7 @@ def import_files(
                 None,
             )
         with progress.stage("load", f"{cls.title} at {config.base_url}") as st:
-            try:
-                result = target.load(contacts)
-            except KeyboardInterrupt:
-                result = target.result or LoadResult(cls.name, contacts.height)
-                result.abort(Interrupted("interrupted (Ctrl-C) before this row was sent"))
+            result = _settle(target, contacts, lambda t, c: t.load(c))
             counts = result.counts()
             st.note(
                 f"{counts['loaded']:,} loaded ({counts['created']:,} created, "
@@ -822,12 +817,8 @@ def import_files(
             )
         summary = {
             **head,
-            **counts,
-            **target.stats.as_dict(),
+            **_ledger(target, result),
             "not_carried": result.not_carried,
-            "aborted": mask(result.aborted.message, config.secrets) if result.aborted else None,
-            "seconds": result.seconds,
-            "notes": result.notes,
             "plan": plan,
         }
         return summary, _failures_frame(result, config.secrets), result.aborted

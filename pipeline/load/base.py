@@ -138,6 +138,19 @@ class ExportFilters:
     opt_out: bool | None = None
 
 
+EXPORT_FIELDS = (
+    "phone",
+    "name",
+    "email",
+    "language_code",
+    "tags",
+    "notes",
+    "opt_out",
+    "opt_out_marketing",
+    "reply_bot_enabled",
+)
+"""The canonical fields an export writes (then ``groups`` and ``custom_fields``)."""
+
 EXPORT_META_COLUMNS = ("id", "created_at", "updated_at")
 """Columns an export adds to the canonical ones; target-specific extras follow them."""
 

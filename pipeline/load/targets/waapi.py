@@ -112,6 +112,7 @@ from pipeline.errors import RemoteError, TerminalRemoteError, UsageError
 
 from .. import config as cfg
 from ..base import (
+    EXPORT_FIELDS,
     LOADED,
     ExportFilters,
     LoadResult,
@@ -812,17 +813,8 @@ def _matches(item: Mapping[str, Any], filters: ExportFilters) -> bool:
     return True
 
 
-CANONICAL = (
-    "name",
-    "email",
-    "language_code",
-    "tags",
-    "notes",
-    "opt_out",
-    "opt_out_marketing",
-    "reply_bot_enabled",
-    "custom_fields",
-)
+CANONICAL = (*(f for f in EXPORT_FIELDS if f != "phone"), "custom_fields")
+"""The export fields read as they are from a WAAPI contact (the phone gets its ``+``)."""
 
 
 def _canonical(
