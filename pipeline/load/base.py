@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -176,6 +176,18 @@ def batches(n: int, size: int) -> Iterator[range]:
     """Positions 0..n-1 in consecutive ranges of at most ``size``."""
     for start in range(0, n, size):
         yield range(start, min(start + size, n))
+
+
+def write_request_files(directory: Path, name: str, bodies: Iterable[bytes]) -> list[Path]:
+    """``--dry-run``: write each body to ``directory / name.format(k)`` (k = 1, 2...), e.g.
+    ``waapi-bulk-{:04d}.json``; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, body in enumerate(bodies, 1):
+        path = directory / name.format(k)
+        path.write_bytes(body)
+        paths.append(path)
+    return paths
 
 
 def fmt_duration(seconds: float) -> str:

@@ -185,6 +185,7 @@ from ..base import (
     batches,
     build_entries,
     not_carried,
+    write_request_files,
 )
 from ..client import ApiClient, ApiRefused, AuthRefused, encode_json
 from ..ratelimit import ArrivalWindow, Stopped
@@ -446,13 +447,12 @@ class MsgFlash(Target):
         the contacts are created."""
         if contacts.height == 0:
             return []
-        directory.mkdir(parents=True, exist_ok=True)
         entries = build_entries(contacts, self.fmap)
-        files: list[Path] = []
-        for k, rows in enumerate(batches(len(entries), self.options.batch_size), start=1):
-            path = directory / f"msgflash-contacts-{k:04d}.ndjson"
-            path.write_bytes(b"".join(encode_json(entries[i]) + b"\n" for i in rows))
-            files.append(path)
+        bodies = (
+            b"".join(encode_json(entries[i]) + b"\n" for i in rows)
+            for rows in batches(len(entries), self.options.batch_size)
+        )
+        files = write_request_files(directory, "msgflash-contacts-{:04d}.ndjson", bodies)
         groups = _group_rows(contacts)
         if groups:
             phones = contacts.get_column("phone").to_list()

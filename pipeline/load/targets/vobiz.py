@@ -111,6 +111,7 @@ from ..base import (
     Target,
     TargetConfig,
     not_carried,
+    write_request_files,
 )
 from ..client import ApiClient, ApiRefused, QuotaExceeded, Unreachable
 from ..ratelimit import Adaptive
@@ -306,13 +307,8 @@ class Vobiz(Target):
     def dry_run(self, contacts: pl.DataFrame, directory: Path) -> list[Path]:
         """The import files as if no contact existed yet (a real load leaves out the rows it
         finds unchanged, so its files may hold fewer rows)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for k, (_, body) in enumerate(self.all_files(contacts), 1):
-            path = directory / f"vobiz-import-{k:04d}.csv"
-            path.write_bytes(body)
-            paths.append(path)
-        return paths
+        bodies = (body for _, body in self.all_files(contacts))
+        return write_request_files(directory, "vobiz-import-{:04d}.csv", bodies)
 
     # -- the load ----------------------------------------------------------------------
     def load(self, contacts: pl.DataFrame) -> LoadResult:

@@ -122,6 +122,7 @@ from ..base import (
     batches,
     build_entries,
     not_carried,
+    write_request_files,
 )
 from ..client import ApiClient, ApiRefused, Unreachable, encode_json
 from ..ratelimit import SlidingWindow
@@ -201,13 +202,8 @@ class Waapi(Target):
         ]
 
     def dry_run(self, contacts: pl.DataFrame, directory: Path) -> list[Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        files = []
-        for k, (_, body) in enumerate(self.bodies(contacts), 1):
-            path = directory / f"waapi-bulk-{k:04d}.json"
-            path.write_bytes(body)
-            files.append(path)
-        return files
+        bodies = (body for _, body in self.bodies(contacts))
+        return write_request_files(directory, "waapi-bulk-{:04d}.json", bodies)
 
     def load(self, contacts: pl.DataFrame) -> LoadResult:
         result = self.new_result(contacts.height)
