@@ -34,7 +34,7 @@ WRITE = {
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests wait milliseconds, not seconds, between retries."""
+    """Tests wait milliseconds, not seconds, between retries (test_manage_e2e imports it)."""
     original = Target.__init__
 
     def init(self: Target, *args: Any, **kwargs: Any) -> None:

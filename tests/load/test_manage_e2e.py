@@ -13,25 +13,21 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 from load_helpers import sandbox_env
-from test_import_e2e import POLICY, TARGETS, VALID, do_import, phones_in, source_csv
+from test_import_e2e import (
+    TARGETS,
+    VALID,
+    _fast_retries,  # noqa: F401 - the same autouse fixture here
+    do_import,
+    phones_in,
+    source_csv,
+)
 
 from pipeline.cli import main
-from pipeline.load.base import ExportFilters, LoadOptions, Target
+from pipeline.load.base import ExportFilters, LoadOptions
 from pipeline.run import ImportOptions, RunOptions, export_contacts, import_files, migrate
 from pipeline.sandbox import SandboxServer
 
 GROUPED = ("msgflash", "waapi")
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Target.__init__
-
-    def init(self: Target, *args: Any, **kwargs: Any) -> None:
-        kwargs["policy"] = POLICY
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Target, "__init__", init)
 
 
 def imp(server: SandboxServer, target: str, **load: Any) -> ImportOptions:
