@@ -11,7 +11,6 @@ source rows.
 from __future__ import annotations
 
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,16 +187,6 @@ def write_request_files(directory: Path, name: str, bodies: Iterable[bytes]) -> 
         path.write_bytes(body)
         paths.append(path)
     return paths
-
-
-def fmt_duration(seconds: float) -> str:
-    """``1 h 02 min``, ``20 min 35 s``, ``4.2 s``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    s = math.ceil(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {sec:02d} s"
 
 
 def custom_fields(value: str | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,19 @@ def outcome_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def fmt_duration(seconds: float) -> str:
+    """``1 h 02 min``, ``20 min 35 s``, ``4.2 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    s = math.ceil(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {sec:02d} s"
+
+
 def plan_lines(load: dict[str, Any]) -> list[str]:
     """One line per endpoint of a plan: requests, items and the least time the documented
     rate limit allows, e.g. ``POST /api/v1/contacts: 12,345 requests at >= 20 min 35 s``."""
-    from pipeline.load.base import fmt_duration
-
     out = []
     known = [line["min_seconds"] for line in load.get("plan", [])]
     for line in load.get("plan", []):
