@@ -715,6 +715,10 @@ def export_contacts(
         "output": str(output),
         "rows": frame.height,
         "columns": frame.columns,
+        "filled": {  # column -> contacts with a value (a non-empty list for tags, groups)
+            name: int(((col.list.len() > 0) if col.dtype == pl.List else col.is_not_null()).sum())
+            for name, col in frame.to_dict().items()
+        },
         "total_reported": target.export_total,
         "filters": dataclasses.asdict(filters),
         "with_groups": with_groups,
@@ -752,13 +756,11 @@ def migrate(
         on_plan=on_plan,
     )
     result = import_files([str(exported)], options, dest, report_dir, progress)
-    frame = pl.read_csv(exported, infer_schema=False)
     load = result.summary.get("load", {})
-    dropped = {
-        c: int(frame.get_column(c).is_not_null().sum())
-        for c in frame.columns
-        if c in (*EXPORT_META_COLUMNS,)
-        or (c not in (*EXPORT_FIELDS, "groups") and not c.startswith("custom."))
+    dropped = {  # columns the import has no field for: the source's ids, timestamps, extras
+        c: n
+        for c, n in ex["filled"].items()
+        if c not in (*EXPORT_FIELDS, "groups") and not c.startswith("custom.")
     }
     dropped.update(load.get("not_carried", {}))
     result.summary["command"] = "migrate"
