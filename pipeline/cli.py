@@ -104,6 +104,12 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Row number of the header (default: found automatically).",
         ),
         click.option(
+            "--no-header",
+            is_flag=True,
+            help="The files have no header row: the first row is data (found automatically "
+            "when the first row holds phone numbers).",
+        ),
+        click.option(
             "--mapping",
             "mapping_file",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -123,6 +129,12 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "groups, first non-empty value for the rest).",
         ),
         click.option("--mobile-only", is_flag=True, help="Reject numbers that cannot be mobiles."),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Reject rows whose e-mail, notes, language or yes/no fields are bad (default: "
+            "keep the contact, repair or empty the field, and warn).",
+        ),
         click.option(
             "--legacy-numbers",
             type=click.Choice(["migrate", "reject"]),
@@ -197,6 +209,8 @@ def _run_options(opts: dict[str, Any]) -> Any:
         default_name=opts["default_name"],
         max_error_rate=opts["max_error_rate"],
         errors_xlsx=opts["xlsx_errors"],
+        strict=opts["strict"],
+        no_header=opts["no_header"],
     )
 
 
@@ -246,6 +260,12 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
         click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
     else:
         print_summary(result.summary, Console())
+        for skip in result.summary.get("skipped", []):
+            where = skip["file"] + (f" [{skip['sheet']}]" if skip["sheet"] else "")
+            headers = ", ".join(repr(h) for h in skip["headers"]) or "(none)"
+            click.echo(f"skipped {where}: {skip['reason']}; headers seen: {headers}", err=True)
+        for note in result.summary.get("notes", []):
+            click.echo(f"note: {note}", err=True)
     if result.aborted is not None:
         click.echo(_redact(f"Error: run aborted: {result.aborted}"), err=True)
         click.echo(

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import RemoteError, UsageError
+from pipeline.errors import InputError, RemoteError, UsageError
 from pipeline.extract import Extracted, expand_inputs, read_file
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 from pipeline.load.base import (
@@ -38,6 +38,7 @@ from pipeline.load.base import (
 )
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
+from pipeline.transform.countries import resolve_countries
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -69,8 +70,12 @@ class RunOptions:
     max_error_rate: float | None = None
     errors_xlsx: bool = False
     extra_groups: tuple[str, ...] = ()
+    strict: bool = False  # reject rows whose e-mail, notes, language or booleans are bad
+    no_header: bool = False  # the first row is data (files without a header row)
 
     def __post_init__(self) -> None:
+        if self.no_header and self.header_row is not None:
+            raise UsageError("--no-header and --header-row cannot be used together")
         if self.max_error_rate is not None and not 0 <= self.max_error_rate <= 1:
             raise UsageError("--max-error-rate must be between 0 and 1 (e.g. 0.05 for 5%)")
         if self.region is not None:
@@ -109,15 +114,66 @@ def _label(e: Extracted) -> str:
 def extract_all(inputs: Sequence[str], options: RunOptions) -> list[Extracted]:
     """Read every input (files, globs, directories) into frames with source positions."""
     parts: list[Extracted] = []
+    header_row = 0 if options.no_header else options.header_row
     for path in expand_inputs(inputs):
-        parts.extend(read_file(path, sheet=options.sheet, header_row=options.header_row))
+        parts.extend(read_file(path, sheet=options.sheet, header_row=header_row))
     return parts
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input (file or sheet) left out of the run, and why."""
+
+    file: str
+    sheet: str | None
+    reason: str
+    headers: tuple[str, ...]
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``summary.json``."""
+        return {**asdict(self), "headers": list(self.headers)}
+
+
+def map_parts(
+    parts: Sequence[Extracted], options: RunOptions, override: Mapping[str, str | None]
+) -> tuple[list[tuple[Extracted, ColumnMapping]], list[Skipped]]:
+    """Each part's column mapping.  With several parts (a folder, ``--sheet '*'``), a part
+    without a phone column is skipped and listed; only when no part has one is it an error."""
+    mapped: list[tuple[Extracted, ColumnMapping]] = []
+    skipped: list[Skipped] = []
+    first_error: InputError | None = None
+    for e in parts:
+        try:
+            m = infer_mapping(
+                e.columns,
+                override=override,
+                keep_extra_columns=options.keep_extra_columns,
+                source=_label(e),
+                sample=e.frame,
+            )
+        except InputError as exc:
+            if len(parts) == 1:
+                raise
+            first_error = first_error or exc
+            reason = "no phone column (by header or by content)"
+            skipped.append(Skipped(e.source_file, e.sheet, reason, e.columns, e.rows_read))
+            continue
+        mapped.append((e, m))
+    if not mapped and first_error is not None:
+        raise InputError(
+            f"no input has a phone column ({len(skipped)} file(s)/sheet(s) read)",
+            hint='name the column with --mapping FILE, e.g. {"Your header": "phone"}; '
+            + str(first_error),
+        )
+    return mapped, skipped
 
 
 def transform(
     parts: Sequence[Extracted], options: RunOptions
-) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[Extracted, ColumnMapping]]]:
-    """Map, normalise, validate: return (canonical frame, originals frame, mappings)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[Extracted, ColumnMapping]], list[Skipped]]:
+    """Map, normalise, validate: return (canonical frame, originals frame, mappings, parts
+    skipped for want of a phone column)."""
     override = load_mapping_file(options.mapping_file) if options.mapping_file else {}
     if options.country_column:
         if not any(options.country_column in e.columns for e in parts):
@@ -126,13 +182,8 @@ def transform(
     mapped: list[tuple[Extracted, ColumnMapping]] = []
     canon_parts, original_parts = [], []
     offset = 0
-    for e in parts:
-        m = infer_mapping(
-            e.columns,
-            override=override,
-            keep_extra_columns=options.keep_extra_columns,
-            source=_label(e),
-        )
+    to_map, skipped = map_parts(parts, options, override)
+    for e, m in to_map:
         mapped.append((dataclasses.replace(e, frame=e.frame.clear()), m))  # data: in framed
         framed = e.frame.with_row_index(RID, offset=offset).with_columns(
             pl.col(RID).cast(pl.Int64),
@@ -145,6 +196,8 @@ def transform(
     originals = pl.concat(original_parts, how="diagonal_relaxed", rechunk=False)
     del canon_parts, original_parts
     has_country = any(m.fields.get("country") for _, m in mapped)
+    if has_country:  # country names in any language, ISO alpha-3 -> alpha-2
+        canon = resolve_countries(canon, country_col="country", phone_col="phone")
     canon = normalize_phones(
         canon,
         phone_col="phone",
@@ -155,9 +208,13 @@ def transform(
     )
     canon = validate(
         canon,
-        ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
+        ValidateOptions(
+            default_name=options.default_name,
+            extra_groups=options.extra_groups,
+            strict=options.strict,
+        ),
     )
-    return canon.drop("phone", "country"), originals, mapped  # raw cells live in originals
+    return canon.drop("phone", "country"), originals, mapped, skipped  # raw cells: originals
 
 
 def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:
@@ -275,8 +332,10 @@ def validate_files(
         empty_rows = sum(e.empty_rows for e in parts)
         st_extract.note(f"{rows_read:,} rows from {len(parts)} file(s)/sheet(s)")
     with progress.stage("transform", "mapping, phones, validation, dedupe") as st_transform:
-        canon, originals, mapped = transform(parts, options)
+        canon, originals, mapped, skipped = transform(parts, options)
         parts = [e for e, _ in mapped]  # the same files, without a second copy of their data
+        rows_read = sum(e.rows_read for e in parts)  # skipped inputs are not part of the run
+        empty_rows = sum(e.empty_rows for e in parts)
         failed = canon.get_column("__error").is_not_null()
         rejected = canon.filter(failed)
         kept, duplicates = dedupe(canon, options.on_duplicate, eligible=~failed)
@@ -375,6 +434,10 @@ def validate_files(
                     "mapping": m.as_dict(),
                 }
                 for e, m in mapped
+            ],
+            "skipped": [s.as_dict() for s in skipped],
+            "notes": [
+                f"{_label(e)}: no data rows (header only)" for e in parts if e.rows_read == 0
             ],
             "options": {
                 k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()

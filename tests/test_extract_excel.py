@@ -98,8 +98,8 @@ def test_sheet_selection_hidden_empty_and_star(tmp_path):
     assert "'Secret', 'Blank', 'January', 'February', 'HeaderOnly'" in message
     with pytest.raises(InputError, match="sheet 'Blank': is empty"):
         read_file(path, sheet="Blank")
-    with pytest.raises(InputError, match=r"sheet 'HeaderOnly': has a header row .* no data rows"):
-        read_file(path, sheet="HeaderOnly")
+    [header_only] = read_file(path, sheet="HeaderOnly")  # a quiet day's export: 0 rows
+    assert (header_only.rows_read, header_only.frame.height) == (0, 0)
 
 
 def test_forced_header_row_in_sheet(tmp_path):

@@ -20,13 +20,14 @@ KEPT = {
     (CLIENTS, 2): "+33612345678",
     (CLIENTS, 3): "+33698765432",
     (CLIENTS, 4): "+33781234567",
+    (CLIENTS, 5): "+33645231109",  # a bad e-mail is a warning: the contact stays
     (CLIENTS, 8): "+33123456789",
     (CLIENTS, 10): "+33611223344",
     (CLIENTS, 11): "+33645678912",
     (CLIENTS, 14): "+447400123456",
     (CLIENTS, 15): "+33620304050",
     (CLIENTS, 16): "+12015550123",
-    (CLIENTS, 20): "+33645231109",
+    (CLIENTS, 19): "+33677889900",  # an unreadable yes/no is a warning too
     (LEADS, 4): "+2250707070707",
     (LEADS, 5): "+2290197123456",
     (LEADS, 6): "+2290196123456",
@@ -41,20 +42,21 @@ KEPT = {
 }
 # (file, row) -> code in errors.csv
 ERRORS = {
-    (CLIENTS, 5): "INVALID_EMAIL",
     (CLIENTS, 6): "MISSING_PHONE",
     (CLIENTS, 7): "DUPLICATE",
     (CLIENTS, 9): "INVALID_NUMBER",
     (CLIENTS, 12): "PRECISION_LOST",
     (CLIENTS, 17): "INVALID_NUMBER",
     (CLIENTS, 18): "MISSING_NAME",
-    (CLIENTS, 19): "INVALID_BOOLEAN",
+    (CLIENTS, 20): "DUPLICATE",  # same phone as row 5, now kept
     (LEADS, 13): "DUPLICATE",
     (LEADS, 14): "INVALID_NUMBER",
     (LEADS, 15): "INVALID_REGION",
     (GOOGLE, 4): "MISSING_PHONE",
 }
 WARNINGS = {
+    (CLIENTS, 5): "INVALID_EMAIL",
+    (CLIENTS, 19): "INVALID_BOOLEAN",
     (CLIENTS, 8): None,  # extension kept apart, no warning
     (CLIENTS, 10): "FORMULA_TEXT",
     (CLIENTS, 11): "EXCEL_FLOAT_FIXED",

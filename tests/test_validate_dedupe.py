@@ -74,12 +74,6 @@ def test_name_is_built_from_first_and_last_name() -> None:
     [
         ({"__phone_e164": None, "__phone_error": "MISSING_PHONE", "name": "A"}, "MISSING_PHONE"),
         ({"name": None}, "MISSING_NAME"),
-        ({"name": "A", "email": "not-an-email"}, "INVALID_EMAIL"),
-        ({"name": "A", "email": "a@b"}, "INVALID_EMAIL"),
-        ({"name": "A", "notes": "x" * 2001}, "NOTES_TOO_LONG"),
-        ({"name": "A", "language_code": "klingon-ish"}, "INVALID_LANGUAGE"),
-        ({"name": "A", "opt_out": "maybe"}, "INVALID_BOOLEAN"),
-        ({"name": "A", "reply_bot_enabled": "perhaps"}, "INVALID_BOOLEAN"),
     ],
 )
 def test_each_rejection_code(row: dict[str, Any], code: str) -> None:
@@ -87,13 +81,64 @@ def test_each_rejection_code(row: dict[str, Any], code: str) -> None:
     assert CODES[code][1] == "error"
 
 
+FIELD_PROBLEMS = [
+    ({"name": "A", "email": "not-an-email"}, "INVALID_EMAIL", "email", None),
+    ({"name": "A", "email": "a@b"}, "INVALID_EMAIL", "email", None),
+    ({"name": "A", "notes": "x" * 2001}, "NOTES_TOO_LONG", "notes", "x" * 2000),
+    ({"name": "A", "language_code": "klingon-ish"}, "INVALID_LANGUAGE", "language_code", None),
+    ({"name": "A", "opt_out": "maybe"}, "INVALID_BOOLEAN", "opt_out", None),
+    ({"name": "A", "reply_bot_enabled": "perhaps"}, "INVALID_BOOLEAN", "reply_bot_enabled", None),
+]
+
+
+@pytest.mark.parametrize(("row", "code", "field", "kept"), FIELD_PROBLEMS)
+def test_a_bad_secondary_field_is_a_warning_and_the_field_is_repaired_or_emptied(
+    row: dict[str, Any], code: str, field: str, kept: Any
+) -> None:
+    out = validate(canon([row])).row(0, named=True)
+    assert out["__error"] is None  # the contact is kept
+    assert out["__warning"] == code
+    assert out[field] == kept
+    assert CODES[code][1] == "warning"
+
+
+@pytest.mark.parametrize(("row", "code", "field", "kept"), FIELD_PROBLEMS)
+def test_strict_rejects_a_bad_secondary_field(
+    row: dict[str, Any], code: str, field: str, kept: Any
+) -> None:
+    out = validate(canon([row]), ValidateOptions(strict=True)).row(0, named=True)
+    assert (out["__error"], out["__error_field"]) == (code, field)
+
+
 def test_the_first_problem_wins_and_the_others_are_listed() -> None:
-    out = validate(canon([{"name": None, "email": "bad", "notes": "y" * 2001}]))
-    row = out.row(0, named=True)
-    assert row["__error"] == "MISSING_NAME"
-    assert row["__error_field"] == "name"
-    assert "also: bad is not an e-mail address" in row["__error_msg"]
-    assert "notes are 2001 characters long" in row["__error_msg"]
+    row = {"name": None, "email": "bad", "notes": "y" * 2001}
+    out = validate(canon([row]), ValidateOptions(strict=True)).row(0, named=True)
+    assert out["__error"] == "MISSING_NAME"
+    assert out["__error_field"] == "name"
+    assert "also: bad is not an e-mail address" in out["__error_msg"]
+    assert "notes are 2001 characters long" in out["__error_msg"]
+    lenient = validate(canon([row])).row(0, named=True)
+    assert lenient["__error"] == "MISSING_NAME" and "e-mail" not in lenient["__error_msg"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "kept", "code", "listed"),
+    [
+        ("ana@example.com ::: ana.work@example.org", "ana@example.com", "EXTRA_EMAILS", "ana.work"),
+        ("N/A ; bob@example.com", "bob@example.com", "EXTRA_EMAILS", "N/A"),
+        ("x@hot mail.com", "x@hotmail.com", "INVALID_EMAIL", "read as x@hotmail.com"),
+        ("cy@example.com;", "cy@example.com", None, None),
+        ("no address here", None, "INVALID_EMAIL", "left empty"),
+    ],
+)
+def test_email_cells_are_repaired_or_emptied(
+    cell: str, kept: str | None, code: str | None, listed: str | None
+) -> None:
+    out = validate(canon([{"name": "A", "email": cell}])).row(0, named=True)
+    assert out["__error"] is None
+    assert (out["email"], out["__warning"]) == (kept, code)
+    if listed:
+        assert listed in out["__warning_msg"]
 
 
 def test_language_names_become_codes() -> None:

@@ -23,6 +23,19 @@ HEADER_SAMPLE_ROWS = 30
 """How many rows from the top are examined to find the header row."""
 
 _NUMBER_LIKE = re.compile(r"^[\s+\-(]*\d[\d\s.,:/()\-]*$")
+_PHONE_CELL = re.compile(r"^\s*(?:\+|00)?[0-9][0-9\s().\-/]{5,22}\s*$")
+
+_DATE_CELL = re.compile(r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b")
+
+NO_HEADER = -1
+""":func:`find_header`'s answer for a table without a header row (its first row is data)."""
+
+
+def _phone_cell(cell: str | None) -> bool:
+    """A cell holding a phone number (7-15 digits): a header row never has one."""
+    if cell is None or not _PHONE_CELL.match(cell) or _DATE_CELL.match(cell):
+        return False
+    return 7 <= sum(ch.isdigit() for ch in cell) <= 15
 
 
 @dataclass(frozen=True)
@@ -63,9 +76,11 @@ def find_header(rows: Sequence[Sequence[str | None]]) -> int | None:
     any row.  The header is the first row that has at least half as many non-empty cells as
     ``w`` (and at least 2 when ``w >= 2``) and whose non-empty cells are mostly (>= 50 %) text,
     i.e. do not look like numbers, phone numbers or dates.  So a one-cell title such as
-    "Contacts export — March" and blank rows above the real header are skipped.  When no row
-    qualifies, the first non-empty row is the header.  Returns ``None`` when every sampled row
-    is empty.
+    "Contacts export — March" and blank rows above the real header are skipped.  A row with a
+    phone number in it is data, never a header.  When no row qualifies, the first non-empty row
+    is the header, unless it holds a phone number: then the table has no header row and
+    :data:`NO_HEADER` is returned (a plain list of numbers, a WhatsApp sender workbook).
+    Returns ``None`` when every sampled row is empty.
     """
     sample = rows[:HEADER_SAMPLE_ROWS]
     counts = [sum(not _blank(c) for c in row) for row in sample]
@@ -77,10 +92,13 @@ def find_header(rows: Sequence[Sequence[str | None]]) -> int | None:
         if count < need:
             continue
         filled = [c for c in row if not _blank(c)]
+        if any(_phone_cell(c) for c in filled):
+            continue
         texty = sum(not _NUMBER_LIKE.match(c) for c in filled if c is not None)
         if texty * 2 >= len(filled):
             return index
-    return next(i for i, count in enumerate(counts) if count)
+    first = next(i for i, count in enumerate(counts) if count)
+    return NO_HEADER if any(_phone_cell(c) for c in sample[first]) else first
 
 
 def column_names(header: Sequence[str | None]) -> list[str]:

@@ -29,6 +29,7 @@ import polars as pl
 from pipeline.errors import InputError
 from pipeline.extract.common import (
     HEADER_SAMPLE_ROWS,
+    NO_HEADER,
     Extracted,
     find_header,
     finish,
@@ -86,7 +87,7 @@ def _resolve_sheet(names: list[str], wanted: str, path: Path) -> str:
 
 
 def _typed_fix(
-    reader: fastexcel.ExcelReader, sheet: str, header_index: int, data: pl.DataFrame
+    reader: fastexcel.ExcelReader, sheet: str, header_index: int | None, data: pl.DataFrame
 ) -> pl.DataFrame:
     """Re-render homogeneous numeric/date columns from a typed load (see module docstring)."""
     flags = data.select(pl.any_horizontal(pl.all().str.contains(_NEEDS_TYPED).any()))
@@ -141,7 +142,9 @@ def _extract(
     header_row: int | None,
 ) -> Extracted:
     name = describe(path)
-    if header_row is not None:
+    if header_row == 0:  # --no-header
+        index = NO_HEADER
+    elif header_row is not None:
         if header_row < 1:
             raise InputError(f"{name}: header row must be 1 or more, not {header_row}")
         if header_row > grid.height:
@@ -158,6 +161,11 @@ def _extract(
                 hint="pass --header-row N if the table starts further down",
             )
         index = found
+    if index == NO_HEADER:  # every row is data; columns are named column_1, column_2...
+        data = _typed_fix(reader, sheet, None, grid)  # None: fastexcel reads no header
+        return finish(
+            data, [None] * data.width, first_row=1, source=name, sheet=sheet, fmt=fmt, header_row=0
+        )
     data = _typed_fix(reader, sheet, index, grid.slice(index + 1))
     return finish(
         data,
@@ -177,8 +185,8 @@ def read_workbook(
 
     ``sheet=None``: the first visible sheet that has any content; ``sheet="NAME"``: that sheet
     (exact name, else a unique case-insensitive match; hidden sheets can be named); ``"*"``:
-    every visible sheet with data rows.  A sheet with a header but no data rows is an error
-    unless ``"*"`` is used, where it is skipped.
+    every visible sheet with data rows.  A sheet with a header but no data rows gives 0 rows
+    (``"*"`` skips it).
     """
     name = describe(path)
     reader = _open(path, fmt)
@@ -190,17 +198,14 @@ def read_workbook(
         grid, _visible = _load_grid(reader, path, chosen)
         if not _has_content(grid):
             raise InputError(f"{name}, sheet {chosen!r}: is empty")
-        result = _extract(reader, path, fmt, chosen, grid, header_row)
-        _require_rows(result)
-        return [result]
+        return [_extract(reader, path, fmt, chosen, grid, header_row)]
     results: list[Extracted] = []
     for candidate in names:
         grid, visible = _load_grid(reader, path, candidate)
         if not visible or not _has_content(grid):
             continue
         result = _extract(reader, path, fmt, candidate, grid, header_row)
-        if sheet is None:
-            _require_rows(result)
+        if sheet is None:  # a header-only sheet is a run with no contacts, not an error
             return [result]
         if result.rows_read:
             results.append(result)
@@ -209,11 +214,3 @@ def read_workbook(
         what = "no visible sheet with data" if sheet == "*" else "no visible sheet with content"
         raise InputError(f"{name}: {what} (sheets: {listing})")
     return results
-
-
-def _require_rows(result: Extracted) -> None:
-    if result.rows_read == 0:
-        raise InputError(
-            f"{result.source_file}, sheet {result.sheet!r}: has a header row "
-            f"(row {result.header_row}) but no data rows"
-        )

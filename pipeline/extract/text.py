@@ -29,7 +29,13 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import InputError
-from pipeline.extract.common import HEADER_SAMPLE_ROWS, Extracted, find_header, finish
+from pipeline.extract.common import (
+    HEADER_SAMPLE_ROWS,
+    NO_HEADER,
+    Extracted,
+    find_header,
+    finish,
+)
 from pipeline.extract.detect import describe
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -258,7 +264,9 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
         default = "\t" if path.suffix.lower() == ".tsv" else ","
         delimiter = detect_delimiter(texts[:60], default)
     sample = [_fields(t, delimiter) for t in texts[:HEADER_SAMPLE_ROWS]]
-    if header_row is not None:
+    if header_row == 0:  # --no-header
+        index = NO_HEADER
+    elif header_row is not None:
         if header_row < 1:
             raise InputError(f"{name}: header row must be 1 or more, not {header_row}")
         if header_row > len(records):
@@ -269,12 +277,27 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
         if found is None:
             raise InputError(f"{name}: has no content in its first {len(sample)} rows")
         index = found
+    if index == NO_HEADER:  # every row is data; columns are named column_1, column_2...
+        grid = _read_grid(data, delimiter, name, 1)
+        if grid.height == 0:
+            raise InputError(f"{name}: is empty")
+        return finish(
+            grid,
+            [None] * grid.width,
+            first_row=1,
+            source=name,
+            sheet=None,
+            fmt="csv",
+            header_row=0,
+            encoding=encoding,
+            delimiter=delimiter,
+        )
     body = data[records[index][0] :] if index else data
     grid = _read_grid(body, delimiter, name, index + 1)
     if grid.height == 0:
         raise InputError(f"{name}: is empty")
     header = list(grid.row(0))
-    result = finish(
+    return finish(
         grid.slice(1),
         header,
         first_row=index + 2,
@@ -284,7 +307,4 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
         header_row=index + 1,
         encoding=encoding,
         delimiter=delimiter,
-    )
-    if result.rows_read == 0:
-        raise InputError(f"{name}: has a header row (row {index + 1}) but no data rows")
-    return result
+    )  # a header-only file gives 0 rows: a run with no contacts, not an error

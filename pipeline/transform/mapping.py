@@ -5,11 +5,18 @@ Resolution order for every header of a file:
 1. ``--mapping FILE`` entries (``{"Source header": "phone" | "custom.city" | null}``);
 2. a preset when the file is a known export (Google Contacts, Outlook: ``schemas/presets.json``);
 3. header aliases (``schemas/aliases.json``), compared after folding case, accents, spaces and
-   punctuation, so ``Téléphone``, ``TELEPHONE`` and ``télé-phone`` are the same header;
-4. with ``--keep-extra-columns``, every header still unmapped becomes a custom field.
+   punctuation, so ``Téléphone``, ``TELEPHONE`` and ``télé-phone`` are the same header; an alias
+   followed by a number (``Telefone1``, ``Phone_2``, ``Email 2``) counts as that alias;
+4. when no header names a phone column, the content decides: an unmapped column most of whose
+   non-empty cells look like phone numbers is a phone column (``phone_by_content``);
+5. with ``--keep-extra-columns``, every header still unmapped becomes a custom field.
 
-Several columns may feed the phone: they are coalesced in priority order (the first non-empty
-cell of a row wins) and the report names the column the value came from.
+Several columns may feed the phone (:attr:`ColumnMapping.phone_candidates`, mobile and WhatsApp
+columns first): they are coalesced in priority order (the first non-empty cell of a row wins)
+and the report names the column the value came from.
+
+Placeholders (``N/A``, ``-``, ``none``, ``k.A.``... listed under ``$placeholders`` in
+``schemas/aliases.json``) are empty cells in every column: a placeholder phone is a missing one.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -33,14 +41,71 @@ from pipeline.frames import SOURCE_COLUMNS
 FIELDS = tuple(f for f in schemas.contact_fields() if f not in ("phone_ext", "custom_fields"))
 CUSTOM_PREFIX = "custom."
 PHONE_SOURCE = "__phone_column"  # name of the column that gave the row its phone value
+PHONE_ELSEWHERE = "__phone_elsewhere"  # unmapped column with a phone-like cell in the row
 LIST_SEPARATOR = ";"  # multi-value cells are rewritten with this separator before splitting
 
 
 def fold(header: str) -> str:
-    """Fold a header for comparison: no accents, no case, only letters and digits."""
+    """Fold a header for comparison: no accents, no case, only letters and digits (of any
+    script: ``Телефон`` folds to ``телефон``, ``رقم الهاتف`` keeps its Arabic letters)."""
     text = unicodedata.normalize("NFKD", header)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"[^0-9a-z]+", "", text.casefold())
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+_NUMBERED = re.compile(r"(.*\D)(\d{1,2})")
+
+
+@cache
+def placeholders() -> tuple[str, ...]:
+    """Cell values that mean "no value" (``schemas/aliases.json`` ``$placeholders``), lower
+    case."""
+    return tuple(p.casefold() for p in schemas.load("aliases")["$placeholders"])
+
+
+@cache
+def _placeholder_pattern() -> str:
+    words = sorted(placeholders(), key=len, reverse=True)
+    return r"(?i)^\s*(?:" + "|".join(re.escape(w) for w in words) + r")\s*$"
+
+
+def is_placeholder(expr: pl.Expr) -> pl.Expr:
+    """True where a String cell is a placeholder (``N/A``, ``-``, ``none``...)."""
+    return expr.str.contains(_placeholder_pattern()).fill_null(False)
+
+
+# A cell that looks like a phone number: 7-15 digits with the usual punctuation, not a date.
+PHONE_LIKE = r"^\s*(?:\+|00)?[0-9][0-9\s().\-/]{5,22}\s*$"
+_DATE_LIKE = r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:\s|$)"
+CONTENT_SAMPLE_ROWS = 1000
+"""Rows examined to find a phone column by its content."""
+
+
+def looks_like_phone(expr: pl.Expr) -> pl.Expr:
+    """True where a String cell looks like a phone number (shape only, not validity)."""
+    digits = expr.str.count_matches(r"[0-9]")
+    return (
+        expr.str.contains(PHONE_LIKE) & digits.is_between(7, 15) & ~expr.str.contains(_DATE_LIKE)
+    ).fill_null(False)
+
+
+def phone_like_columns(sample: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+    """``columns`` most of whose non-empty, non-placeholder cells in ``sample`` look like phone
+    numbers, in their order."""
+    found = []
+    for col in columns:
+        if col not in sample.columns:
+            continue
+        cell = pl.col(col).cast(pl.String).str.strip_chars()
+        share = (
+            sample.select(cell)
+            .filter(pl.col(col).is_not_null() & (pl.col(col) != "") & ~is_placeholder(pl.col(col)))
+            .select(looks_like_phone(pl.col(col)).mean())
+            .item()
+        )
+        if share is not None and share > 0.5:
+            found.append(col)
+    return found
 
 
 def custom_key(header: str) -> str:
@@ -63,15 +128,27 @@ class ColumnMapping:
     drop_groups: tuple[str, ...] = ()
     phone_labels: dict[str, str] = field(default_factory=dict)  # phone column -> its label column
     mobile_labels: tuple[str, ...] = ()  # labels that mark a mobile number (case-insensitive)
+    phone_by_content: tuple[str, ...] = ()  # phone columns found by their cells, not headers
+    phone_like_unmapped: tuple[str, ...] = ()  # unmapped columns whose cells look like phones
+
+    @property
+    def phone_candidates(self) -> tuple[str, ...]:
+        """Every source column that may hold the row's phone, in priority order: mobile and
+        WhatsApp columns first, then the others (numbered ones by their number); two columns
+        with the same header are both here (``Phone``, ``Phone_2``)."""
+        return self.fields.get("phone", ())
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready description for ``summary.json``."""
-        return {
+        out: dict[str, object] = {
             "preset": self.preset,
             "fields": {k: list(v) for k, v in self.fields.items()},
             "custom": dict(self.custom),
             "unmapped": list(self.unmapped),
         }
+        if self.phone_by_content:
+            out["phone_by_content"] = list(self.phone_by_content)
+        return out
 
 
 def load_mapping_file(path: str | Path) -> dict[str, str | None]:
@@ -112,6 +189,7 @@ def load_mapping_file(path: str | Path) -> dict[str, str | None]:
     return out
 
 
+@cache
 def _alias_index() -> dict[str, str]:
     index: dict[str, str] = {}
     for fld, aliases in schemas.load("aliases").items():
@@ -122,6 +200,7 @@ def _alias_index() -> dict[str, str]:
     return index
 
 
+@cache
 def _phone_priority() -> dict[str, int]:
     return {fold(a): i for i, a in enumerate(schemas.load("aliases")["phone"])}
 
@@ -181,10 +260,12 @@ def infer_mapping(
     override: Mapping[str, str | None] | None = None,
     keep_extra_columns: bool = False,
     source: str = "input",
+    sample: pl.DataFrame | None = None,
 ) -> ColumnMapping:
     """Map ``columns`` (one file's user headers) onto the canonical schema.
 
-    Raises :class:`InputError` when no column can feed the phone, listing the headers.
+    ``sample`` (the first rows of the data) lets the content find a phone column no header
+    names.  Raises :class:`InputError` when no column can feed the phone, listing the headers.
     """
     user_cols = [c for c in columns if c not in SOURCE_COLUMNS]
     folded: dict[str, str] = {}
@@ -232,7 +313,7 @@ def infer_mapping(
             custom.setdefault(col[len(CUSTOM_PREFIX) :], col)  # as contactpipe exports them
             used.add(col)
             continue
-        fld = aliases.get(fold(col))
+        fld = _alias_field(col, aliases)
         if fld is None or (fld in fields and fld != "phone"):
             continue
         if fld == "phone" and preset_name is not None:
@@ -240,9 +321,20 @@ def infer_mapping(
         fields.setdefault(fld, []).append(col)
         used.add(col)
     if "phone" in fields and preset_name is None:
-        fields["phone"].sort(key=lambda c: priority.get(fold(c), len(priority)))
+        fields["phone"].sort(key=lambda c: _phone_rank(c, priority))
+
+    by_content: list[str] = []
+    if not fields.get("phone") and sample is not None:  # 4. the content
+        free = [c for c in user_cols if c not in used]
+        by_content = phone_like_columns(sample.head(CONTENT_SAMPLE_ROWS), free)
+        if by_content:
+            fields["phone"] = list(by_content)
+            used.update(by_content)
 
     unmapped = [c for c in user_cols if c not in used]
+    phone_like: list[str] = []
+    if sample is not None and unmapped:
+        phone_like = phone_like_columns(sample.head(CONTENT_SAMPLE_ROWS), unmapped)
     if keep_extra_columns:  # 4. the rest as custom fields
         for col in unmapped:
             key = custom_key(col)
@@ -267,12 +359,36 @@ def infer_mapping(
         drop_groups=tuple(preset.get("drop_groups", ())),
         phone_labels={c: phone_labels[c] for c in fields["phone"] if c in phone_labels},
         mobile_labels=tuple(preset.get("mobile_types", ())),
+        phone_by_content=tuple(by_content),
+        phone_like_unmapped=tuple(c for c in phone_like if c not in custom.values()),
     )
 
 
+def _alias_field(col: str, aliases: Mapping[str, str]) -> str | None:
+    """The canonical field ``col`` is an alias of, also when a number follows the alias
+    (``Telefone1``, ``Phone_2``, ``E-mail 2``)."""
+    key = fold(col)
+    fld = aliases.get(key)
+    if fld is None and (m := _NUMBERED.fullmatch(key)):
+        fld = aliases.get(m.group(1))
+    return fld
+
+
+def _phone_rank(col: str, priority: Mapping[str, int]) -> tuple[int, int]:
+    """Sort key of a phone column: its alias's place in the list, then its number."""
+    key = fold(col)
+    if key in priority:
+        return priority[key], 0
+    m = _NUMBERED.fullmatch(key)
+    if m and m.group(1) in priority:
+        return priority[m.group(1)], int(m.group(2))
+    return len(priority), 0
+
+
 def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """Trimmed cell; null when blank or a placeholder."""
     stripped = expr.str.strip_chars()
-    return pl.when(stripped == "").then(None).otherwise(stripped)
+    return pl.when((stripped == "") | is_placeholder(stripped)).then(None).otherwise(stripped)
 
 
 def _joined(cols: Iterable[str]) -> pl.Expr:
@@ -298,7 +414,17 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
             exprs.append(pl.coalesce([_blank_to_null(pl.col(c)) for c in cols]).alias(fld))
     for key, col in mapping.custom.items():
         exprs.append(_blank_to_null(pl.col(col)).alias(CUSTOM_PREFIX + key))
+    exprs.append(_phone_elsewhere(mapping))
     return frame.select(*SOURCE_COLUMNS, *exprs)
+
+
+def _phone_elsewhere(mapping: ColumnMapping) -> pl.Expr:
+    """``__phone_elsewhere``: the first unmapped phone-like column holding a phone-like cell
+    in the row (named in MISSING_PHONE messages), else null."""
+    out: pl.Expr = pl.lit(None, pl.String)
+    for col in reversed(mapping.phone_like_unmapped):
+        out = pl.when(looks_like_phone(pl.col(col))).then(pl.lit(col)).otherwise(out)
+    return out.alias(PHONE_ELSEWHERE)
 
 
 def _phone_exprs(cols: Sequence[str], mapping: ColumnMapping) -> list[pl.Expr]:

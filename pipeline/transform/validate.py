@@ -7,16 +7,25 @@ Input: the canonical raw frame of :func:`pipeline.transform.mapping.apply_mappin
   priority; further problems are appended to the message), or null;
 * ``__warning`` / ``__warning_msg``: codes joined with ``;`` for rows kept with a remark.
 
+The rule: a row is rejected only for its phone (or a missing name).  A problem in a secondary
+field (e-mail, notes, language, booleans) is a warning on that field, which is repaired when
+it can be (``x@hot mail.com`` -> ``x@hotmail.com``, notes cut to 2,000 characters, the first
+valid address of ``a@x.com ::: b@y.com``) and left empty otherwise.  ``strict=True`` rejects
+those rows instead (the codes are the same).
+
 Codes are a public contract (scripts filter ``errors.csv`` on them); see :data:`CODES`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
 
 import schemas
+
+PHONE_ELSEWHERE = "__phone_elsewhere"  # see pipeline.transform.mapping
 
 # code -> (canonical field it concerns, severity, one-line description for --help and README)
 CODES: dict[str, tuple[str, str, str]] = {
@@ -27,10 +36,27 @@ CODES: dict[str, tuple[str, str, str]] = {
     "LEGACY_NUMBER": ("phone", "error", "number of a superseded national plan"),
     "NOT_MOBILE": ("phone", "error", "not a mobile number (--mobile-only)"),
     "MISSING_NAME": ("name", "error", "no name, first name or last name"),
-    "INVALID_EMAIL": ("email", "error", "not an e-mail address"),
-    "NOTES_TOO_LONG": ("notes", "error", "notes longer than 2,000 characters"),
-    "INVALID_LANGUAGE": ("language_code", "error", "not a language code (en, pt-BR)"),
-    "INVALID_BOOLEAN": ("opt_out", "error", "not a yes/no value"),
+    "INVALID_EMAIL": (
+        "email",
+        "warning",
+        "not an e-mail address: repaired or left empty (rejected with --strict)",
+    ),
+    "NOTES_TOO_LONG": (
+        "notes",
+        "warning",
+        "notes longer than 2,000 characters: cut (rejected with --strict)",
+    ),
+    "INVALID_LANGUAGE": (
+        "language_code",
+        "warning",
+        "not a language code (en, pt-BR): left empty (rejected with --strict)",
+    ),
+    "INVALID_BOOLEAN": (
+        "opt_out",
+        "warning",
+        "not a yes/no value: left empty (rejected with --strict)",
+    ),
+    "EXTRA_EMAILS": ("email", "warning", "several e-mail addresses: first valid one kept"),
     "DUPLICATE": ("phone", "duplicate", "same phone as a kept row"),
     "LEGACY_MIGRATED": ("phone", "warning", "converted to the current national plan"),
     "EXTRA_NUMBERS": ("phone", "warning", "several numbers in the cell: first valid one kept"),
@@ -95,6 +121,50 @@ class ValidateOptions:
 
     default_name: str | None = None  # used when a row has no name ("{phone}" = its E.164)
     extra_groups: tuple[str, ...] = ()  # added to every row (import --group)
+    strict: bool = False  # reject rows with a bad secondary field instead of warning
+
+
+_EMAIL_RE = re.compile(_EMAIL)
+_EMAIL_SEPARATORS = re.compile(r"\s*(?::::|[;,|])\s*")
+
+
+def fix_email(value: str, strict: bool = False) -> tuple[str | None, str | None, str | None]:
+    """(address kept, code, message) for an e-mail cell that is not one plain address.
+
+    Several addresses (Google's ``a@x.com ::: b@y.com``, ``;``, ``,``, ``|`` or spaces between
+    them): the first valid one, EXTRA_EMAILS naming the others.  No valid one: INVALID_EMAIL;
+    without ``strict``, an address broken by spaces (``x@hot mail.com``) is read without them.
+    """
+    text = value.strip()
+    parts = [p for p in _EMAIL_SEPARATORS.split(text) if p]
+    if text.count("@") > 1:
+        parts = [q for p in parts for q in p.split()]
+    valid = [p for p in parts if _EMAIL_RE.match(p)]
+    if valid:
+        others = [p for p in parts if p != valid[0]]
+        if not others:
+            return valid[0], None, None
+        return (
+            valid[0],
+            "EXTRA_EMAILS",
+            f"{len(parts)} e-mail addresses in the cell, kept {valid[0]}; also: "
+            + ", ".join(others),
+        )
+    if strict:
+        return None, "INVALID_EMAIL", f"{text} is not an e-mail address"
+    squeezed = re.sub(r"\s+", "", text)
+    if text.count("@") == 1 and _EMAIL_RE.match(squeezed):
+        return squeezed, "INVALID_EMAIL", f"{text} is not an e-mail address: read as {squeezed}"
+    return None, "INVALID_EMAIL", f"{text} is not an e-mail address: e-mail left empty"
+
+
+def _email_fixes(email: pl.Series, strict: bool) -> pl.DataFrame:
+    """(``email``, ``__em_fix``, ``__em_code``, ``__em_msg``) for the distinct cells of
+    ``email`` that are not one plain address."""
+    bad = email.filter(email.is_not_null() & ~email.str.contains(_EMAIL)).unique()
+    rows = [(v, *fix_email(v, strict)) for v in bad.to_list()]
+    schema = dict.fromkeys(("email", "__em_fix", "__em_code", "__em_msg"), pl.String)
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _blank_null(e: pl.Expr) -> pl.Expr:
@@ -170,11 +240,19 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         *(typed(f, _bool(f), pl.Boolean) for f in BOOL_FIELDS),
         *(pl.col(f).alias(f"__raw_{f}") for f in BOOL_FIELDS),
     )
-    checks = _checks(out)
+    fixes = _email_fixes(out.get_column("email"), options.strict)
+    out = out.join(fixes, on="email", how="left", maintain_order="left")
+    row_checks, field_checks = _checks(out, options.strict)
+    checks = row_checks + field_checks if options.strict else row_checks
     first = pl.coalesce([code for code, _, _ in checks])
     fld = pl.coalesce([pl.when(code.is_not_null()).then(pl.lit(f)) for code, _, f in checks])
     warn_parts = [
         (pl.col("__phone_warning"), pl.col("__phone_warning_msg")),
+        *([] if options.strict else [(code, msg) for code, msg, _ in field_checks]),
+        (
+            pl.when(pl.col("__em_code") == "EXTRA_EMAILS").then(pl.col("__em_code")),
+            pl.when(pl.col("__em_code") == "EXTRA_EMAILS").then(pl.col("__em_msg")),
+        ),
         _formula_warning(out.columns),
     ]
     warn = pl.concat_str([c for c, _ in warn_parts], separator=";", ignore_nulls=True)
@@ -202,38 +280,76 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
             pl.concat_str([m for _, m in warn_parts], separator="; ", ignore_nulls=True)
         ).alias("__warning_msg"),
     )
-    out = out.drop(*(f"__raw_{f}" for f in BOOL_FIELDS), *_PHONE_DETAILS)
     out = out.join(messages, on="__vi", how="left", maintain_order="left").drop("__vi")
+    # a cell that was not one plain address: its repair (or nothing)
+    repaired = pl.col("__em_fix").is_not_null() | pl.col("__em_code").is_not_null()
+    out = out.with_columns(
+        pl.when(repaired).then(pl.col("__em_fix")).otherwise(pl.col("email")).alias("email")
+    )
+    if not options.strict:  # secondary fields: the warning says what was repaired or dropped
+        lang = pl.col("language_code")
+        out = out.with_columns(
+            pl.col("notes").str.slice(0, NOTES_MAX),
+            pl.when(lang.str.contains(_LANGUAGE)).then(lang).alias("language_code"),
+        )
+    out = out.drop(
+        *(f"__raw_{f}" for f in BOOL_FIELDS),
+        *_PHONE_DETAILS,
+        "__em_fix",
+        "__em_code",
+        "__em_msg",
+        *([PHONE_ELSEWHERE] if PHONE_ELSEWHERE in out.columns else []),
+    )
     return out.with_columns(pl.col(c).cast(pl.Categorical) for c in _CODE_COLUMNS)
 
 
-def _checks(df: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
-    """(code expr, message expr, field) per check, in priority order; code null = passes."""
+Check = tuple[pl.Expr, pl.Expr, str]
+
+
+def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
+    """(code expr, message expr, field) per check, in priority order; code null = passes.
+
+    Returns the row checks (phone, name: they reject the row) and the field checks (e-mail,
+    notes, language, booleans: warnings, or rejections with ``strict``)."""
     cols = set(df.columns)
-    checks: list[tuple[pl.Expr, pl.Expr, str]] = [
-        (
-            pl.col("__phone_error"),
-            pl.col("__phone_error_msg").fill_null(pl.col("__phone_error")),
-            "phone",
-        ),
+    phone_msg = pl.col("__phone_error_msg").fill_null(pl.col("__phone_error"))
+    if PHONE_ELSEWHERE in cols:  # MISSING_PHONE, but an unmapped column holds a number
+        elsewhere = (pl.col("__phone_error") == "MISSING_PHONE") & pl.col(
+            PHONE_ELSEWHERE
+        ).is_not_null()
+        phone_msg = (
+            pl.when(elsewhere)
+            .then(
+                pl.concat_str(
+                    pl.lit("no phone number in the phone column, but column '"),
+                    pl.col(PHONE_ELSEWHERE),
+                    pl.lit("' holds one: name it with --mapping"),
+                )
+            )
+            .otherwise(phone_msg)
+        )
+    rows: list[Check] = [
+        (pl.col("__phone_error"), phone_msg, "phone"),
         (
             pl.when(pl.col("name").is_null()).then(pl.lit("MISSING_NAME")),
             pl.lit("no name: fill the name (or first/last name) column, or use --default-name"),
             "name",
         ),
+    ]
+    dropped = "" if strict else " (left empty)"
+    fields: list[Check] = [
         (
-            pl.when(pl.col("email").is_not_null() & ~pl.col("email").str.contains(_EMAIL)).then(
-                pl.lit("INVALID_EMAIL")
-            ),
-            pl.format("{} is not an e-mail address", pl.col("email")),
+            pl.when(pl.col("__em_code") == "INVALID_EMAIL").then(pl.lit("INVALID_EMAIL")),
+            pl.col("__em_msg"),
             "email",
         ),
         (
             pl.when(pl.col("notes").str.len_chars() > NOTES_MAX).then(pl.lit("NOTES_TOO_LONG")),
             pl.format(
-                "notes are {} characters long; the limit is {}",
+                "notes are {} characters long; the limit is {}{}",
                 pl.col("notes").str.len_chars(),
                 pl.lit(NOTES_MAX),
+                pl.lit("" if strict else ": cut there"),
             ),
             "notes",
         ),
@@ -242,21 +358,25 @@ def _checks(df: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr, str]]:
                 pl.col("language_code").is_not_null()
                 & ~pl.col("language_code").str.contains(_LANGUAGE)
             ).then(pl.lit("INVALID_LANGUAGE")),
-            pl.format("{} is not a language code such as en or pt-BR", pl.col("language_code")),
+            pl.format(
+                "{} is not a language code such as en or pt-BR{}",
+                pl.col("language_code"),
+                pl.lit(dropped),
+            ),
             "language_code",
         ),
     ]
     for f in BOOL_FIELDS:
         raw = _blank_null(pl.col(f"__raw_{f}"))
         assert f"__raw_{f}" in cols
-        checks.append(
+        fields.append(
             (
                 pl.when(raw.is_not_null() & pl.col(f).is_null()).then(pl.lit("INVALID_BOOLEAN")),
-                pl.format("{}: {} is not a yes/no value", pl.lit(f), raw),
+                pl.format("{}: {} is not a yes/no value{}", pl.lit(f), raw, pl.lit(dropped)),
                 f,
             )
         )
-    return checks
+    return rows, fields
 
 
 def _formula_warning(columns: list[str]) -> tuple[pl.Expr, pl.Expr]:
