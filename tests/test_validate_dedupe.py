@@ -115,7 +115,7 @@ def test_the_first_problem_wins_and_the_others_are_listed() -> None:
     out = validate(canon([row]), ValidateOptions(strict=True)).row(0, named=True)
     assert out["__error"] == "MISSING_NAME"
     assert out["__error_field"] == "name"
-    assert "also: bad is not an e-mail address" in out["__error_msg"]
+    assert "also: not an e-mail address: bad" in out["__error_msg"]
     assert "notes are 2001 characters long" in out["__error_msg"]
     lenient = validate(canon([row])).row(0, named=True)
     assert lenient["__error"] == "MISSING_NAME" and "e-mail" not in lenient["__error_msg"]

@@ -42,10 +42,19 @@ _LENGTH_REASONS = {
 }
 
 
-def _without_plus_hint(cand: str) -> str:
-    """' -- looks like ...' when '+' + the digits would be a valid number (never accepted)."""
+def _without_plus_hint(cand: str, region: str | None = None) -> str:
+    """' -- looks like ...' when '+' + the digits would be a valid number (never accepted).
+
+    Not when the digits have the length of a national number of ``region``: ``(465) 808-8296``
+    in the US is a US-shaped number that is not valid, not a Swedish one missing its '+'."""
     if not cand[:1].isdigit():
         return ""
+    if region is not None:
+        try:
+            if pn.is_possible_number(pn.parse(cand, region)):
+                return ""
+        except NumberParseException:
+            pass
     try:
         n = pn.parse("+" + cand, None)
     except NumberParseException:
@@ -69,7 +78,7 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
             )
         else:
             why = _PARSE_REASONS.get(e.error_type, "not a phone number")
-        return None, None, why + _without_plus_hint(cand), None, None
+        return None, None, why + _without_plus_hint(cand, region), None, None
     nsn = pn.national_significant_number(n)
     if pn.is_valid_number(n):
         e164 = pn.format_number(n, PhoneNumberFormat.E164)
@@ -77,7 +86,8 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
     where = pn.region_code_for_country_code(n.country_code)
     where = f"+{n.country_code}" if where in ("001", "ZZ") else where
     reason = _LENGTH_REASONS.get(pn.is_possible_number_with_reason(n), "not a valid number for {}")
-    return None, None, reason.format(where) + _without_plus_hint(cand), n.country_code, nsn
+    hint = _without_plus_hint(cand, region)
+    return None, None, reason.format(where) + hint, n.country_code, nsn
 
 
 def resolve_chunk(pairs: Sequence[tuple[str, str | None]]) -> list[Outcome]:

@@ -151,11 +151,11 @@ def fix_email(value: str, strict: bool = False) -> tuple[str | None, str | None,
             + ", ".join(others),
         )
     if strict:
-        return None, "INVALID_EMAIL", f"{text} is not an e-mail address"
+        return None, "INVALID_EMAIL", f"not an e-mail address: {text}"
     squeezed = re.sub(r"\s+", "", text)
     if text.count("@") == 1 and _EMAIL_RE.match(squeezed):
-        return squeezed, "INVALID_EMAIL", f"{text} is not an e-mail address: read as {squeezed}"
-    return None, "INVALID_EMAIL", f"{text} is not an e-mail address: e-mail left empty"
+        return squeezed, "INVALID_EMAIL", f"not an e-mail address: {text}; read as {squeezed}"
+    return None, "INVALID_EMAIL", f"not an e-mail address: {text}; e-mail left empty"
 
 
 def _email_fixes(email: pl.Series, strict: bool) -> pl.DataFrame:
@@ -359,7 +359,7 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
                 & ~pl.col("language_code").str.contains(_LANGUAGE)
             ).then(pl.lit("INVALID_LANGUAGE")),
             pl.format(
-                "{} is not a language code such as en or pt-BR{}",
+                "not a language code such as en or pt-BR: {}{}",
                 pl.col("language_code"),
                 pl.lit(dropped),
             ),
@@ -372,7 +372,7 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
         fields.append(
             (
                 pl.when(raw.is_not_null() & pl.col(f).is_null()).then(pl.lit("INVALID_BOOLEAN")),
-                pl.format("{}: {} is not a yes/no value{}", pl.lit(f), raw, pl.lit(dropped)),
+                pl.format("{}: not a yes/no value: {}{}", pl.lit(f), raw, pl.lit(dropped)),
                 f,
             )
         )
