@@ -280,6 +280,38 @@ def _problems(
     return pl.concat([rej, dup], how="vertical_relaxed")
 
 
+def _warning_rows(
+    kept: pl.DataFrame, mapped: Sequence[tuple[Extracted, ColumnMapping]]
+) -> pl.DataFrame:
+    """Kept rows with a warning, as problem lines; ``column`` is the source column of the
+    field the first warning concerns (the phone's column, the e-mail's...)."""
+    fields = {code: fld for code, (fld, _, _) in CODES.items()}
+    first = pl.col("__warning").cast(pl.String).str.split(";").list.first()
+    return (
+        kept.filter(pl.col("__warning").is_not_null())
+        .with_columns(
+            pl.col(SRC_FILE).cast(pl.String).alias("__k_file"),
+            pl.col(SRC_SHEET).fill_null("").alias("__k_sheet"),
+            first.replace_strict(fields, default="phone", return_dtype=pl.String).alias(
+                "__error_field"
+            ),
+        )
+        .join(_field_columns(mapped), on=["__k_file", "__k_sheet", "__error_field"], how="left")
+        .select(
+            RID,
+            SRC_FILE,
+            SRC_SHEET,
+            SRC_ROW,
+            pl.when(pl.col("__error_field") == "phone")
+            .then(pl.col(PHONE_SOURCE).cast(pl.String))
+            .otherwise(pl.col("column"))
+            .alias("column"),
+            pl.col("__warning").cast(pl.String).alias("code"),
+            pl.col("__warning_msg").alias("message"),
+        )
+    )
+
+
 LoadStep = Callable[[pl.DataFrame, Progress], tuple[dict[str, Any], pl.DataFrame, Any]]
 """(contacts, progress) -> (summary's ``load`` object, failures (position, code, message),
 the abort error or None)."""
@@ -388,15 +420,7 @@ def validate_files(
             how="vertical_relaxed",
         )
         errors = problem_lines(problems, originals, user_cols)
-        warn_rows = kept.filter(pl.col("__warning").is_not_null()).select(
-            RID,
-            SRC_FILE,
-            SRC_SHEET,
-            SRC_ROW,
-            pl.col(PHONE_SOURCE).cast(pl.String).alias("column"),
-            pl.col("__warning").cast(pl.String).alias("code"),
-            pl.col("__warning_msg").alias("message"),
-        )
+        warn_rows = _warning_rows(kept, mapped)
         warnings = problem_lines(warn_rows, originals, user_cols)
         by_code = _counts(rejected.get_column("__error"))
         if duplicates.height:

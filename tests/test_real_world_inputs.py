@@ -459,3 +459,13 @@ def test_messages_say_the_right_thing(tmp_path: Path) -> None:
     warnings = pl.read_csv(tmp_path / "r" / "warnings.csv", infer_schema=False)
     [message] = warnings.get_column("message").to_list()
     assert message.startswith("not an e-mail address: =HYPERLINK(1)")  # no Excel ' inside
+
+
+def test_a_warning_names_the_column_of_its_field(tmp_path: Path) -> None:
+    src = make_csv(
+        tmp_path / "c.csv",
+        [["Nome", "Celular", "Correio"], ["Ana", "+55 11 98765-4321", "ana@ exemplo.com.br"]],
+    )
+    validate_files([str(src)], RunOptions(), tmp_path / "r")
+    warnings = pl.read_csv(tmp_path / "r" / "warnings.csv", infer_schema=False)
+    assert warnings.select("column", "code").rows() == [("Correio", "INVALID_EMAIL")]
