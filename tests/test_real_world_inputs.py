@@ -399,12 +399,36 @@ def test_a_folder_of_mixed_exports_keeps_every_valid_phone_and_says_what_it_skip
         },
     )
     make_csv(folder / "4-quiet-day.csv", [["Name", "Phone"]])
+    make_csv(
+        folder / "5-hubspot.csv",
+        [
+            ["Record ID", "First Name", "Last Name", "Email", "Mobile Phone Number", "Phone Number"],
+            ["1", "Caio", "Reis", "none", "null", "+55 31 98888-7777"],
+        ],
+    )
+    make_csv(
+        folder / "6-telefonbuch.csv",
+        [["Name", "Büro", "Privat", "Mobil"], ["Jonas Meyer", "+49 30 1234567", "", "k.A."]],
+        delimiter=";",
+    )
+    make_text(folder / "7-sender-list.txt", "+55 41 99999-1111\n+55 41 99999-2222\n")
     code, out, err = cli(
-        "validate", str(folder), "--sheet", "*", "--report-dir", str(tmp_path / "r"), "--json"
+        "validate",
+        *(str(folder), "--sheet", "*", "--default-name", "{phone}"),
+        *("--report-dir", str(tmp_path / "r"), "--json"),
     )
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["valid"] == 2 and summary["rejected"] == 0
+    contacts = pl.read_csv(tmp_path / "r" / "contacts.csv", infer_schema=False)
+    assert sorted(contacts.get_column("phone")) == [  # every valid phone of the folder
+        "+49301234567",
+        "+5511987654321",
+        "+5521998765432",
+        "+5531988887777",
+        "+5541999991111",
+        "+5541999992222",
+    ]
+    assert summary["rejected"] == 0
     skipped = {(Path(s["file"]).name, s["sheet"]): s["headers"] for s in summary["skipped"]}
     assert skipped == {
         ("2-products.csv", None): ["SKU", "Description", "Price"],
