@@ -402,7 +402,14 @@ def test_a_folder_of_mixed_exports_keeps_every_valid_phone_and_says_what_it_skip
     make_csv(
         folder / "5-hubspot.csv",
         [
-            ["Record ID", "First Name", "Last Name", "Email", "Mobile Phone Number", "Phone Number"],
+            [
+                "Record ID",
+                "First Name",
+                "Last Name",
+                "Email",
+                "Mobile Phone Number",
+                "Phone Number",
+            ],
             ["1", "Caio", "Reis", "none", "null", "+55 31 98888-7777"],
         ],
     )
