@@ -500,3 +500,9 @@ def test_a_warning_names_the_column_of_its_field(tmp_path: Path) -> None:
     validate_files([str(src)], RunOptions(), tmp_path / "r")
     warnings = pl.read_csv(tmp_path / "r" / "warnings.csv", infer_schema=False)
     assert warnings.select("column", "code").rows() == [("Correio", "INVALID_EMAIL")]
+
+
+def test_a_preset_without_its_phone_columns_lets_the_aliases_find_them() -> None:
+    m = infer_mapping(["Record ID", "First Name", "Last Name", "WhatsApp", "Telefone"])
+    assert m.preset == "hubspot"
+    assert m.phone_candidates == ("WhatsApp", "Telefone")

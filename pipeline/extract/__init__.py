@@ -49,8 +49,10 @@ def read_file(
     ``sheet``: for workbooks, ``None`` reads the first visible sheet with content, ``"NAME"``
     that sheet (case-insensitive match allowed; an unknown name lists the available ones),
     ``"*"`` every visible sheet with data.  Other formats ignore it.  ``header_row=N`` forces
-    the header onto row N as a person counts rows (spreadsheets and text files); otherwise it
-    is detected (:func:`pipeline.extract.common.find_header`).
+    the header onto row N as a person counts rows (spreadsheets and text files), ``header_row=0``
+    reads a table without a header row (columns ``column_1``...); otherwise it is detected
+    (:func:`pipeline.extract.common.find_header`, which also recognises a headerless table).
+    A header with no data rows gives a result with 0 rows.
     """
     file = Path(path)
     fmt = detect_format(file)

@@ -304,6 +304,7 @@ def infer_mapping(
                 fields[fld] = free
                 used.update(free)
 
+    preset_phones = preset_name is not None and bool(fields.get("phone"))
     aliases = _alias_index()  # 3. aliases
     priority = _phone_priority()
     for col in user_cols:
@@ -316,11 +317,11 @@ def infer_mapping(
         fld = _alias_field(col, aliases)
         if fld is None or (fld in fields and fld != "phone"):
             continue
-        if fld == "phone" and preset_name is not None:
-            continue  # a preset decides the phone columns on its own
+        if fld == "phone" and preset_phones:
+            continue  # a preset that found its phone columns decides them on its own
         fields.setdefault(fld, []).append(col)
         used.add(col)
-    if "phone" in fields and preset_name is None:
+    if "phone" in fields and not preset_phones:
         fields["phone"].sort(key=lambda c: _phone_rank(c, priority))
 
     by_content: list[str] = []
