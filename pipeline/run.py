@@ -161,10 +161,15 @@ def map_parts(
             continue
         mapped.append((e, m))
     if not mapped and first_error is not None:
+        seen = "; ".join(
+            f"{s.file}{f' [{s.sheet}]' if s.sheet else ''}: "
+            + (", ".join(repr(h) for h in s.headers) or "(none)")
+            for s in skipped[:5]
+        )
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         raise InputError(
-            f"no input has a phone column ({len(skipped)} file(s)/sheet(s) read)",
-            hint='name the column with --mapping FILE, e.g. {"Your header": "phone"}; '
-            + str(first_error),
+            f"no input has a phone column. Headers seen: {seen}{more}",
+            hint='name the column with --mapping FILE, e.g. {"Your header": "phone"}',
         )
     return mapped, skipped
 
