@@ -241,7 +241,15 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         *(pl.col(f).alias(f"__raw_{f}") for f in BOOL_FIELDS),
     )
     fixes = _email_fixes(out.get_column("email"), options.strict)
-    out = out.join(fixes, on="email", how="left", maintain_order="left")
+    out = out.with_columns(  # looked up by value, not joined: no copy of the whole frame
+        pl.col("email")
+        .replace_strict(fixes.get_column("email"), fixes.get_column(c), default=None)
+        .cast(pl.String)
+        .alias(c)
+        if fixes.height
+        else pl.lit(None, pl.String).alias(c)
+        for c in ("__em_fix", "__em_code", "__em_msg")
+    )
     row_checks, field_checks = _checks(out, options.strict)
     checks = row_checks + field_checks if options.strict else row_checks
     first = pl.coalesce([code for code, _, _ in checks])
