@@ -506,3 +506,9 @@ def test_a_preset_without_its_phone_columns_lets_the_aliases_find_them() -> None
     m = infer_mapping(["Record ID", "First Name", "Last Name", "WhatsApp", "Telefone"])
     assert m.preset == "hubspot"
     assert m.phone_candidates == ("WhatsApp", "Telefone")
+
+
+def test_no_header_and_header_row_together_is_a_usage_error(tmp_path: Path) -> None:
+    src = make_csv(tmp_path / "a.csv", [["0612345678"]])
+    code, _, err = cli("validate", str(src), "--no-header", "--header-row", "2")
+    assert code == 2 and "--no-header and --header-row" in err
