@@ -68,6 +68,12 @@ CASES = [
     ("06 12 34 56 78 (poste 12)", "FR", (FR_MOBILE, "12", N, N)),  # bracketed extension
     ("06 12 34 56 78 (bureau 2)", "FR", (N, N, "INVALID_NUMBER", N)),  # digits: no label
     ("1-800-FLOWERS (office)", "US", ("+18003569377", N, N, N)),
+    # "~" / "～" before final digits is an extension marker for phonenumbers, not a separator
+    ("+82 1544-1643~12", "FR", ("+8215441643", "12", N, N)),
+    ("+82 1544-1643～12", "FR", ("+8215441643", "12", N, N)),
+    ("500~2345678", "US", (N, "2345678", "INVALID_NUMBER", N)),
+    ("201-555-0123~", "US", ("+12015550123", N, N, N)),  # no digits after it: punctuation
+    ("201\u2053555\u223c0123", "US", ("+12015550123", N, N, N)),  # swung dash, tilde operator
 ]
 
 
