@@ -38,7 +38,16 @@ def test_split_extension_and_alternatives() -> None:
     assert split_extension("06 12 34 56 78 ext. 12") == ("06 12 34 56 78", "12")
     assert split_extension("06 12 34 56 78 Durchwahl 7") == ("06 12 34 56 78", "7")
     assert split_extension("x 12") == ("x 12", None)  # no number before the marker
-    assert alternatives("030/1234567") is None  # a slash inside one German number
+    # a slash inside one German number: the whole cell is tried first, "030" is never kept
+    assert alternatives("030/1234567") == (
+        [("030/1234567", None), ("030", None), ("1234567", None)],
+        True,
+    )
+    assert alternatives("12/06/2020") is None  # no part long enough for a number
+    assert alternatives("92011 ; +919895270723") == (
+        [("92011", None), ("+919895270723", None)],
+        False,
+    )
     assert alternatives("0612345678 / 0711223344") == (
         [("0612345678 / 0711223344", None), ("0612345678", None), ("0711223344", None)],
         True,

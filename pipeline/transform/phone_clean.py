@@ -109,16 +109,20 @@ def split_extension(text: str) -> tuple[str, str | None]:
 def alternatives(text: str) -> tuple[list[tuple[str, str | None]], bool] | None:
     """(numbers to try in order as (text, extension), whole cell first?) or None for one number.
 
-    Strong separators always split.  A comma or slash splits only when every piece has at
-    least ``MIN_PIECE_DIGITS`` digits (``030/1234567`` stays one number), and then the whole
-    cell is tried first: a valid whole wins over its pieces.
+    Strong separators always split, when at least one part has ``MIN_PIECE_DIGITS`` digits
+    (``92011 ; +919895270723``: the junk part is tried, and fails, before the number).  A comma
+    or slash splits when at least one part has that many digits, and then the whole cell is
+    tried first: a valid whole wins over its parts (``030/1234567`` stays one number).  Parts
+    without any digit are dropped.  The caller keeps only the whole cell or a part with
+    ``MIN_PIECE_DIGITS`` digits (:func:`is_number_part`): ``12`` in ``12 / 06 20 30 40 51``
+    is never taken for a phone number.
     """
-    pieces = [p for p in _STRONG_RE.split(text) if _ndigits(p) >= MIN_PIECE_DIGITS]
-    strong = len(pieces) > 1
+    pieces = [p for p in _STRONG_RE.split(text) if _ndigits(p)]
+    strong = len(pieces) > 1 and any(is_number_part(p) for p in pieces)
     out: list[str] = []
-    for p in pieces or [text]:
-        sub = _WEAK_RE.split(p)
-        if len(sub) > 1 and all(_ndigits(s) >= MIN_PIECE_DIGITS for s in sub):
+    for p in pieces if strong else [text]:
+        sub = [s for s in _WEAK_RE.split(p) if _ndigits(s)]
+        if len(sub) > 1 and any(is_number_part(s) for s in sub):
             out.extend(sub)
         else:
             out.append(p)
@@ -126,6 +130,11 @@ def alternatives(text: str) -> tuple[list[tuple[str, str | None]], bool] | None:
         return None
     alts = out if strong else [text, *out]
     return [split_extension(a.strip()) for a in alts], not strong
+
+
+def is_number_part(text: str) -> bool:
+    """A part of a cell that may be kept as its phone number (enough digits)."""
+    return _ndigits(text) >= MIN_PIECE_DIGITS
 
 
 def canonical(text: pl.Expr) -> pl.Expr:

@@ -30,7 +30,7 @@ import phonenumbers as pn
 import polars as pl
 
 from pipeline.errors import InputError, UsageError
-from pipeline.transform.phone_clean import alternatives, canonical, clean_frame
+from pipeline.transform.phone_clean import alternatives, canonical, clean_frame, is_number_part
 from pipeline.transform.phone_regions import resolve_region
 from pipeline.transform.phone_resolve import KEY, PhoneStats, pair_outcomes
 
@@ -100,9 +100,10 @@ def _multi_alternatives(rows: pl.DataFrame) -> pl.DataFrame:
             continue
         alts, whole_first = found
         for i, (t, e) in enumerate(alts):
-            recs.append((pi, i, whole_first and i == 0, t, e, rg))
-    schema = {"pi": pl.UInt32, "alt": pl.Int32, "whole": pl.Boolean, "text": pl.String}
-    schema |= {"ext": pl.String, "rg": pl.String}
+            whole = whole_first and i == 0
+            recs.append((pi, i, whole, whole or is_number_part(t), t, e, rg))
+    schema = {"pi": pl.UInt32, "alt": pl.Int32, "whole": pl.Boolean, "keep": pl.Boolean}
+    schema |= {"text": pl.String, "ext": pl.String, "rg": pl.String}
     long = pl.DataFrame(recs, schema=schema, orient="row")
     return long.with_columns(cand=canonical(pl.col("text")))
 
@@ -111,7 +112,8 @@ def _pick_alternatives(
     long: pl.DataFrame, outcomes: pl.DataFrame, mobile_only: bool
 ) -> pl.DataFrame:
     """Per multi cell: the first acceptable number (valid, and mobile if asked), else the
-    first valid, else the first; other pieces are reported as EXTRA_NUMBERS."""
+    first valid, else the first that may be a number (its error is the row's); the other
+    parts are reported as EXTRA_NUMBERS, except those that are the kept number again."""
     joined = long.join(
         outcomes.select(*KEY, "p_e164", "p_mobile"),
         left_on=["cand", "rg"],
@@ -122,15 +124,21 @@ def _pick_alternatives(
     picks = []
     for (pi,), g in joined.group_by("pi", maintain_order=True):
         alts = g.to_dicts()
-        valid = [a for a in alts if a["p_e164"] is not None]
+        valid = [a for a in alts if a["p_e164"] is not None and a["keep"]]
         good = [a for a in valid if a["p_mobile"] or not mobile_only]
-        best = (good or valid or alts)[0]
+        best = (good or valid or [a for a in alts if a["keep"]] or alts)[0]
         extra = None
         if best["p_e164"] is not None and not best["whole"]:
-            others = [a["text"] for a in alts if a is not best and not a["whole"]]
-            extra = f"{len(others) + 1} numbers in the cell, used the first valid one; " + (
-                "also: " + ", ".join(others)
-            )
+            seen, others = {best["p_e164"]}, []
+            for a in alts:
+                key = a["p_e164"] or a["text"]
+                if a is not best and not a["whole"] and key not in seen:
+                    seen.add(key)
+                    others.append(a["text"])
+            if others:
+                extra = f"{len(others) + 1} numbers in the cell, used the first valid one; " + (
+                    "also: " + ", ".join(others)
+                )
         picks.append((pi, best["cand"], best["ext"], extra))
     schema = {"pi": pl.UInt32, "m_cand": pl.String, "m_ext": pl.String, "m_extra": pl.String}
     return pl.DataFrame(picks, schema=schema, orient="row")
@@ -169,9 +177,8 @@ def normalize_phones_with_stats(
     long = _multi_alternatives(rows)
     stats.add_time("clean", t)
 
-    pairs = pl.concat(
-        [rows.select("c_cand", "rg"), long.select("cand", "rg").rename({"cand": "c_cand"})]
-    )
+    parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
+    pairs = pl.concat([rows.select("c_cand", "rg"), parts])
     pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")  # blank: MISSING_PHONE
     pairs = pairs.unique().rename({"c_cand": "cand", "rg": "region"})
     outcomes = pair_outcomes(pairs, legacy=legacy, workers=workers, stats=stats)
