@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +47,7 @@ from pipeline.transform.mapping import (
     infer_mapping,
     load_mapping_file,
 )
-from pipeline.transform.phones import normalize_phones
+from pipeline.transform.phones import PICK, normalize_phones
 from pipeline.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
 
 RID = "__rid"
@@ -139,25 +140,69 @@ def transform(
             pl.col(SRC_FILE).cast(pl.Categorical),  # one path per row would cost ~35 B a row
         )
         offset += e.frame.height
-        canon_parts.append(apply_mapping(framed, m).with_columns(framed.get_column(RID)))
+        canon_part = apply_mapping(framed, m).with_columns(framed.get_column(RID))
+        canon_parts.append(_with_phone_candidates(canon_part, framed, m))
         original_parts.append(framed)
     canon = pl.concat(canon_parts, how="diagonal_relaxed", rechunk=False)
     originals = pl.concat(original_parts, how="diagonal_relaxed", rechunk=False)
     del canon_parts, original_parts
     has_country = any(m.fields.get("country") for _, m in mapped)
+    cands = [c for c in canon.columns if c.startswith(PHONE_CAND)]
     canon = normalize_phones(
         canon,
-        phone_col="phone",
+        phone_col=cands if len(cands) > 1 else "phone",
         region=options.region,
         country_col="country" if has_country else None,
         mobile_only=options.mobile_only,
         legacy=options.legacy_numbers,
     )
+    srcs = [f"{PHONE_CAND_SRC}{i}" for i in range(len(cands))]
+    if len(cands) > 1:  # the report names the column the kept number came from
+        src = [pl.when(pl.col(PICK) == i).then(s) for i, s in enumerate(srcs)]
+        canon = canon.with_columns(
+            pl.coalesce(*src, PHONE_SOURCE).cast(pl.Categorical).alias(PHONE_SOURCE)
+        ).drop(PICK)
+    canon = canon.drop(*cands, *srcs, strict=False)
     canon = validate(
         canon,
         ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
     )
     return canon.drop("phone", "country"), originals, mapped  # raw cells live in originals
+
+
+PHONE_CAND = "__phone_cand_"
+PHONE_CAND_SRC = "__phone_src_"
+
+
+def _with_phone_candidates(
+    canon: pl.DataFrame, framed: pl.DataFrame, m: ColumnMapping
+) -> pl.DataFrame:
+    """``canon`` + the row's phone candidates, in the mapping's order (mobile and WhatsApp
+    first), as ``__phone_cand_<i>`` + the source column's name ``__phone_src_<i>``.
+
+    Files with several phone columns (a repeated header ``Phone``, ``Phone_2`` counts) get
+    one candidate per column: the first valid number across them wins (:mod:`phone_pick`).
+    When a preset labels its numbers, the mapping's own phone (mobile-labelled first) is the
+    first candidate.  Other files: the phone itself (zero-copy), in case another file has
+    several.
+    """
+    cols = list(m.fields.get("phone", ()))
+    cols += [c for c in m.unmapped if any(re.fullmatch(rf"{re.escape(p)}_\d+", c) for p in cols)]
+    if len(cols) < 2:
+        return canon.with_columns(pl.col("phone").alias(f"{PHONE_CAND}0"))
+    first = [canon.get_column("phone")] if m.phone_labels else []
+    exprs = []
+    for c in cols:
+        cell = pl.col(c).cast(pl.String).str.strip_chars()
+        if m.multi_value_separator:
+            cell = cell.str.replace_all(m.multi_value_separator.strip(), " ; ", literal=True)
+        exprs.append(pl.when(cell != "").then(cell))
+    found = [*first, *framed.select(exprs).get_columns()]
+    names = [None] * len(first) + cols
+    return canon.with_columns(
+        *(s.alias(f"{PHONE_CAND}{i}") for i, s in enumerate(found)),
+        *(pl.lit(n, pl.String).alias(f"{PHONE_CAND_SRC}{i}") for i, n in enumerate(names)),
+    )
 
 
 def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:
