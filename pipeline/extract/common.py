@@ -49,6 +49,10 @@ class Extracted:
     """Detected delimiter (text formats only)."""
     columns: tuple[str, ...] = ()
     """User column names, in order."""
+    number_cells: pl.DataFrame | None = None
+    """Spreadsheets: Boolean columns named like user columns, row-aligned with ``frame``,
+    True where the cell was a *number* cell (its text cannot have held a ``+``).  Only for
+    columns with a digit-only value of 7+ digits not starting with 0; None when none."""
 
 
 def _blank(cell: str | None) -> bool:

@@ -21,6 +21,7 @@ Row numbers are worksheet row numbers: title or blank rows above the header shif
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import fastexcel
@@ -30,11 +31,13 @@ from pipeline.errors import InputError
 from pipeline.extract.common import (
     HEADER_SAMPLE_ROWS,
     Extracted,
+    column_names,
     find_header,
     finish,
     series_to_text,
 )
 from pipeline.extract.detect import describe
+from pipeline.frames import SRC_ROW
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 
@@ -159,7 +162,7 @@ def _extract(
             )
         index = found
     data = _typed_fix(reader, sheet, index, grid.slice(index + 1))
-    return finish(
+    result = finish(
         data,
         list(grid.row(index)),
         first_row=index + 2,
@@ -168,6 +171,56 @@ def _extract(
         fmt=fmt,
         header_row=index + 1,
     )
+    return _with_number_cells(reader, sheet, list(grid.row(index)), index, result)
+
+
+_LONG_DIGITS = r"^[1-9][0-9]{6,}$"  # could be a phone number written without its '+'
+
+
+def _with_number_cells(
+    reader: fastexcel.ExcelReader,
+    sheet: str,
+    header: list[str | None],
+    index: int,
+    result: Extracted,
+) -> Extracted:
+    """Which long digit-only cells were number cells (``Extracted.number_cells``).
+
+    The text load cannot tell the number 2290197892959 from the text "2290197892959"; a
+    load of those columns as booleans with coercion can: a number (or boolean) cell gives a
+    value, a text cell gives null.  Only columns holding such digits are loaded again."""
+    frame = result.frame
+    wanted = [c for c in result.columns if frame.get_column(c).str.contains(_LONG_DIGITS).any()]
+    if not wanted:
+        return result
+    names = column_names(header)
+    positions = {names.index(c): c for c in wanted}
+    try:
+        typed = reader.load_sheet(
+            sheet,
+            header_row=None,
+            skip_rows=0,
+            use_columns=list(positions),
+            dtypes=dict.fromkeys(positions, "boolean"),
+            dtype_coercion="coerce",
+        ).to_polars()
+    except Exception:
+        return result  # unknown: every cell is treated as text, today's rule
+    typed = typed.select(
+        pl.int_range(1, typed.height + 1, dtype=pl.Int64).alias(SRC_ROW),
+        *(
+            pl.col(f"__UNNAMED__{i}").is_not_null().alias(c)
+            for i, c in positions.items()
+            if f"__UNNAMED__{i}" in typed.columns
+        ),
+    ).slice(index + 1)
+    flags = frame.select(SRC_ROW).join(typed, on=SRC_ROW, how="left", maintain_order="left")
+    numbers = flags.drop(SRC_ROW).select(
+        (pl.col(c).fill_null(False) & frame.get_column(c).str.contains(_LONG_DIGITS)).alias(c)
+        for c in flags.columns
+        if c != SRC_ROW
+    )
+    return dataclasses.replace(result, number_cells=numbers)
 
 
 def read_workbook(
