@@ -141,28 +141,13 @@ def transform(
         )
         offset += e.frame.height
         canon_part = apply_mapping(framed, m).with_columns(framed.get_column(RID))
-        canon_parts.append(_with_phone_candidates(canon_part, framed, m))
+        canon_parts.append(_with_phone_candidates(canon_part, framed, m, e.number_cells))
         original_parts.append(framed)
     canon = pl.concat(canon_parts, how="diagonal_relaxed", rechunk=False)
     originals = pl.concat(original_parts, how="diagonal_relaxed", rechunk=False)
     del canon_parts, original_parts
     has_country = any(m.fields.get("country") for _, m in mapped)
-    cands = [c for c in canon.columns if c.startswith(PHONE_CAND)]
-    canon = normalize_phones(
-        canon,
-        phone_col=cands if len(cands) > 1 else "phone",
-        region=options.region,
-        country_col="country" if has_country else None,
-        mobile_only=options.mobile_only,
-        legacy=options.legacy_numbers,
-    )
-    srcs = [f"{PHONE_CAND_SRC}{i}" for i in range(len(cands))]
-    if len(cands) > 1:  # the report names the column the kept number came from
-        src = [pl.when(pl.col(PICK) == i).then(s) for i, s in enumerate(srcs)]
-        canon = canon.with_columns(
-            pl.coalesce(*src, PHONE_SOURCE).cast(pl.Categorical).alias(PHONE_SOURCE)
-        ).drop(PICK)
-    canon = canon.drop(*cands, *srcs, strict=False)
+    canon = _phones(canon, options, "country" if has_country else None)
     canon = validate(
         canon,
         ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
@@ -172,10 +157,38 @@ def transform(
 
 PHONE_CAND = "__phone_cand_"
 PHONE_CAND_SRC = "__phone_src_"
+PHONE_NUM = "__phone_num_"
+
+
+def _phones(canon: pl.DataFrame, options: RunOptions, country_col: str | None) -> pl.DataFrame:
+    """normalize_phones over the candidates of :func:`_with_phone_candidates`; with several,
+    ``__phone_column`` becomes the column the kept number (or the error) came from."""
+    n = sum(c.startswith(PHONE_CAND) for c in canon.columns)
+    cands = [f"{PHONE_CAND}{i}" for i in range(n)]
+    nums = {c: f"{PHONE_NUM}{i}" for i, c in enumerate(cands) if f"{PHONE_NUM}{i}" in canon.columns}
+    canon = normalize_phones(
+        canon,
+        phone_col=cands if n > 1 else cands[0],
+        region=options.region,
+        country_col=country_col,
+        mobile_only=options.mobile_only,
+        legacy=options.legacy_numbers,
+        numeric_cols=nums,
+    )
+    srcs = [s for i in range(n) if (s := f"{PHONE_CAND_SRC}{i}") in canon.columns]
+    if n > 1:
+        picked = [pl.when(pl.col(PICK) == int(s[len(PHONE_CAND_SRC) :])).then(s) for s in srcs]
+        canon = canon.with_columns(
+            pl.coalesce(*picked, PHONE_SOURCE).cast(pl.Categorical).alias(PHONE_SOURCE)
+        ).drop(PICK)
+    return canon.drop(*cands, *nums.values(), *srcs)
 
 
 def _with_phone_candidates(
-    canon: pl.DataFrame, framed: pl.DataFrame, m: ColumnMapping
+    canon: pl.DataFrame,
+    framed: pl.DataFrame,
+    m: ColumnMapping,
+    number_cells: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """``canon`` + the row's phone candidates, in the mapping's order (mobile and WhatsApp
     first), as ``__phone_cand_<i>`` + the source column's name ``__phone_src_<i>``.
@@ -184,13 +197,20 @@ def _with_phone_candidates(
     one candidate per column: the first valid number across them wins (:mod:`phone_pick`).
     When a preset labels its numbers, the mapping's own phone (mobile-labelled first) is the
     first candidate.  Other files: the phone itself (zero-copy), in case another file has
-    several.
+    several.  ``__phone_num_<i>``: the spreadsheet's number cells of that column, if any.
     """
     cols = list(m.fields.get("phone", ()))
     cols += [c for c in m.unmapped if any(re.fullmatch(rf"{re.escape(p)}_\d+", c) for p in cols)]
-    if len(cols) < 2:
+    numbers = number_cells.columns if number_cells is not None else []
+    single = len(cols) < 2
+    first = [canon.get_column("phone")] if m.phone_labels and not single else []
+    canon = canon.with_columns(
+        number_cells[c].alias(f"{PHONE_NUM}{i + len(first)}")  # type: ignore[index]
+        for i, c in enumerate(cols)
+        if c in numbers
+    )
+    if single:
         return canon.with_columns(pl.col("phone").alias(f"{PHONE_CAND}0"))
-    first = [canon.get_column("phone")] if m.phone_labels else []
     exprs = []
     for c in cols:
         cell = pl.col(c).cast(pl.String).str.strip_chars()
