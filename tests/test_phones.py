@@ -55,6 +55,13 @@ CASES = [
     ("+225 41 12 34 56", "FR", ("+2250141123456", N, N, "LEGACY_MIGRATED")),  # Moov
     ("+225 20 21 22 23", "FR", (N, N, "LEGACY_NUMBER", N)),  # fixed: mapping unverified
     ("+225 07 07 12 34 56", "FR", ("+2250707123456", N, N, N)),
+    ("+55 47 9235-6855", "FR", ("+5547992356855", N, N, "LEGACY_MIGRATED")),  # Brazil's 9th
+    ("(47) 9235-6855", "BR", ("+5547992356855", N, N, "LEGACY_MIGRATED")),
+    ("+55 47 3235-6855", "FR", ("+554732356855", N, N, N)),  # a fixed line keeps 8 digits
+    ("+52 1 55 1234 5678", "FR", ("+525512345678", N, N, "LEGACY_MIGRATED")),  # Mexico 2019
+    ("044 55 1234 5678", "MX", ("+525512345678", N, N, "LEGACY_MIGRATED")),
+    ("+54 9 11 1234-5678", "FR", ("+5491112345678", N, N, N)),  # Argentina: phonenumbers
+    ("011 15 1234-5678", "AR", ("+5491112345678", N, N, N)),
     ("", "FR", (N, N, "MISSING_PHONE", N)),
     ("   ", "FR", (N, N, "MISSING_PHONE", N)),
     (None, "FR", (N, N, "MISSING_PHONE", N)),
