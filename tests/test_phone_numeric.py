@@ -10,7 +10,15 @@ import pytest
 from pipeline.extract import read_file
 from pipeline.run import RunOptions, validate_files
 from pipeline.transform.phones import normalize_phones
-from tests.filemakers import make_csv, make_ods, make_xls, make_xlsx
+from tests.filemakers import (
+    make_csv,
+    make_json,
+    make_ndjson,
+    make_ods,
+    make_parquet,
+    make_xls,
+    make_xlsx,
+)
 
 BENIN = 2290197892959  # +229 01 97 89 29 59: invalid as a French national number
 
@@ -44,6 +52,22 @@ def test_number_cells_of_spreadsheets(tmp_path: Path, suffix: str, maker: object
     assert (awa["row"], awa["code"]) == ("2", "PLUS_ADDED")
     assert "2290197892959 read as +2290197892959" in awa["message"]
     assert warnings.height == 1
+
+
+def test_number_values_of_json_ndjson_and_parquet(tmp_path: Path) -> None:
+    records = [{"Name": r[0], "Phone": r[1]} for r in ROWS[1:]]
+    files = [
+        make_json(tmp_path / "c.json", records),
+        make_ndjson(tmp_path / "c.ndjson", records),
+        make_parquet(tmp_path / "n.parquet", {"Name": ["Awa", "Cid"], "Phone": [BENIN, 612345678]}),
+    ]
+    for src in files:
+        result = validate_files([str(src)], RunOptions(region="FR"), tmp_path / src.stem)
+        phones = dict(result.contacts.select("name", "phone").iter_rows())
+        assert phones["Awa"] == "+2290197892959", src
+        assert phones["Cid"] == "+33612345678", src
+        assert "Bob" not in phones  # the text value: rejected with the hint
+        assert result.summary["by_code"]["PLUS_ADDED"] == 1, src
 
 
 def test_an_excel_float_in_a_text_file_was_a_number_cell(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ Row numbers are worksheet row numbers: title or blank rows above the header shif
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import fastexcel
@@ -30,14 +29,15 @@ import polars as pl
 from pipeline.errors import InputError
 from pipeline.extract.common import (
     HEADER_SAMPLE_ROWS,
+    LONG_DIGITS,
     Extracted,
     column_names,
     find_header,
     finish,
     series_to_text,
+    with_number_cells,
 )
 from pipeline.extract.detect import describe
-from pipeline.frames import SRC_ROW
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 
@@ -174,9 +174,6 @@ def _extract(
     return _with_number_cells(reader, sheet, list(grid.row(index)), index, result)
 
 
-_LONG_DIGITS = r"^[1-9][0-9]{6,}$"  # could be a phone number written without its '+'
-
-
 def _with_number_cells(
     reader: fastexcel.ExcelReader,
     sheet: str,
@@ -190,7 +187,7 @@ def _with_number_cells(
     load of those columns as booleans with coercion can: a number (or boolean) cell gives a
     value, a text cell gives null.  Only columns holding such digits are loaded again."""
     frame = result.frame
-    wanted = [c for c in result.columns if frame.get_column(c).str.contains(_LONG_DIGITS).any()]
+    wanted = [c for c in result.columns if frame.get_column(c).str.contains(LONG_DIGITS).any()]
     if not wanted:
         return result
     names = column_names(header)
@@ -206,21 +203,12 @@ def _with_number_cells(
         ).to_polars()
     except Exception:
         return result  # unknown: every cell is treated as text, today's rule
-    typed = typed.select(
-        pl.int_range(1, typed.height + 1, dtype=pl.Int64).alias(SRC_ROW),
-        *(
-            pl.col(f"__UNNAMED__{i}").is_not_null().alias(c)
-            for i, c in positions.items()
-            if f"__UNNAMED__{i}" in typed.columns
-        ),
-    ).slice(index + 1)
-    flags = frame.select(SRC_ROW).join(typed, on=SRC_ROW, how="left", maintain_order="left")
-    numbers = flags.drop(SRC_ROW).select(
-        (pl.col(c).fill_null(False) & frame.get_column(c).str.contains(_LONG_DIGITS)).alias(c)
-        for c in flags.columns
-        if c != SRC_ROW
-    )
-    return dataclasses.replace(result, number_cells=numbers)
+    numbers = {  # row i of this load is worksheet row i + 1
+        c: typed.get_column(f"__UNNAMED__{i}").is_not_null()
+        for i, c in positions.items()
+        if f"__UNNAMED__{i}" in typed.columns
+    }
+    return with_number_cells(result, numbers)
 
 
 def read_workbook(
