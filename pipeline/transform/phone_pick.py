@@ -47,7 +47,7 @@ def stack_candidates(
         if j:
             part = part.filter(pl.col("raw").str.strip_chars() != "")
         parts.append(part.select("raw", "num", OI, J, *regions.columns))
-    return pl.concat(parts).sort(OI, J)
+    return pl.concat(parts)
 
 
 def choose(rows: pl.DataFrame, ok: pl.Expr, listed: pl.Expr) -> pl.DataFrame:
@@ -57,26 +57,36 @@ def choose(rows: pl.DataFrame, ok: pl.Expr, listed: pl.Expr) -> pl.DataFrame:
     naming as an extra one.  Needs columns ``oi, j, c_missing, p_e164, m_extra``; returns
     them with ``m_extra`` extended and ``pick`` added.
     """
-    rows = rows.with_columns(
-        _rank=pl.when(ok).then(0).when(~pl.col("c_missing")).then(1).otherwise(2),
-        _listed=listed.fill_null(False),
+    rank = pl.when(ok).then(0).when(~pl.col("c_missing")).then(1).otherwise(2).cast(pl.UInt8)
+    narrow = rows.select(
+        OI, J, "p_e164", _rank=rank, _listed=listed.fill_null(False), _pos=pl.int_range(pl.len())
     )
-    kept = rows.sort(OI, "_rank", J).unique(OI, keep="first", maintain_order=True)
+    best = (
+        narrow.sort(OI, "_rank", J)  # narrow: a few integer columns
+        .unique(OI, keep="first", maintain_order=True)
+        .select(OI, "_pos", "_rank", _kept_j=J, _kept="p_e164")
+    )
+    kept = rows.select(pl.all().gather(best.get_column("_pos")))
+    # other valid numbers of rows that had several candidates and kept one
+    several = narrow.group_by(OI).len().filter(pl.col("len") > 1).select(OI)
     others = (
-        rows.filter("_listed")
-        .join(kept.select(OI, _kept_j=J, _kept=pl.col("p_e164")), on=OI)
+        narrow.filter("_listed")
+        .join(several, on=OI, how="semi")
+        .join(best.filter(pl.col("_rank") == 0), on=OI)
         .filter(pl.col(J) != pl.col("_kept_j"), pl.col("p_e164") != pl.col("_kept"))
+        .sort(OI, J)
         .unique([OI, "p_e164"], keep="first", maintain_order=True)
         .group_by(OI, maintain_order=True)
         .agg(_others=pl.col("p_e164").str.join(", "))
     )
     column_msg = pl.concat_str(pl.lit("other phone columns: "), "_others")
+    kept = kept.with_columns(_rank=best.get_column("_rank"))
     kept = kept.join(others, on=OI, how="left", maintain_order="left").with_columns(
-        m_extra=pl.when(pl.col("_others").is_null() | (pl.col("_rank") > 0))
+        m_extra=pl.when(pl.col("_others").is_null())
         .then("m_extra")
         .when(pl.col("m_extra").is_null())
         .then(column_msg)
         .otherwise(pl.concat_str("m_extra", pl.lit("; "), column_msg)),
         pick=pl.when(pl.col("_rank") < 2).then(J),
     )
-    return kept.drop("_rank", "_listed", "_others")
+    return kept.drop("_rank", "_others")
