@@ -264,18 +264,12 @@ def _plus_added(
     )
     if todo.is_empty():
         return rows.with_columns(c_plus=pl.lit(False)), outcomes
-    found = resolve_pairs(todo.select(cand="+" + pl.col("cand"), region="region"), workers, stats)
-    found = found.filter(pl.col("e164").is_not_null())
-    plus = found.select(
-        pl.col("cand").str.slice(1).alias("c_cand"), pl.col("region").alias("rg"), c_plus=True
-    )
-    rows = rows.join(plus, on=["c_cand", "rg"], how="left", nulls_equal=True, maintain_order="left")
-    rows = rows.with_columns(
-        c_plus=(pl.col("c_plus").fill_null(False) & (pl.col("num") | pl.col("c_excel"))),
-    ).with_columns(
-        c_cand=pl.when("c_plus").then("+" + pl.col("c_cand")).otherwise("c_cand"),
-    )
-    new = found.select(
+    plus_pairs = todo.select(cand="+" + pl.col("cand"), region="region")
+    known = outcomes.join(plus_pairs, on=KEY, how="semi", nulls_equal=True)  # decided already
+    fresh = resolve_pairs(
+        plus_pairs.join(known, on=KEY, how="anti", nulls_equal=True), workers, stats
+    ).filter(pl.col("e164").is_not_null())
+    new = fresh.select(
         *KEY,
         p_e164="e164",
         p_mobile="mobile",
@@ -284,7 +278,17 @@ def _plus_added(
         p_warn=pl.lit(None, pl.String),
         p_warn_msg=pl.lit(None, pl.String),
     )
-    return rows, pl.concat([outcomes, new.join(outcomes, on=KEY, how="anti", nulls_equal=True)])
+    valid = known.filter(pl.col("p_e164").is_not_null(), pl.col("p_warn").is_null())  # as is
+    plus = pl.concat([valid.select(KEY), new.select(KEY)]).select(
+        pl.col("cand").str.slice(1).alias("c_cand"), pl.col("region").alias("rg"), c_plus=True
+    )
+    rows = rows.join(plus, on=["c_cand", "rg"], how="left", nulls_equal=True, maintain_order="left")
+    rows = rows.with_columns(
+        c_plus=(pl.col("c_plus").fill_null(False) & (pl.col("num") | pl.col("c_excel"))),
+    ).with_columns(
+        c_cand=pl.when("c_plus").then("+" + pl.col("c_cand")).otherwise("c_cand"),
+    )
+    return rows, pl.concat([outcomes, new])
 
 
 def _cases(mobile_only: bool) -> list[tuple[pl.Expr, str | None, pl.Expr | None]]:
