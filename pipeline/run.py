@@ -200,7 +200,8 @@ def _with_phone_candidates(
     several.  ``__phone_num_<i>``: the spreadsheet's number cells of that column, if any.
     """
     cols = list(m.fields.get("phone", ()))
-    cols += [c for c in m.unmapped if any(re.fullmatch(rf"{re.escape(p)}_\d+", c) for p in cols)]
+    others = (*m.unmapped, *m.custom.values())  # Phone_2: custom with --keep-extra-columns
+    cols += [c for c in others if any(re.fullmatch(rf"{re.escape(p)}_\d+", c) for p in cols)]
     numbers = number_cells.columns if number_cells is not None else []
     single = len(cols) < 2
     first = [canon.get_column("phone")] if m.phone_labels and not single else []

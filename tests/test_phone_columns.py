@@ -53,9 +53,11 @@ def test_a_repeated_header_is_a_candidate_too(tmp_path: Path) -> None:
         tmp_path / "dup.csv",
         [["Name", "Phone", "Phone"], ["Ana", "-", "06 12 34 56 78"], ["Bob", "0698765432", ""]],
     )
-    result = validate_files([str(src)], RunOptions(region="FR"), tmp_path / "r")
-    assert result.contacts["phone"].to_list() == [FR_MOBILE, "+33698765432"]
-    assert result.summary["rejected"] == 0
+    for keep in (False, True):
+        options = RunOptions(region="FR", keep_extra_columns=keep)
+        result = validate_files([str(src)], options, tmp_path / f"r{keep}")
+        assert result.contacts["phone"].to_list() == [FR_MOBILE, "+33698765432"]
+        assert result.summary["rejected"] == 0
 
 
 def test_candidates_in_the_phones_layer() -> None:
