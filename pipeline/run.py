@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,9 +46,10 @@ from pipeline.transform.mapping import (
     ColumnMapping,
     apply_mapping,
     infer_mapping,
+    is_placeholder,
     load_mapping_file,
 )
-from pipeline.transform.phones import normalize_phones
+from pipeline.transform.phones import PICK, normalize_phones
 from pipeline.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
 
 RID = "__rid"
@@ -195,7 +197,8 @@ def transform(
             pl.col(SRC_FILE).cast(pl.Categorical),  # one path per row would cost ~35 B a row
         )
         offset += e.frame.height
-        canon_parts.append(apply_mapping(framed, m).with_columns(framed.get_column(RID)))
+        canon_part = apply_mapping(framed, m).with_columns(framed.get_column(RID))
+        canon_parts.append(_with_phone_candidates(canon_part, framed, m, e.number_cells))
         original_parts.append(framed)
     canon = pl.concat(canon_parts, how="diagonal_relaxed", rechunk=False)
     originals = pl.concat(original_parts, how="diagonal_relaxed", rechunk=False)
@@ -203,14 +206,7 @@ def transform(
     has_country = any(m.fields.get("country") for _, m in mapped)
     if has_country:  # country names in any language, ISO alpha-3 -> alpha-2
         canon = resolve_countries(canon, country_col="country", phone_col="phone")
-    canon = normalize_phones(
-        canon,
-        phone_col="phone",
-        region=options.region,
-        country_col="country" if has_country else None,
-        mobile_only=options.mobile_only,
-        legacy=options.legacy_numbers,
-    )
+    canon = _phones(canon, options, "country" if has_country else None)
     canon = validate(
         canon,
         ValidateOptions(
@@ -220,6 +216,77 @@ def transform(
         ),
     )
     return canon.drop("phone", "country"), originals, mapped, skipped  # raw cells: originals
+
+
+PHONE_CAND = "__phone_cand_"
+PHONE_CAND_SRC = "__phone_src_"
+PHONE_NUM = "__phone_num_"
+
+
+def _phones(canon: pl.DataFrame, options: RunOptions, country_col: str | None) -> pl.DataFrame:
+    """normalize_phones over the candidates of :func:`_with_phone_candidates`; with several,
+    ``__phone_column`` becomes the column the kept number (or the error) came from."""
+    n = sum(c.startswith(PHONE_CAND) for c in canon.columns)
+    cands = [f"{PHONE_CAND}{i}" for i in range(n)]
+    nums = {c: f"{PHONE_NUM}{i}" for i, c in enumerate(cands) if f"{PHONE_NUM}{i}" in canon.columns}
+    canon = normalize_phones(
+        canon,
+        phone_col=cands if n > 1 else cands[0],
+        region=options.region,
+        country_col=country_col,
+        mobile_only=options.mobile_only,
+        legacy=options.legacy_numbers,
+        numeric_cols=nums,
+    )
+    srcs = [s for i in range(n) if (s := f"{PHONE_CAND_SRC}{i}") in canon.columns]
+    if n > 1:
+        picked = [pl.when(pl.col(PICK) == int(s[len(PHONE_CAND_SRC) :])).then(s) for s in srcs]
+        canon = canon.with_columns(
+            pl.coalesce(*picked, PHONE_SOURCE).cast(pl.Categorical).alias(PHONE_SOURCE)
+        ).drop(PICK)
+    return canon.drop(*cands, *nums.values(), *srcs)
+
+
+def _with_phone_candidates(
+    canon: pl.DataFrame,
+    framed: pl.DataFrame,
+    m: ColumnMapping,
+    number_cells: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """``canon`` + the row's phone candidates, in the mapping's order (mobile and WhatsApp
+    first), as ``__phone_cand_<i>`` + the source column's name ``__phone_src_<i>``.
+
+    Files with several phone columns (a repeated header ``Phone``, ``Phone_2`` counts) get
+    one candidate per column: the first valid number across them wins (:mod:`phone_pick`).
+    When a preset labels its numbers, the mapping's own phone (mobile-labelled first) is the
+    first candidate.  Other files: the phone itself (zero-copy), in case another file has
+    several.  ``__phone_num_<i>``: the spreadsheet's number cells of that column, if any.
+    """
+    cols = list(m.phone_candidates)
+    others = (*m.unmapped, *m.custom.values())  # Phone_2: custom with --keep-extra-columns
+    cols += [c for c in others if any(re.fullmatch(rf"{re.escape(p)}_\d+", c) for p in cols)]
+    numbers = number_cells.columns if number_cells is not None else []
+    single = len(cols) < 2
+    first = [canon.get_column("phone")] if m.phone_labels and not single else []
+    canon = canon.with_columns(
+        number_cells[c].alias(f"{PHONE_NUM}{i + len(first)}")  # type: ignore[index]
+        for i, c in enumerate(cols)
+        if c in numbers
+    )
+    if single:
+        return canon.with_columns(pl.col("phone").alias(f"{PHONE_CAND}0"))
+    exprs = []
+    for c in cols:
+        cell = pl.col(c).cast(pl.String).str.strip_chars()
+        if m.multi_value_separator:
+            cell = cell.str.replace_all(m.multi_value_separator.strip(), " ; ", literal=True)
+        exprs.append(pl.when((cell != "") & ~is_placeholder(cell)).then(cell))
+    found = [*first, *framed.select(exprs).get_columns()]
+    names = [None] * len(first) + cols
+    return canon.with_columns(
+        *(s.alias(f"{PHONE_CAND}{i}") for i, s in enumerate(found)),
+        *(pl.lit(n, pl.String).alias(f"{PHONE_CAND_SRC}{i}") for i, n in enumerate(names)),
+    )
 
 
 def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:

@@ -38,7 +38,16 @@ def test_split_extension_and_alternatives() -> None:
     assert split_extension("06 12 34 56 78 ext. 12") == ("06 12 34 56 78", "12")
     assert split_extension("06 12 34 56 78 Durchwahl 7") == ("06 12 34 56 78", "7")
     assert split_extension("x 12") == ("x 12", None)  # no number before the marker
-    assert alternatives("030/1234567") is None  # a slash inside one German number
+    # a slash inside one German number: the whole cell is tried first, "030" is never kept
+    assert alternatives("030/1234567") == (
+        [("030/1234567", None), ("030", None), ("1234567", None)],
+        True,
+    )
+    assert alternatives("12/06/2020") is None  # no part long enough for a number
+    assert alternatives("92011 ; +919895270723") == (
+        [("92011", None), ("+919895270723", None)],
+        False,
+    )
     assert alternatives("0612345678 / 0711223344") == (
         [("0612345678 / 0711223344", None), ("0612345678", None), ("0711223344", None)],
         True,
@@ -70,7 +79,9 @@ def test_resolve_region(value: str | None, expected: tuple) -> None:
 
 
 def test_legacy_rules() -> None:
-    assert [p["country_code"] for p in load_plans()] == [229, 225]
+    assert [p["country_code"] for p in load_plans()] == [229, 225, 55, 52, 52, 52]
+    for plan in load_plans():
+        assert plan["sources"] and plan["effective"], plan["name"]
     invalid = pl.DataFrame(
         {
             "cand": ["a", "b", "c", "d", "e"],
@@ -83,3 +94,23 @@ def test_legacy_rules() -> None:
     out = legacy_candidates(invalid).sort("cand")
     assert out["new_cand"].to_list() == ["+2290197123456", "+2250747123456", "+2252120812345"]
     assert out["verified"].to_list() == [True, True, False]
+
+
+def test_legacy_rules_with_groups_and_their_own_dates() -> None:
+    invalid = pl.DataFrame(
+        {
+            "cand": ["a", "b", "c", "d", "e"],
+            "region": ["BR", "BR", "MX", "MX", "BR"],
+            "cc": [55, 55, 52, 52, 55],
+            "nsn": ["4792356855", "1187654321", "15512345678", "0455512345678", "4732356855"],
+        },
+        schema={"cand": pl.String, "region": pl.String, "cc": pl.Int32, "nsn": pl.String},
+    )
+    out = legacy_candidates(invalid).sort("cand")
+    assert out["new_cand"].to_list() == [
+        "+5547992356855",  # the 9 between area code and number
+        "+5511987654321",
+        "+525512345678",
+        "+525512345678",
+    ]  # "e" is a fixed line (3...): no rule
+    assert out["effective"].to_list() == ["2016-11-06", "2012-07", "2019-08-03", "2019-08-03"]

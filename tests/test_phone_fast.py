@@ -129,6 +129,14 @@ def _human_forms(n: pn.PhoneNumber, rng: random.Random) -> list[str]:
         "00" + intl[1:],
         f"(+{cc}) " + intl.split(" ", 1)[-1],
         f"+{cc} (0)" + intl.split(" ", 1)[-1],
+        # tildes: an extension marker before final digits for phonenumbers, else punctuation
+        intl.replace(" ", "~"),
+        natl.replace(" ", "\uff5e"),
+        intl.replace(" ", "\u2053"),
+        natl.replace(" ", "\u223c"),
+        e164 + "~" + str(rng.randrange(1, 10 ** rng.randrange(1, 11))),
+        natl + " ～ " + str(rng.randrange(100)),
+        "~" + natl + "~",
     ]
     return [f if rng.random() < 0.7 else _mutate(re.sub(r"[^0-9+]", "", f), rng) for f in forms]
 

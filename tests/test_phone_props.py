@@ -12,7 +12,7 @@ from phonenumbers import PhoneNumberType as PNT
 from pipeline.transform.phones import normalize_phones
 
 REGIONS = sorted(pn.SUPPORTED_REGIONS)
-SEPARATORS = [" ", ".", "-", "", "\u00a0", "/", " - "]
+SEPARATORS = [" ", ".", "-", "", "\u00a0", "/", " - ", "\u2053", "\u223c"]  # ⁓ ∼: punctuation
 FORMATS = [PNF.E164, PNF.INTERNATIONAL, PNF.NATIONAL, PNF.RFC3966]
 
 

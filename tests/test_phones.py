@@ -36,7 +36,11 @@ CASES = [
     ("+33612345678;ext=99", "FR", (FR_MOBILE, "99", N, N)),
     ("06 12 34 56 78 / 07 11 22 33 44", "FR", (FR_MOBILE, N, N, "EXTRA_NUMBERS")),
     ("0612345678 ou 0711223344", "FR", (FR_MOBILE, N, N, "EXTRA_NUMBERS")),
-    ("12 / 06 12 34 56 78", "FR", (N, N, "INVALID_NUMBER", N)),  # "12" is no number
+    ("12 / 06 12 34 56 78", "FR", (FR_MOBILE, N, N, "EXTRA_NUMBERS")),  # "12" is no number
+    ("92011 ; +919895270723", "FR", ("+919895270723", N, N, "EXTRA_NUMBERS")),
+    ("0612345678 ; 06 12 34 56 78", "FR", (FR_MOBILE, N, N, N)),  # the kept one, again
+    ("12 ; 34567", "FR", (N, N, "INVALID_NUMBER", N)),  # no part is long enough to be one
+    ("030/1234567", "DE", ("+49301234567", N, N, N)),  # a valid whole wins over its parts
     ("33612345678.0", "FR", (FR_MOBILE, N, N, "EXCEL_FLOAT_FIXED")),
     ("2.2997123456E+10", "FR", (N, N, "INVALID_NUMBER", "EXCEL_FLOAT_FIXED")),
     ("2.2997E+10", "BJ", (N, N, "PRECISION_LOST", N)),
@@ -51,6 +55,13 @@ CASES = [
     ("+225 41 12 34 56", "FR", ("+2250141123456", N, N, "LEGACY_MIGRATED")),  # Moov
     ("+225 20 21 22 23", "FR", (N, N, "LEGACY_NUMBER", N)),  # fixed: mapping unverified
     ("+225 07 07 12 34 56", "FR", ("+2250707123456", N, N, N)),
+    ("+55 47 9235-6855", "FR", ("+5547992356855", N, N, "LEGACY_MIGRATED")),  # Brazil's 9th
+    ("(47) 9235-6855", "BR", ("+5547992356855", N, N, "LEGACY_MIGRATED")),
+    ("+55 47 3235-6855", "FR", ("+554732356855", N, N, N)),  # a fixed line keeps 8 digits
+    ("+52 1 55 1234 5678", "FR", ("+525512345678", N, N, "LEGACY_MIGRATED")),  # Mexico 2019
+    ("044 55 1234 5678", "MX", ("+525512345678", N, N, "LEGACY_MIGRATED")),
+    ("+54 9 11 1234-5678", "FR", ("+5491112345678", N, N, N)),  # Argentina: phonenumbers
+    ("011 15 1234-5678", "AR", ("+5491112345678", N, N, N)),
     ("", "FR", (N, N, "MISSING_PHONE", N)),
     ("   ", "FR", (N, N, "MISSING_PHONE", N)),
     (None, "FR", (N, N, "MISSING_PHONE", N)),
@@ -68,6 +79,12 @@ CASES = [
     ("06 12 34 56 78 (poste 12)", "FR", (FR_MOBILE, "12", N, N)),  # bracketed extension
     ("06 12 34 56 78 (bureau 2)", "FR", (N, N, "INVALID_NUMBER", N)),  # digits: no label
     ("1-800-FLOWERS (office)", "US", ("+18003569377", N, N, N)),
+    # "~" / "～" before final digits is an extension marker for phonenumbers, not a separator
+    ("+82 1544-1643~12", "FR", ("+8215441643", "12", N, N)),
+    ("+82 1544-1643～12", "FR", ("+8215441643", "12", N, N)),
+    ("500~2345678", "US", (N, "2345678", "INVALID_NUMBER", N)),
+    ("201-555-0123~", "US", ("+12015550123", N, N, N)),  # no digits after it: punctuation
+    ("201\u2053555\u223c0123", "US", ("+12015550123", N, N, N)),  # swung dash, tilde operator
 ]
 
 
@@ -99,6 +116,22 @@ def test_messages_are_explicit() -> None:
     assert "scientific notation" in msgs[2]
     warn = out["__phone_warning_msg"].to_list()
     assert warn[3] == "old Benin number +22997123456 -> +2290197123456 (plan changed 2024-11-30)"
+
+
+def test_first_valid_part_of_a_cell_and_no_repeat_of_the_kept_number() -> None:
+    out = _run(
+        [
+            "92011 ; +919895270723",
+            "12 / 06 20 30 40 51",
+            "0612345678 ; +33 6 12 34 56 78 ; 07 81 22 33 44 ; 0781223344",
+        ],
+        "FR",
+    )
+    assert out["__phone_e164"].to_list() == ["+919895270723", "+33620304051", FR_MOBILE]
+    warn = out["__phone_warning_msg"].to_list()
+    assert warn[0] == "2 numbers in the cell, used the first valid one; also: 92011"
+    assert warn[1] == "2 numbers in the cell, used the first valid one; also: 12"
+    assert warn[2] == "2 numbers in the cell, used the first valid one; also: 07 81 22 33 44"
 
 
 def test_legacy_reject_mode() -> None:

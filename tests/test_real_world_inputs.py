@@ -257,7 +257,8 @@ def test_thunderbird_export_email_columns_are_kept(tmp_path: Path) -> None:
     summary, rows = run(tmp_path, [src], region="CH")
     assert summary["files"][0]["mapping"]["preset"] == "thunderbird"
     assert rows == {
-        ("thunderbird.csv", 2): ("+41791234567", None),  # the mobile first
+        # the mobile first; the work number is listed, not lost (issue 10, item 3)
+        ("thunderbird.csv", 2): ("+41791234567", "EXTRA_NUMBERS"),
         ("thunderbird.csv", 3): ("+41446681801", None),
     }
     contacts = pl.read_csv(tmp_path / "report" / "contacts.csv", infer_schema=False)

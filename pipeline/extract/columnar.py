@@ -22,7 +22,13 @@ from typing import Any
 import polars as pl
 
 from pipeline.errors import InputError
-from pipeline.extract.common import Extracted, finish, series_to_text
+from pipeline.extract.common import (
+    Extracted,
+    column_names,
+    finish,
+    series_to_text,
+    with_number_cells,
+)
 from pipeline.extract.detect import describe
 from pipeline.extract.text import decode
 
@@ -40,7 +46,14 @@ def read_parquet(path: Path) -> Extracted:
     if frame.width == 0:
         raise InputError(f"{name}: has no columns")
     grid = pl.DataFrame([series_to_text(frame.get_column(c)) for c in frame.columns])
-    return _finish(grid, frame.columns, name, "parquet")
+    result = _finish(grid, frame.columns, name, "parquet")
+    names = column_names(frame.columns)
+    numbers = {
+        n: frame.get_column(c).is_not_null()
+        for n, c in zip(names, frame.columns, strict=True)
+        if frame.get_column(c).dtype.is_numeric()
+    }
+    return with_number_cells(result, numbers)
 
 
 def _text(value: Any) -> str | None:
@@ -105,7 +118,7 @@ def read_json(path: Path) -> Extracted:
                 f"{name}: item {index} of the JSON array is a {type(item).__name__}, not an object"
             )
     grid, columns = _records_to_grid(document)
-    return _finish(grid, columns, name, "json")
+    return with_number_cells(_finish(grid, columns, name, "json"), _numbers(document, columns))
 
 
 def read_ndjson(path: Path) -> Extracted:
@@ -126,7 +139,20 @@ def read_ndjson(path: Path) -> Extracted:
             )
         records.append(item)
     grid, columns = _records_to_grid(records)
-    return _finish(grid, columns, name, "ndjson")
+    return with_number_cells(_finish(grid, columns, name, "ndjson"), _numbers(records, columns))
+
+
+def _numbers(records: list[dict[str, Any] | None], columns: list[str]) -> dict[str, pl.Series]:
+    """JSON number values (a phone stored as a number cannot hold its ``+``), per column."""
+    out = {}
+    for name, key in zip(column_names(columns), columns, strict=True):
+        flags = [
+            r is not None and type(r.get(key)) in (int, float)  # bool is not a number here
+            for r in records
+        ]
+        if any(flags):
+            out[name] = pl.Series(name, flags, dtype=pl.Boolean)
+    return out
 
 
 def _finish(grid: pl.DataFrame, columns: list[str], name: str, fmt: str) -> Extracted:

@@ -8,6 +8,7 @@ rows dropped and counted, and the three source-position columns appended.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -62,6 +63,36 @@ class Extracted:
     """Detected delimiter (text formats only)."""
     columns: tuple[str, ...] = ()
     """User column names, in order."""
+    number_cells: pl.DataFrame | None = None
+    """Boolean columns named like user columns, row-aligned with ``frame``: True where a
+    ``LONG_DIGITS`` value was a *number* (spreadsheet number cell, JSON number, Parquet
+    numeric column), whose text cannot have held a ``+``.  None when there is none; always
+    None for CSV/TSV/TXT, which have no types."""
+
+
+LONG_DIGITS = r"^[1-9][0-9]{6,}$"
+"""A digit-only value that could be a phone number written without its ``+``."""
+
+
+def with_number_cells(result: Extracted, numbers: dict[str, pl.Series]) -> Extracted:
+    """``result`` with ``number_cells`` from per-column masks over the *source* rows.
+
+    ``numbers``: user column -> Boolean series, element ``i`` for the source row numbered
+    ``i + 1`` (True: a number).  Kept only where the text is ``LONG_DIGITS``; columns without
+    such a cell are left out."""
+    frame = result.frame
+    index = (frame.get_column(SRC_ROW) - 1).cast(pl.UInt32)
+    masks = {
+        c: (m.fill_null(False).gather(index) & frame.get_column(c).str.contains(LONG_DIGITS))
+        .fill_null(False)
+        .alias(c)
+        for c, m in numbers.items()
+        if c in frame.columns
+    }
+    masks = {c: m for c, m in masks.items() if m.any()}
+    return dataclasses.replace(
+        result, number_cells=pl.DataFrame(list(masks.values())) if masks else None
+    )
 
 
 def _blank(cell: str | None) -> bool:

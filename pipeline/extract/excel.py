@@ -29,11 +29,14 @@ import polars as pl
 from pipeline.errors import InputError
 from pipeline.extract.common import (
     HEADER_SAMPLE_ROWS,
+    LONG_DIGITS,
     NO_HEADER,
     Extracted,
+    column_names,
     find_header,
     finish,
     series_to_text,
+    with_number_cells,
 )
 from pipeline.extract.detect import describe
 
@@ -163,11 +166,11 @@ def _extract(
         index = found
     if index == NO_HEADER:  # every row is data; columns are named column_1, column_2...
         data = _typed_fix(reader, sheet, None, grid)  # None: fastexcel reads no header
-        return finish(
-            data, [None] * data.width, first_row=1, source=name, sheet=sheet, fmt=fmt, header_row=0
-        )
+        header: list[str | None] = [None] * data.width
+        result = finish(data, header, first_row=1, source=name, sheet=sheet, fmt=fmt, header_row=0)
+        return _with_number_cells(reader, sheet, header, index, result)
     data = _typed_fix(reader, sheet, index, grid.slice(index + 1))
-    return finish(
+    result = finish(
         data,
         list(grid.row(index)),
         first_row=index + 2,
@@ -176,6 +179,44 @@ def _extract(
         fmt=fmt,
         header_row=index + 1,
     )
+    return _with_number_cells(reader, sheet, list(grid.row(index)), index, result)
+
+
+def _with_number_cells(
+    reader: fastexcel.ExcelReader,
+    sheet: str,
+    header: list[str | None],
+    index: int,
+    result: Extracted,
+) -> Extracted:
+    """Which long digit-only cells were number cells (``Extracted.number_cells``).
+
+    The text load cannot tell the number 2290197892959 from the text "2290197892959"; a
+    load of those columns as booleans with coercion can: a number (or boolean) cell gives a
+    value, a text cell gives null.  Only columns holding such digits are loaded again."""
+    frame = result.frame
+    wanted = [c for c in result.columns if frame.get_column(c).str.contains(LONG_DIGITS).any()]
+    if not wanted:
+        return result
+    names = column_names(header)
+    positions = {names.index(c): c for c in wanted}
+    try:
+        typed = reader.load_sheet(
+            sheet,
+            header_row=None,
+            skip_rows=0,
+            use_columns=list(positions),
+            dtypes=dict.fromkeys(positions, "boolean"),
+            dtype_coercion="coerce",
+        ).to_polars()
+    except Exception:
+        return result  # unknown: every cell is treated as text, today's rule
+    numbers = {  # row i of this load is worksheet row i + 1
+        c: typed.get_column(f"__UNNAMED__{i}").is_not_null()
+        for i, c in positions.items()
+        if f"__UNNAMED__{i}" in typed.columns
+    }
+    return with_number_cells(result, numbers)
 
 
 def read_workbook(

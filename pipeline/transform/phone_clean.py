@@ -13,12 +13,16 @@ Steps, in order:
    digits are all zeros, otherwise the cell is a decimal, not a phone number.
 3. A trailing label in brackets, with letters and no digit (``06 12 34 56 78 (mobile)``,
    ``[work]``), is dropped: phonenumbers would read its letters as a vanity number.
-   Then an extension at the end of the cell is kept in ``__phone_ext`` (see ``EXT_MARKERS``).
+   Then an extension at the end of the cell is kept in ``__phone_ext`` (see ``EXT_MARKERS``);
+   failing that, ``~`` / ``～`` + digits at the end is one too, as phonenumbers reads it
+   (``TILDE_EXT``: ``+82 1544-1643~12`` is +8215441643 extension 12, ``500~2345678`` in US
+   is the invalid ``500``).
 4. Several numbers in one cell (``MULTI_HINT``): split in Python by :func:`alternatives`.
 5. Separators removed: Unicode spaces (NBSP, thin, narrow, zero-width...), dots, dashes,
-   slashes, parentheses, brackets, tildes.  These are all punctuation phonenumbers itself
-   ignores, so ``parse(clean(s), r) == parse(s, r)`` for the formats it prints and the usual
-   human variants.  ``(0)`` after a country code therefore becomes a plain ``0`` that
+   slashes, parentheses, brackets, tildes not taken as an extension marker (step 3).
+   These are all punctuation phonenumbers itself ignores, so
+   ``parse(clean(s), r) == parse(s, r)`` for the formats it prints and the usual human
+   variants.  ``(0)`` after a country code therefore becomes a plain ``0`` that
    phonenumbers' national-prefix rule removes where it is a trunk prefix (+33 (0)6 ->
    +336...) and keeps where it belongs to the number (Italy) -- same answer as the raw cell.
    ``00`` is left to the IDD rule of the row's region, exactly as phonenumbers does.
@@ -53,6 +57,10 @@ SEPARATORS = (
     r"[\s\u00a0\u00ad\u2000-\u200b\u202f\u205f\u2060\u3000.\-\u2010-\u2015\u2212\u30fc"
     r"\uff0d/\uff0f()\uff08\uff09\[\]\uff3b\uff3d~\u2053\u223c\uff5e]"
 )
+#: phonenumbers reads ``~`` / ``～`` followed by digits at the end of a cell as an extension
+#: marker (its "ambiguous" extension pattern, up to 9 digits), not as a separator.  The same
+#: pattern, on a cell without a plain extension.  Elsewhere a tilde is punctuation to it.
+TILDE_EXT = r"[ \u00a0\t,]*[~\uff5e][:.\uff0e]?[ \u00a0\t,\-]*([0-9]{1,9})#?$"
 #: A trailing "(mobile)" / "[work]": brackets holding at least one letter and no digit.
 LABEL = r"\s*[(\[][^0-9()\[\]]*\p{L}[^0-9()\[\]]*[)\]]$"
 CANONICAL = r"^\+?[0-9]+$"
@@ -65,33 +73,56 @@ MIN_PIECE_DIGITS = 6
 _STRONG_RE = re.compile(r"\s*(?:[;|\n\r&]+|\s(?:or|ou|and|et)\s)\s*", re.IGNORECASE)
 _WEAK_RE = re.compile(r"\s*[,/]\s*")
 _EXT_RE = re.compile(EXT)
+_TILDE_RE = re.compile(TILDE_EXT)
+_SEP_RE = re.compile(SEPARATORS)
 
 
 def _ndigits(s: str) -> int:
     return sum(c.isdigit() for c in s)
 
 
+def _viable_head(head: pl.Expr) -> pl.Expr:
+    """What phonenumbers needs before a ``~`` extension: at least 3 digits, or exactly two
+    bare digits (``_is_viable_phone_number``); and only separators besides, so that the
+    head's candidate is what phonenumbers itself is left with."""
+    bare = head.str.strip_chars().str.replace_all(SEPARATORS, "")
+    return bare.str.contains(CANONICAL) & (
+        (bare.str.count_matches("[0-9]") >= 3) | head.str.strip_chars().str.contains("^[0-9]{2}$")
+    )
+
+
 def split_extension(text: str) -> tuple[str, str | None]:
-    """(number text, extension) -- the same rule as the vectorised step, for one piece."""
+    """(number text, extension) -- the same rules as the vectorised step, for one piece."""
     m = _EXT_RE.search(text)
-    if m is None or _ndigits(text[: m.start()]) < 3:
-        return text, None
-    return text[: m.start()], m.group(1)
+    if m is not None and _ndigits(text[: m.start()]) >= 3:
+        return text[: m.start()], m.group(1)
+    m = _TILDE_RE.search(text)
+    if m is not None:
+        head = text[: m.start()].strip()
+        bare = _SEP_RE.sub("", head)
+        viable = _ndigits(bare) >= 3 or re.fullmatch("[0-9]{2}", head)
+        if re.fullmatch(CANONICAL, bare) and viable:
+            return text[: m.start()], m.group(1)
+    return text, None
 
 
 def alternatives(text: str) -> tuple[list[tuple[str, str | None]], bool] | None:
     """(numbers to try in order as (text, extension), whole cell first?) or None for one number.
 
-    Strong separators always split.  A comma or slash splits only when every piece has at
-    least ``MIN_PIECE_DIGITS`` digits (``030/1234567`` stays one number), and then the whole
-    cell is tried first: a valid whole wins over its pieces.
+    Strong separators always split, when at least one part has ``MIN_PIECE_DIGITS`` digits
+    (``92011 ; +919895270723``: the junk part is tried, and fails, before the number).  A comma
+    or slash splits when at least one part has that many digits, and then the whole cell is
+    tried first: a valid whole wins over its parts (``030/1234567`` stays one number).  Parts
+    without any digit are dropped.  The caller keeps only the whole cell or a part with
+    ``MIN_PIECE_DIGITS`` digits (:func:`is_number_part`): ``12`` in ``12 / 06 20 30 40 51``
+    is never taken for a phone number.
     """
-    pieces = [p for p in _STRONG_RE.split(text) if _ndigits(p) >= MIN_PIECE_DIGITS]
-    strong = len(pieces) > 1
+    pieces = [p for p in _STRONG_RE.split(text) if _ndigits(p)]
+    strong = len(pieces) > 1 and any(is_number_part(p) for p in pieces)
     out: list[str] = []
-    for p in pieces or [text]:
-        sub = _WEAK_RE.split(p)
-        if len(sub) > 1 and all(_ndigits(s) >= MIN_PIECE_DIGITS for s in sub):
+    for p in pieces if strong else [text]:
+        sub = [s for s in _WEAK_RE.split(p) if _ndigits(s)]
+        if len(sub) > 1 and any(is_number_part(s) for s in sub):
             out.extend(sub)
         else:
             out.append(p)
@@ -99,6 +130,11 @@ def alternatives(text: str) -> tuple[list[tuple[str, str | None]], bool] | None:
         return None
     alts = out if strong else [text, *out]
     return [split_extension(a.strip()) for a in alts], not strong
+
+
+def is_number_part(text: str) -> bool:
+    """A part of a cell that may be kept as its phone number (enough digits)."""
+    return _ndigits(text) >= MIN_PIECE_DIGITS
 
 
 def canonical(text: pl.Expr) -> pl.Expr:
@@ -174,8 +210,15 @@ def _clean_full(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
     ext_ok = pl.col("c_ext").is_not_null() & (pl.col("c_head").str.count_matches("[0-9]") >= 3)
     frame = frame.with_columns(
         c_ext=pl.when(ext_ok).then("c_ext"),
-        c_text=pl.when(ext_ok).then("c_head").otherwise(t2).str.strip_chars(),
+        c_head=pl.when(ext_ok).then("c_head"),
+        c_tx=t2.str.extract(TILDE_EXT, 1),
+        c_th=t2.str.replace(TILDE_EXT, ""),
     )
+    tilde_ok = ~ext_ok & pl.col("c_tx").is_not_null() & _viable_head(pl.col("c_th"))
+    frame = frame.with_columns(
+        c_ext=pl.coalesce("c_ext", pl.when(tilde_ok).then("c_tx")),
+        c_text=pl.coalesce("c_head", pl.when(tilde_ok).then("c_th"), t2).str.strip_chars(),
+    ).drop("c_tx", "c_th")
     text = pl.col("c_text")
     frame = frame.with_columns(c_bare=text.str.replace_all(SEPARATORS, ""))
     return frame.with_columns(

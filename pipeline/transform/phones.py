@@ -15,24 +15,32 @@ Columns added (all ``pl.String``, null when not applicable), row order preserved
 ``__phone_ext``    extension removed from the cell ("12" for "... ext. 12")
 ``__phone_error``  MISSING_PHONE | PRECISION_LOST | INVALID_REGION | INVALID_NUMBER |
                    LEGACY_NUMBER | NOT_MOBILE (one code; first that applies, in this order)
-``__phone_warning`` EXCEL_FLOAT_FIXED, EXTRA_NUMBERS, LEGACY_MIGRATED; several are joined
-                   with ";" in that order (messages joined with "; ")
+``__phone_warning`` EXCEL_FLOAT_FIXED, PLUS_ADDED, EXTRA_NUMBERS, LEGACY_MIGRATED; several
+                   are joined with ";" in that order (messages joined with "; ")
 ``__phone_error_msg`` / ``__phone_warning_msg``  human messages
+``__phone_pick``   (``pl.UInt8``, only with several candidate columns) index of the column
+                   the number (or the error) comes from; null when all were empty
+
+Several candidate columns (:mod:`phone_pick`): the first valid number wins.  A number cell
+(``numeric_cols``, or an Excel float repaired) whose digits are invalid but valid with a
+``+`` in front is that number (PLUS_ADDED): a number cell cannot hold the ``+``.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import phonenumbers as pn
 import polars as pl
 
 from pipeline.errors import InputError, UsageError
-from pipeline.transform.phone_clean import alternatives, canonical, clean_frame
+from pipeline.transform.phone_clean import alternatives, canonical, clean_frame, is_number_part
+from pipeline.transform.phone_pick import choose, stack_candidates
 from pipeline.transform.phone_regions import resolve_region
-from pipeline.transform.phone_resolve import KEY, PhoneStats, pair_outcomes
+from pipeline.transform.phone_resolve import KEY, PhoneStats, pair_outcomes, resolve_pairs
 
 E164 = "__phone_e164"
 EXT = "__phone_ext"
@@ -40,26 +48,38 @@ ERROR = "__phone_error"
 ERROR_MSG = "__phone_error_msg"
 WARNING = "__phone_warning"
 WARNING_MSG = "__phone_warning_msg"
+PICK = "__phone_pick"
 OUTPUT_COLUMNS = (E164, EXT, ERROR, ERROR_MSG, WARNING, WARNING_MSG)
 
-__all__ = ["OUTPUT_COLUMNS", "PhoneStats", "normalize_phones", "normalize_phones_with_stats"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "PICK",
+    "PhoneStats",
+    "normalize_phones",
+    "normalize_phones_with_stats",
+]
 
 
 def normalize_phones(
     df: pl.DataFrame,
     *,
-    phone_col: str,
+    phone_col: str | Sequence[str],
     region: str | None,
     country_col: str | None = None,
     mobile_only: bool = False,
     legacy: Literal["migrate", "reject"] = "migrate",
     workers: int | None = None,
+    numeric_cols: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Return ``df`` with the ``__phone_*`` columns added (see the module docstring).
 
+    ``phone_col``: the phone column, or several candidate columns in order of preference
+    (the first valid number wins, see :mod:`phone_pick`; ``__phone_pick`` is added).
     ``region``: ISO alpha-2 default region (None: only ``+`` international numbers pass).
     ``country_col``: per-row country (alpha-2, calling code or English/French name; blank
     -> ``region``).  ``workers``: processes for phonenumbers calls (default: up to 2).
+    ``numeric_cols``: phone column -> Boolean column, True where the source cell was a
+    number (a spreadsheet number cell, a JSON number), which cannot hold a ``+``.
     """
     out, _ = normalize_phones_with_stats(
         df,
@@ -69,6 +89,7 @@ def normalize_phones(
         mobile_only=mobile_only,
         legacy=legacy,
         workers=workers,
+        numeric_cols=numeric_cols,
     )
     return out
 
@@ -100,9 +121,10 @@ def _multi_alternatives(rows: pl.DataFrame) -> pl.DataFrame:
             continue
         alts, whole_first = found
         for i, (t, e) in enumerate(alts):
-            recs.append((pi, i, whole_first and i == 0, t, e, rg))
-    schema = {"pi": pl.UInt32, "alt": pl.Int32, "whole": pl.Boolean, "text": pl.String}
-    schema |= {"ext": pl.String, "rg": pl.String}
+            whole = whole_first and i == 0
+            recs.append((pi, i, whole, whole or is_number_part(t), t, e, rg))
+    schema = {"pi": pl.UInt32, "alt": pl.Int32, "whole": pl.Boolean, "keep": pl.Boolean}
+    schema |= {"text": pl.String, "ext": pl.String, "rg": pl.String}
     long = pl.DataFrame(recs, schema=schema, orient="row")
     return long.with_columns(cand=canonical(pl.col("text")))
 
@@ -111,7 +133,8 @@ def _pick_alternatives(
     long: pl.DataFrame, outcomes: pl.DataFrame, mobile_only: bool
 ) -> pl.DataFrame:
     """Per multi cell: the first acceptable number (valid, and mobile if asked), else the
-    first valid, else the first; other pieces are reported as EXTRA_NUMBERS."""
+    first valid, else the first that may be a number (its error is the row's); the other
+    parts are reported as EXTRA_NUMBERS, except those that are the kept number again."""
     joined = long.join(
         outcomes.select(*KEY, "p_e164", "p_mobile"),
         left_on=["cand", "rg"],
@@ -122,15 +145,21 @@ def _pick_alternatives(
     picks = []
     for (pi,), g in joined.group_by("pi", maintain_order=True):
         alts = g.to_dicts()
-        valid = [a for a in alts if a["p_e164"] is not None]
+        valid = [a for a in alts if a["p_e164"] is not None and a["keep"]]
         good = [a for a in valid if a["p_mobile"] or not mobile_only]
-        best = (good or valid or alts)[0]
+        best = (good or valid or [a for a in alts if a["keep"]] or alts)[0]
         extra = None
         if best["p_e164"] is not None and not best["whole"]:
-            others = [a["text"] for a in alts if a is not best and not a["whole"]]
-            extra = f"{len(others) + 1} numbers in the cell, used the first valid one; " + (
-                "also: " + ", ".join(others)
-            )
+            seen, others = {best["p_e164"]}, []
+            for a in alts:
+                key = a["p_e164"] or a["text"]
+                if a is not best and not a["whole"] and key not in seen:
+                    seen.add(key)
+                    others.append(a["text"])
+            if others:
+                extra = f"{len(others) + 1} numbers in the cell, used the first valid one; " + (
+                    "also: " + ", ".join(others)
+                )
         picks.append((pi, best["cand"], best["ext"], extra))
     schema = {"pi": pl.UInt32, "m_cand": pl.String, "m_ext": pl.String, "m_extra": pl.String}
     return pl.DataFrame(picks, schema=schema, orient="row")
@@ -139,16 +168,21 @@ def _pick_alternatives(
 def normalize_phones_with_stats(
     df: pl.DataFrame,
     *,
-    phone_col: str,
+    phone_col: str | Sequence[str],
     region: str | None,
     country_col: str | None = None,
     mobile_only: bool = False,
     legacy: Literal["migrate", "reject"] = "migrate",
     workers: int | None = None,
+    numeric_cols: Mapping[str, str] | None = None,
 ) -> tuple[pl.DataFrame, PhoneStats]:
     """:func:`normalize_phones`, also returning what it did (counts and seconds per step)."""
     started = time.perf_counter()
-    for col in (phone_col, country_col):
+    cols = [phone_col] if isinstance(phone_col, str) else list(phone_col)
+    numeric_cols = dict(numeric_cols or {})
+    if not cols:
+        raise UsageError("no phone column given")
+    for col in (*cols, *numeric_cols.values(), country_col):
         if col is not None and col not in df.columns:
             raise InputError(f"column {col!r} not found; columns are: {', '.join(df.columns)}")
     if region is not None:
@@ -161,17 +195,24 @@ def normalize_phones_with_stats(
     stats = PhoneStats(rows=df.height)
 
     t = time.perf_counter()
-    raw = df.get_column(phone_col).cast(pl.String)
-    rows = clean_frame(pl.DataFrame({"raw": raw}), "raw").with_columns(
+    regions = _row_regions(df, region, country_col)
+    if len(cols) == 1:
+        num = numeric_cols.get(cols[0])
+        cells = regions.with_columns(
+            raw=df.get_column(cols[0]).cast(pl.String),
+            num=df.get_column(num).fill_null(False) if num else pl.lit(False),
+        )
+    else:
+        cells = stack_candidates(df, cols, regions, numeric_cols)
+    rows = clean_frame(cells.select("raw"), "raw").with_columns(
         pi=pl.int_range(pl.len(), dtype=pl.UInt32)
     )
-    rows = pl.concat([rows, _row_regions(df, region, country_col)], how="horizontal")
+    rows = pl.concat([rows, cells.drop("raw")], how="horizontal")
     long = _multi_alternatives(rows)
     stats.add_time("clean", t)
 
-    pairs = pl.concat(
-        [rows.select("c_cand", "rg"), long.select("cand", "rg").rename({"cand": "c_cand"})]
-    )
+    parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
+    pairs = pl.concat([rows.select("c_cand", "rg"), parts])
     pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")  # blank: MISSING_PHONE
     pairs = pairs.unique().rename({"c_cand": "cand", "rg": "region"})
     outcomes = pair_outcomes(pairs, legacy=legacy, workers=workers, stats=stats)
@@ -185,20 +226,74 @@ def normalize_phones_with_stats(
         )
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
+    rows, outcomes = _plus_added(rows, outcomes, workers, stats)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
     rows = rows.join(
         slim, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
         maintain_order="left",
     )  # fmt: skip
+    rows = rows.with_columns(_case=_case_index(mobile_only))
+    out = OUTPUT_COLUMNS
+    if len(cols) > 1:
+        ok = pl.col("_case").is_null()
+        listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile
+        rows = choose(rows, ok, listed).with_columns(pl.col("pick").alias(PICK))
+        out = (*OUTPUT_COLUMNS, PICK)
     result = _row_outputs(rows, outcomes.select(*KEY, "p_err_msg", "p_warn_msg"), mobile_only)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
-    return df.with_columns(result.get_columns()), stats
+    return df.with_columns(result.select(out).get_columns()), stats
 
 
-def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
-    """The output columns, in order.  Codes are computed for every row; messages (the pairs'
-    ``messages`` included) only for the rows that have an error or a warning."""
+def _plus_added(
+    rows: pl.DataFrame, outcomes: pl.DataFrame, workers: int, stats: PhoneStats
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Number cells (``num``, or an Excel float repaired) whose digits are invalid, but valid
+    for phonenumbers with a ``+`` in front: that number, with PLUS_ADDED (``c_plus``).
+
+    A number cell cannot hold a ``+``; a text cell could, so text keeps the rejection (whose
+    message suggests the ``+``).  Legacy plans are not applied to the ``+`` form."""
+    numeric = rows.filter(pl.col("num") | pl.col("c_excel")).filter(
+        pl.col("c_cand").str.contains("^[0-9]+$")
+    )
+    invalid = outcomes.filter(pl.col("p_err") == "INVALID_NUMBER").select(KEY)
+    todo = (
+        numeric.select(cand="c_cand", region="rg")
+        .unique()
+        .join(invalid, on=KEY, how="semi", nulls_equal=True)
+    )
+    if todo.is_empty():
+        return rows.with_columns(c_plus=pl.lit(False)), outcomes
+    plus_pairs = todo.select(cand="+" + pl.col("cand"), region="region")
+    known = outcomes.join(plus_pairs, on=KEY, how="semi", nulls_equal=True)  # decided already
+    fresh = resolve_pairs(
+        plus_pairs.join(known, on=KEY, how="anti", nulls_equal=True), workers, stats
+    ).filter(pl.col("e164").is_not_null())
+    new = fresh.select(
+        *KEY,
+        p_e164="e164",
+        p_mobile="mobile",
+        p_err=pl.lit(None, pl.String),
+        p_err_msg=pl.lit(None, pl.String),
+        p_warn=pl.lit(None, pl.String),
+        p_warn_msg=pl.lit(None, pl.String),
+    )
+    valid = known.filter(pl.col("p_e164").is_not_null(), pl.col("p_warn").is_null())  # as is
+    plus = pl.concat([valid.select(KEY), new.select(KEY)]).select(
+        pl.col("cand").str.slice(1).alias("c_cand"), pl.col("region").alias("rg"), c_plus=True
+    )
+    rows = rows.join(plus, on=["c_cand", "rg"], how="left", nulls_equal=True, maintain_order="left")
+    rows = rows.with_columns(
+        c_plus=(pl.col("c_plus").fill_null(False) & (pl.col("num") | pl.col("c_excel"))),
+    ).with_columns(
+        c_cand=pl.when("c_plus").then("+" + pl.col("c_cand")).otherwise("c_cand"),
+    )
+    return rows, pl.concat([outcomes, new])
+
+
+def _cases(mobile_only: bool) -> list[tuple[pl.Expr, str | None, pl.Expr | None]]:
+    """Row errors as (condition, code (None: the pair's), message (None: the pair's)), in
+    order: the first that applies is the row's error (NOT_MOBILE is the last)."""
     cand = pl.col("c_cand")
     region_bad = pl.col("rg_bad") & ~cand.str.starts_with("+").fill_null(False)
     not_mobile = pl.lit(mobile_only) & pl.col("p_e164").is_not_null() & ~pl.col("p_mobile")
@@ -234,10 +329,22 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
         (pl.col("p_err").is_not_null(), None, None),
         (not_mobile, "NOT_MOBILE", pl.lit("not a mobile number (fixed line or other type)")),
     ]
+    return cases
+
+
+def _case_index(mobile_only: bool) -> pl.Expr:
+    """Index in :func:`_cases` of the row's error, null when the row is accepted."""
     which: pl.Expr = pl.lit(None, pl.Int8)
-    for i, (cond, _, _) in reversed(list(enumerate(cases))):
+    for i, (cond, _, _) in reversed(list(enumerate(_cases(mobile_only)))):
         which = pl.when(cond).then(pl.lit(i, pl.Int8)).otherwise(which)
-    rows = rows.with_columns(_case=which)
+    return which
+
+
+def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
+    """The output columns (and ``pi``), in order, from rows with ``_case``.  Codes are
+    computed for every row; messages (the pairs' ``messages`` included) only for the rows
+    that have an error or a warning."""
+    cases = _cases(mobile_only)
     case = pl.col("_case")
     code: pl.Expr = pl.lit(None, pl.String)
     msg: pl.Expr = pl.lit(None, pl.String)
@@ -247,8 +354,16 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
     excel_msg = pl.concat_str(
         pl.lit("Excel number format repaired: '"), "raw", pl.lit("' read as "), "c_cand"
     )
+    plus_msg = pl.concat_str(
+        pl.lit("number cell "),
+        pl.col("c_cand").str.slice(1),
+        pl.lit(" read as "),
+        "c_cand",
+        pl.lit(" (not valid without the '+', which a number cell cannot hold)"),
+    )
     warn_parts = [
         (pl.col("c_excel"), "EXCEL_FLOAT_FIXED", excel_msg),
+        (pl.col("c_plus"), "PLUS_ADDED", plus_msg),
         (pl.col("m_extra").is_not_null(), "EXTRA_NUMBERS", pl.col("m_extra")),
         (pl.col("p_warn").is_not_null() & case.is_null(), "LEGACY_MIGRATED", pl.col("p_warn_msg")),
     ]
@@ -270,5 +385,4 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
     msgs = flagged.select(
         "pi", msg.alias(ERROR_MSG), pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG)
     )
-    rows = rows.join(msgs, on="pi", how="left", maintain_order="left")
-    return rows.select(OUTPUT_COLUMNS)
+    return rows.join(msgs, on="pi", how="left", maintain_order="left")

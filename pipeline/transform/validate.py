@@ -59,8 +59,9 @@ CODES: dict[str, tuple[str, str, str]] = {
     "EXTRA_EMAILS": ("email", "warning", "several e-mail addresses: first valid one kept"),
     "DUPLICATE": ("phone", "duplicate", "same phone as a kept row"),
     "LEGACY_MIGRATED": ("phone", "warning", "converted to the current national plan"),
-    "EXTRA_NUMBERS": ("phone", "warning", "several numbers in the cell: first valid one kept"),
+    "EXTRA_NUMBERS": ("phone", "warning", "several numbers (cell or columns): first valid kept"),
     "EXCEL_FLOAT_FIXED": ("phone", "warning", "number repaired from an Excel float"),
+    "PLUS_ADDED": ("phone", "warning", "number cell valid only with a '+': '+' added"),
     "FORMULA_TEXT": ("name", "warning", "cell looks like a spreadsheet formula; kept as text"),
 }
 
