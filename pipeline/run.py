@@ -36,6 +36,7 @@ from pipeline.load.base import (
     Target,
     TargetConfig,
 )
+from pipeline.report.html import write_html
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
 from pipeline.transform.dedupe import dedupe
@@ -69,6 +70,8 @@ class RunOptions:
     max_error_rate: float | None = None
     errors_xlsx: bool = False
     extra_groups: tuple[str, ...] = ()
+    html: bool = True
+    """Write ``report.html`` beside ``errors.csv`` (``--no-html``: don't)."""
 
     def __post_init__(self) -> None:
         if self.max_error_rate is not None and not 0 <= self.max_error_rate <= 1:
@@ -407,6 +410,8 @@ def validate_files(
             raise RuntimeError(
                 f"internal error: {kept.height} contacts to load but {settled} settled"
             )
+    if options.html:
+        files["report_html"] = str(write_html(report_dir, summary, errors, warnings))
     write_json(summary, Path(files["summary_json"]))
     return RunResult(summary=summary, contacts=contacts, report_files=files, aborted=aborted)
 
@@ -772,6 +777,8 @@ def migrate(
         "export": ex,
         "not_carried": {k: v for k, v in dropped.items() if v},
     }
+    if options.html:  # again, now with the export's part
+        write_html(report_dir, result.summary)
     write_json(result.summary, Path(result.report_files["summary_json"]))
     return result
 
