@@ -9,8 +9,10 @@ and takes a full-page screenshot and a PDF print.  No test double: the system's 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 FLAGS = (
     "--headless",
@@ -141,11 +144,11 @@ CHECKS_JS = """(() => ({
 }))()"""
 
 
-def open_page(path: Path, *, width: int = 1200, open_details: bool = True) -> PageReport:
+def open_page(path: Path, *, width: int = 1200, open_details: bool | int = True) -> PageReport:
     """Load ``path`` in a fresh headless Chromium; return what happened and the pictures.
 
-    With ``open_details``, the page's ``<details>`` are opened (through the DevTools
-    protocol, the page has no script) before the screenshot, to show the rows too."""
+    With ``open_details``, the page's ``<details>`` (all, or the first N) are opened through
+    the DevTools protocol (the page has no script) before the screenshot, to show rows too."""
     from websockets.sync.client import connect
 
     exe = chromium_path()
@@ -180,7 +183,7 @@ def open_page(path: Path, *, width: int = 1200, open_details: bool = True) -> Pa
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _drive(session: _Session, url: str, width: int, open_details: bool) -> PageReport:
+def _drive(session: _Session, url: str, width: int, open_details: bool | int) -> PageReport:
     """Navigate to ``url`` and record what happened (see :func:`open_page`)."""
     for domain in ("Page", "Runtime", "Log", "Network"):
         session.call(f"{domain}.enable")
@@ -194,9 +197,11 @@ def _drive(session: _Session, url: str, width: int, open_details: bool) -> PageR
     ]
     report.evaluated = value
     if open_details:
+        n = 10**6 if open_details is True else int(open_details)
         session.call(
             "Runtime.evaluate",
-            expression="document.querySelectorAll('details').forEach(d => d.open = true)",
+            expression="Array.from(document.querySelectorAll('details'))"
+            f".slice(0, {n}).forEach(d => d.open = true)",
         )
     metrics = session.call("Page.getLayoutMetrics")
     height = int(metrics["cssContentSize"]["height"])
@@ -223,6 +228,34 @@ def _drive(session: _Session, url: str, width: int, open_details: bool) -> PageR
     return report
 
 
+def check_in_browser(path: Path, name: str) -> PageReport:
+    """Open ``path`` in Chromium; assert it loads clean and offline, without a script, fits a
+    laptop's width and links only to itself or files beside it; keep its screenshot and PDF
+    print as ``<artefacts>/<name>.png`` / ``.pdf``."""
+    page = open_page(path)
+    out = artefact_dir()
+    (out / f"{name}.png").write_bytes(page.screenshot)
+    (out / f"{name}.pdf").write_bytes(page.pdf)
+    assert page.loaded
+    assert page.errors == []
+    assert page.foreign_requests == []
+    assert page.evaluated["scripts"] == 0
+    assert page.evaluated["badNodes"] == 0
+    assert page.evaluated["width"] <= 1200  # no horizontal scrolling on a laptop
+    assert page.screenshot.startswith(b"\x89PNG") and len(page.screenshot) > 10_000
+    assert page.pdf.startswith(b"%PDF")
+    for href in page.evaluated["links"]:
+        assert href.startswith("#") or (path.parent / unquote(href)).exists(), href
+    return page
+
+
+def text_of(page: str) -> str:
+    """A page's text as a person reads it (tags dropped, entities decoded, runs of spaces as
+    one)."""
+    body = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
 def artefact_dir() -> Path:
     """Where browser tests keep their screenshots (``$CONTACTPIPE_ARTEFACTS`` or
     ``.test-artefacts/`` at the repository root)."""
@@ -230,3 +263,13 @@ def artefact_dir() -> Path:
     path = Path(root) if root else Path(__file__).resolve().parent.parent / ".test-artefacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+if __name__ == "__main__":  # python tests/browser.py PAGE.html OUT.png [OPEN]: a screenshot
+    import sys  # with the first OPEN codes opened (default 1); README's is made so
+
+    opened = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    shot = open_page(Path(sys.argv[1]), open_details=opened)
+    if shot.errors or shot.foreign_requests:
+        sys.exit(f"the page is not clean: {shot.errors + shot.foreign_requests}")
+    Path(sys.argv[2]).write_bytes(shot.screenshot)

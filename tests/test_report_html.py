@@ -3,14 +3,13 @@ a real headless Chromium (no console error, no network request, a screenshot kep
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
 
 import polars as pl
 import pytest
-from browser import PageReport, artefact_dir, chromium_path, open_page
+from browser import check_in_browser, chromium_path, open_page, text_of
 from click.testing import CliRunner
 from filemakers import make_csv, make_xlsx
 
@@ -27,32 +26,6 @@ needs_chromium = pytest.mark.skipif(
     reason="Chromium is not installed: `make chromium` installs the Debian package "
     "(needs root and apt-get; `make test` runs it)",
 )
-
-
-def text_of(page: str) -> str:
-    """The page's text as a person reads it (tags dropped, entities decoded, runs of spaces
-    as one)."""
-    body = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
-
-
-def check_in_browser(path: Path, name: str) -> PageReport:
-    """Open ``path`` in Chromium; assert it loads clean and offline; keep its screenshot."""
-    page = open_page(path)
-    out = artefact_dir()
-    (out / f"{name}.png").write_bytes(page.screenshot)
-    (out / f"{name}.pdf").write_bytes(page.pdf)
-    assert page.loaded
-    assert page.errors == []
-    assert page.foreign_requests == []
-    assert page.evaluated["scripts"] == 0
-    assert page.evaluated["badNodes"] == 0
-    assert page.evaluated["width"] <= 1200  # no horizontal scrolling on a laptop
-    assert page.screenshot.startswith(b"\x89PNG") and len(page.screenshot) > 10_000
-    assert page.pdf.startswith(b"%PDF")
-    for href in page.evaluated["links"]:  # only anchors and files beside the report
-        assert href.startswith("#") or (path.parent / href).exists(), href
-    return page
 
 
 # --- the sample data ------------------------------------------------------------------------
@@ -89,6 +62,8 @@ def test_sample_report_says_what_happened_to_every_row(sample_run: tuple[Path, d
     email = re.search(r'<details id="code-INVALID_EMAIL">.*?</details>', page, re.S).group(0)
     assert '<span class="hit"><b>E-mail:</b> chloe@exemple</span>' in email
     assert ">5</td>" in email  # row 5 of clients_fr.csv, as a spreadsheet numbers it
+    missing = re.search(r'<details id="code-MISSING_PHONE">.*?</details>', page, re.S).group(0)
+    assert '<span class="hit"><b>Téléphone:</b> (empty)</span>' in missing  # what failed
     # the mapping of each file, with how it was read
     assert "encoding cp1252" in text and "delimiter ';' (semicolon)" in text
     assert "preset google" in text and "Ville" in text

@@ -191,6 +191,10 @@ def _sample_row(row: Mapping[str, Any], user_columns: Sequence[str]) -> dict[str
             continue
         header = c.removesuffix(" (original)")
         values.append({"header": clip(header, 60), "value": clip(v), "failed": header in failing})
+    shown = {v["header"] for v in values}
+    known = {c.removesuffix(" (original)") for c in user_columns}
+    for c in sorted(failing & known - shown):  # an empty cell is what failed: say so
+        values.append({"header": clip(c, 60), "value": "(empty)", "failed": True})
     values.sort(key=lambda v: not v["failed"])  # the column that failed comes first
     return {
         "file": clip(row.get("source_file"), 120),

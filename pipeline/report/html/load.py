@@ -73,9 +73,10 @@ def endpoint_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     blocks, y = [], 0
     for r in rows:
         block = {"label": clip(r["endpoint"], 90), "y_text": y + 12, "bars": []}
-        for i, (kind, n) in enumerate((("planned", r["planned"]), ("sent", r["actual"]))):
-            if n is None:
-                continue
+        present = [
+            (k, n) for k, n in (("planned", r["planned"]), ("sent", r["actual"])) if n is not None
+        ]
+        for i, (kind, n) in enumerate(present):
             block["bars"].append(
                 {
                     "kind": kind,

@@ -1,0 +1,108 @@
+"""report.html after real loads over HTTP to the sandbox: import (429s and retries on the
+requests-over-time chart), migrate, delete and group changes all write the page."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from load_helpers import sandbox_env
+from test_import_e2e import (
+    VALID,
+    WRITE,
+    _fast_retries,  # noqa: F401 - the same autouse fixture here
+    do_import,
+    source_csv,
+)
+from test_manage_e2e import cli, imp
+
+from pipeline.report.html import REPORT_NAME
+from pipeline.run import RunOptions, migrate
+from pipeline.sandbox import SandboxServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: browser.py
+from browser import check_in_browser, chromium_path, text_of
+
+
+def test_import_page_marks_429s_and_retries(server: SandboxServer, tmp_path: Path) -> None:
+    method, path = WRITE["msgflash"]
+    server.app.faults.add("msgflash", method, path, times=1, status=429, code="RATE_LIMITED")
+    server.app.faults.add("msgflash", method, path, times=2, status=503)
+    result = do_import(server, "msgflash", source_csv(tmp_path), tmp_path / "r")
+    load = result.summary["load"]
+    assert (load["loaded"], load["rate_limited"]) == (VALID, 1)
+    timeline = load["timeline"]
+    assert sum(timeline["requests"]) == load["requests"]
+    assert sum(timeline["rate_limited"]) == 1 and sum(timeline["retries"]) == load["retries"] == 3
+    page = (tmp_path / "r" / REPORT_NAME).read_text(encoding="utf-8")
+    text = text_of(page)
+    assert "Load into msgflash" in text
+    assert "429 rate limited: 1" in text and "retries: 3" in text
+    assert page.count('fill="#d32f2f"><title>') == 1  # one bucket with a 429 marked
+    # plan vs actual: the create endpoint planned 30 requests, sent 30 + 3 resends
+    assert re.search(r"<code>POST /api/v1/contacts</code>.*?>30<.*?>33<", page, re.S)
+    assert "Least total time under the documented rate limits" in text
+    if chromium_path() is not None:
+        check_in_browser(tmp_path / "r" / REPORT_NAME, "report-import-msgflash")
+
+
+def test_migrate_page_has_the_export_and_what_was_not_carried(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    do_import(server, "msgflash", source_csv(tmp_path), tmp_path / "r0")
+    result = migrate(imp(server, "msgflash"), imp(server, "vobiz"), RunOptions(), tmp_path / "m")
+    assert result.summary["files_written"]["report_html"] == str(tmp_path / "m" / REPORT_NAME)
+    text = text_of((tmp_path / "m" / REPORT_NAME).read_text(encoding="utf-8"))
+    assert "Migrate msgflash → vobiz" in text
+    assert f"{VALID} contact(s) exported from msgflash" in text
+    assert "Export from msgflash" in text and "Load into vobiz" in text
+    assert "export-msgflash.csv" in text
+    for column, n in result.summary["migrate"]["not_carried"].items():
+        assert f"{column} {n:,}" in text
+    # no html: none written, none listed
+    result = migrate(
+        imp(server, "msgflash"), imp(server, "waapi"), RunOptions(html=False), tmp_path / "n"
+    )
+    assert not (tmp_path / "n" / REPORT_NAME).exists()
+    assert "report_html" not in result.summary["files_written"]
+
+
+def test_delete_and_groups_write_the_page(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    do_import(server, "waapi", source_csv(tmp_path), tmp_path / "r0")
+    listed = tmp_path / "some.csv"
+    listed.write_text("phone,name\n+33612340001,x\n+33699999999,y\n", encoding="utf-8")
+    for args, heading, folder in (
+        (["groups", "add", "--group", "VIP"], "Group change in waapi", "g"),
+        (["delete", "--dry-run"], "Delete from waapi (dry run: nothing sent)", "d1"),
+        (["delete"], "Delete from waapi", "d2"),
+    ):
+        out = tmp_path / folder
+        done = cli(
+            server,
+            monkeypatch,
+            *args,
+            str(listed),
+            "--target",
+            "waapi",
+            "--report-dir",
+            str(out),
+            "-q",
+        )
+        assert done.exit_code == 0, done.output
+        assert done.output.splitlines()[-1] == f"  page:     {out / REPORT_NAME}"
+        text = text_of((out / REPORT_NAME).read_text(encoding="utf-8"))
+        assert heading in text
+        section = "groups" if args[0] == "groups" else "delete"
+        part = json.loads((out / "summary.json").read_text())[section]
+        assert part["not_found"] == 1
+        verb = "changed" if section == "groups" else "deleted"
+        if "--dry-run" in args:
+            verb = f"would be {verb}"
+        assert f"{verb}: 1 (" in text  # the outcome bar's legend
+        assert f"not {verb} (not found or failed): 1 (" in text
+    assert sandbox_env(server)  # the CLI ran against this sandbox
