@@ -297,3 +297,53 @@ def test_timeline_stays_bounded_and_keeps_every_count() -> None:
     # 0.5 s buckets doubled until 29.7 s fits in 8: 4 s, the first holds t = 0, 0.3 ... 3.9
     assert doc["bucket_s"] == 4.0 and doc["seconds"] == pytest.approx(29.7)
     assert doc["requests"][0] == 14 and doc["rate_limited"][:2] == [2, 1]
+
+
+# --- caps -----------------------------------------------------------------------------------
+
+
+def test_many_files_and_wide_rows_are_capped(tmp_path: Path) -> None:
+    from pipeline.report.html.data import MAX_FILES, VALUES_PER_ROW
+
+    (tmp_path / "in").mkdir()
+    for i in range(MAX_FILES + 7):
+        make_csv(tmp_path / "in" / f"f{i:03d}.csv", [["name", "phone"], [f"N{i}", "12"]])
+    wide = [["name", "phone", *(f"col{j}" for j in range(300))]]
+    wide.append(["W", "bad", *(f"v{j}" for j in range(300))])
+    make_csv(tmp_path / "in" / "a_wide.csv", wide)  # read first
+    result = validate_files([str(tmp_path / "in")], RunOptions(region="FR"), tmp_path / "r")
+    page = (tmp_path / "r" / REPORT_NAME).read_text(encoding="utf-8")
+    text = text_of(page)
+    assert result.summary["rejected"] == MAX_FILES + 8
+    assert text.count("and 8 more file(s)/sheet(s): see summary.json.") == 2  # bars, mapping
+    assert page.count('<div class="filebar">') == MAX_FILES
+    assert f"+{302 - VALUES_PER_ROW} more" in text  # the wide row: 12 values shown
+    assert "and 100 more unused column(s)." in text  # 300 unused, 200 listed
+
+
+def test_a_line_with_two_codes_counts_under_each() -> None:
+    from pipeline.report.html.data import code_groups
+
+    lines = pl.DataFrame(
+        {
+            "source_file": ["a.csv"] * 3,
+            "sheet": [None] * 3,
+            "row": [2, 3, 4],
+            "column": ["E-mail", "Nom", "E-mail"],
+            "code": ["INVALID_EMAIL;MISSING_NAME", "MISSING_NAME", "INVALID_EMAIL"],
+            "message": ["m1", "m2", "m3"],
+            "E-mail": ["x@", None, "y@"],
+            "Nom": [None, None, "Z"],
+        },
+        schema_overrides={"sheet": pl.String},
+    )
+    groups = {g["code"]: g for g in code_groups(lines, {}, warning=False, csv_name="e.csv")}
+    assert {c: g["count"] for c, g in groups.items()} == {"INVALID_EMAIL": 2, "MISSING_NAME": 2}
+    assert [r["row"] for r in groups["MISSING_NAME"]["rows"]] == [2, 3]
+    first = groups["MISSING_NAME"]["rows"][1]["cells"]
+    assert first == [{"header": "Nom", "value": "(empty)", "failed": True}]
+    capped = code_groups(lines, {}, warning=False, csv_name="e.csv", cap=1)
+    assert [(g["code"], len(g["rows"]), g["not_shown"]) for g in capped] == [
+        ("INVALID_EMAIL", 1, 1),
+        ("MISSING_NAME", 1, 1),
+    ]

@@ -105,17 +105,12 @@ def _status(summary: Mapping[str, Any], section: str | None, part: Any) -> dict[
 
 
 def _read_lines(path: str | None) -> pl.DataFrame:
-    """errors.csv / warnings.csv back as text (``'`` taken off the cells the CSV writer made
-    formula-safe)."""
+    """errors.csv / warnings.csv back as text (empty when the file is not there)."""
     if not path or not Path(path).is_file():
         schema = dict.fromkeys(("source_file", "sheet", "column", "code", "message"), pl.String)
         return pl.DataFrame(schema={**schema, "row": pl.Int64})
     frame = pl.read_csv(path, infer_schema=False)
-    guarded = r"^'[=@\t\r+\-]"
-    return frame.with_columns(
-        pl.when(pl.col(c).str.contains(guarded)).then(pl.col(c).str.slice(1)).otherwise(pl.col(c))
-        for c in frame.columns
-    ).with_columns(pl.col("row").cast(pl.Int64, strict=False))
+    return frame.with_columns(pl.col("row").cast(pl.Int64, strict=False))
 
 
 def render_html(
@@ -123,8 +118,11 @@ def render_html(
     errors: pl.DataFrame,
     warnings: pl.DataFrame,
     report_dir: Path,
+    *,
+    guarded: bool = False,
 ) -> str:
-    """The page for ``summary`` and the run's errors.csv / warnings.csv lines."""
+    """The page for ``summary`` and the run's errors.csv / warnings.csv lines (``guarded``:
+    read back from the CSV files, formula guards to take off)."""
     descriptions = dict(summary.get("codes") or {})
     section, part = load_part(summary)
     seconds = summary.get("seconds") or {}
@@ -142,8 +140,12 @@ def render_html(
         "title": f"contactpipe {summary.get('command', 'run')}",
         "status": _status(summary, section, part),
         "outcomes": outcomes(summary, errors, warnings),
-        "errors": code_groups(errors, descriptions, warning=False, csv_name="errors.csv"),
-        "warnings": code_groups(warnings, descriptions, warning=True, csv_name="warnings.csv"),
+        "errors": code_groups(
+            errors, descriptions, warning=False, csv_name="errors.csv", guarded=guarded
+        ),
+        "warnings": code_groups(
+            warnings, descriptions, warning=True, csv_name="warnings.csv", guarded=guarded
+        ),
         "sample_rows": SAMPLE_ROWS,
         "mappings": mapped,
         "files_not_shown": max(0, len(summary.get("files") or []) - len(mapped)),
@@ -172,12 +174,12 @@ def write_html(
     from pipeline.report.writer import atomic
 
     written = summary.get("files_written") or {}
-    if errors is None:
+    guarded = errors is None or warnings is None
+    if errors is None or warnings is None:
         errors = _read_lines(written.get("errors_csv"))
-    if warnings is None:
         warnings = _read_lines(written.get("warnings_csv"))
     path = report_dir / REPORT_NAME
-    page = render_html(summary, errors, warnings, report_dir)
+    page = render_html(summary, errors, warnings, report_dir, guarded=guarded)
     with atomic(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path

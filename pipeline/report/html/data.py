@@ -207,6 +207,18 @@ def _sample_row(row: Mapping[str, Any], user_columns: Sequence[str]) -> dict[str
     }
 
 
+def unguard(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells as they were before the CSV writer made them formula-safe (``'=x`` ->
+    ``=x``): for lines read back from ``errors.csv`` / ``warnings.csv``."""
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(r"^'[=@\t\r+\-]"))
+        .then(pl.col(c).str.slice(1))
+        .otherwise(pl.col(c))
+        for c, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+
+
 def code_groups(
     frame: pl.DataFrame,
     descriptions: Mapping[str, str],
@@ -214,20 +226,27 @@ def code_groups(
     warning: bool,
     csv_name: str,
     cap: int = SAMPLE_ROWS,
+    guarded: bool = False,
 ) -> list[dict[str, Any]]:
     """One entry per code of ``frame`` (errors or warnings lines): its count, its kind and
-    its first ``cap`` rows in input order.  A line with ``A;B`` counts under both codes."""
+    its first ``cap`` rows in input order.  A line with ``A;B`` counts under both codes.
+    ``guarded``: the lines were read back from the CSV (see :func:`unguard`)."""
     if frame.is_empty():
         return []
     user_columns = [c for c in frame.columns if c not in FIXED]
-    exploded = frame.with_columns(
-        pl.col("code").cast(pl.String).str.split(";").alias("__code")
+    # codes and line numbers only: a wide file's lines are gathered for the samples alone
+    index = frame.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"),
+        pl.col("code").cast(pl.String).str.split(";").alias("__code"),
     ).explode("__code")
-    counts = dict(exploded.group_by("__code").len().iter_rows())
-    samples = exploded.group_by("__code", maintain_order=True).head(cap)
+    counts = dict(index.group_by("__code", maintain_order=True).len().iter_rows())
+    picked = index.group_by("__code", maintain_order=True).head(cap)
+    samples = frame[picked.get_column("__i")]
+    if guarded:
+        samples = unguard(samples)
     rows: dict[str, list[dict[str, Any]]] = {}
-    for row in samples.iter_rows(named=True):
-        rows.setdefault(row["__code"], []).append(_sample_row(row, user_columns))
+    for code, row in zip(picked.get_column("__code"), samples.iter_rows(named=True), strict=True):
+        rows.setdefault(code, []).append(_sample_row(row, user_columns))
     out = []
     for code, n in counts.items():
         if warning:
