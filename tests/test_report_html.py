@@ -78,7 +78,9 @@ def test_sample_report_says_what_happened_to_every_row(sample_run: tuple[Path, d
 def test_per_file_bars_add_up_to_the_rows_read(sample_run: tuple[Path, dict]) -> None:
     out, summary = sample_run
     page = (out / REPORT_NAME).read_text(encoding="utf-8")
-    rows = re.findall(r"<tr><td>([^<]*sample_data/[^<]+)</td><td>[^<]*</td>(.*?)</tr>", page)
+    rows = re.findall(
+        r'<tr><td class="file">([^<]*sample_data/[^<]+)</td><td>[^<]*</td>(.*?)</tr>', page
+    )
     assert len(rows) == len(summary["files"])
     for (name, cells), f in zip(rows, summary["files"], strict=True):
         numbers = [int(n.replace(",", "")) for n in re.findall(r'"num">([\d,]*)<', cells)]

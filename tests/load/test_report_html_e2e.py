@@ -50,7 +50,7 @@ def test_import_page_marks_429s_and_retries(server: SandboxServer, tmp_path: Pat
 
 
 def test_migrate_page_has_the_export_and_what_was_not_carried(
-    server: SandboxServer, tmp_path: Path
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     do_import(server, "msgflash", source_csv(tmp_path), tmp_path / "r0")
     result = migrate(imp(server, "msgflash"), imp(server, "vobiz"), RunOptions(), tmp_path / "m")
@@ -62,12 +62,14 @@ def test_migrate_page_has_the_export_and_what_was_not_carried(
     assert "export-msgflash.csv" in text
     for column, n in result.summary["migrate"]["not_carried"].items():
         assert f"{column} {n:,}" in text
-    # no html: none written, none listed
-    result = migrate(
-        imp(server, "msgflash"), imp(server, "waapi"), RunOptions(html=False), tmp_path / "n"
-    )
-    assert not (tmp_path / "n" / REPORT_NAME).exists()
-    assert "report_html" not in result.summary["files_written"]
+
+    # --no-html: none written, none listed, no path printed
+    out = tmp_path / "n"
+    args = ["migrate", "--from", "msgflash", "--to", "waapi", "--report-dir", str(out), "-q"]
+    done = cli(server, monkeypatch, *args, "--no-html")
+    assert done.exit_code == 0, done.output
+    assert not (out / REPORT_NAME).exists() and "page:" not in done.output
+    assert "report_html" not in json.loads((out / "summary.json").read_text())["files_written"]
 
 
 def test_delete_and_groups_write_the_page(
