@@ -80,7 +80,7 @@ def test_delete_and_groups_write_the_page(
     listed.write_text("phone,name\n+33612340001,x\n+33699999999,y\n", encoding="utf-8")
     for args, heading, folder in (
         (["groups", "add", "--group", "VIP"], "Group change in waapi", "g"),
-        (["delete", "--dry-run"], "Delete from waapi (dry run: nothing sent)", "d1"),
+        (["delete", "--dry-run"], "Delete from waapi (dry run: looked up, nothing changed)", "d1"),
         (["delete"], "Delete from waapi", "d2"),
     ):
         out = tmp_path / folder
@@ -108,3 +108,40 @@ def test_delete_and_groups_write_the_page(
         assert f"{verb}: 1 (" in text  # the outcome bar's legend
         assert f"not {verb} (not found or failed): 1 (" in text
     assert sandbox_env(server)  # the CLI ran against this sandbox
+
+
+def test_dry_run_abort_and_threshold_pages_say_so(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = source_csv(tmp_path)
+    do_import(server, "vobiz", src, tmp_path / "dry", dry_run=True)
+    page = (tmp_path / "dry" / REPORT_NAME).read_text(encoding="utf-8")
+    text = text_of(page)
+    assert "Load into vobiz (dry run: nothing sent)" in text
+    assert f"valid (dry run: not sent): {VALID} (" in text
+    assert "failed at load" not in text  # nothing was sent: no such outcome
+    assert re.search(r'href="dry-run/[^"]+"', page)
+    if chromium_path() is not None:
+        check_in_browser(tmp_path / "dry" / REPORT_NAME, "report-dry-run-vobiz")
+
+    monkeypatch.setenv("WAAPI_TOKEN", "wrong-token-0123456789")
+    for k, v in sandbox_env(server).items():
+        if k != "WAAPI_TOKEN":
+            monkeypatch.setenv(k, v)
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    args = ["import", str(src), "--target", "waapi", "--region", "FR", "-q"]
+    refused = CliRunner().invoke(main, [*args, "--report-dir", str(tmp_path / "a")])
+    assert refused.exit_code == 4
+    page = (tmp_path / "a" / REPORT_NAME).read_text(encoding="utf-8")
+    assert '<p class="status bad">Aborted: ' in page and "wrong-token-0123456789" not in page
+    assert f"failed at load: {VALID} (" in text_of(page)  # every valid row NOT_SENT
+
+    over = CliRunner().invoke(
+        main, [*args, "--max-error-rate", "0.01", "--report-dir", str(tmp_path / "t")]
+    )
+    assert over.exit_code == 3
+    text = text_of((tmp_path / "t" / REPORT_NAME).read_text(encoding="utf-8"))
+    assert "Nothing sent: not sent: " in text and "above --max-error-rate 1.0%" in text

@@ -176,6 +176,7 @@ def load_view(section: str, part: Mapping[str, Any], real_seconds: float | None)
     steps = part.get("seconds") if isinstance(part.get("seconds"), dict) else {}
     if real_seconds is None and steps:
         real_seconds = sum(v for v in steps.values() if isinstance(v, (int, float)))
+    nothing_sent = bool(part.get("dry_run")) and section == "load"  # a dry delete looks up
     for r in rows:
         r["least_text"] = "no documented limit" if r["least"] is None else fmt_duration(r["least"])
     return {
@@ -183,6 +184,7 @@ def load_view(section: str, part: Mapping[str, Any], real_seconds: float | None)
         "target": part.get("target"),
         "base_url": part.get("base_url"),
         "dry_run": bool(part.get("dry_run")),
+        "nothing_sent": nothing_sent,
         "skipped": part.get("skipped"),
         "aborted": part.get("aborted"),
         "batch_size": part.get("batch_size"),
@@ -198,7 +200,7 @@ def load_view(section: str, part: Mapping[str, Any], real_seconds: float | None)
         },
         "rows": rows,
         "endpoint_chart": endpoint_chart(rows) if rows else None,
-        "time_chart": None if part.get("dry_run") else time_chart(least, real_seconds),
+        "time_chart": None if nothing_sent else time_chart(least, real_seconds),
         "least_text": fmt_duration(least) if least is not None else None,
         "unknown_limits": unknown,
         "real_text": fmt_duration(real_seconds) if real_seconds is not None else None,
