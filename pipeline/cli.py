@@ -234,7 +234,8 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     columns, normalise phones to E.164, validate and dedupe, and write a per-row report.
 
     The report directory holds errors.csv (every rejected or duplicate row with its source
-    file, sheet and row), warnings.csv, contacts.csv, contacts.parquet and summary.json.
+    file, sheet and row), warnings.csv, contacts.csv, contacts.parquet, summary.json and
+    report.html (the page of the run: open it in a browser).
     """
     from pipeline.run import validate_files
 
