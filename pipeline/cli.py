@@ -81,6 +81,13 @@ def _progress(quiet: bool, log_format: str = "text") -> Any:
     return LogProgress()
 
 
+no_html_option = click.option(
+    "--no-html",
+    is_flag=True,
+    help="Do not write report.html (the page that shows the run) into the report directory.",
+)
+
+
 def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads files (validate, import, delete...)."""
     decorators = [
@@ -158,6 +165,7 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Where the report goes (default: contactpipe-reports/<command>-<time>).",
         ),
         click.option("--xlsx-errors", is_flag=True, help="Also write errors.xlsx."),
+        no_html_option,
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -211,6 +219,7 @@ def _run_options(opts: dict[str, Any]) -> Any:
         errors_xlsx=opts["xlsx_errors"],
         strict=opts["strict"],
         no_header=opts["no_header"],
+        html=not opts["no_html"],
     )
 
 
@@ -239,7 +248,8 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     columns, normalise phones to E.164, validate and dedupe, and write a per-row report.
 
     The report directory holds errors.csv (every rejected or duplicate row with its source
-    file, sheet and row), warnings.csv, contacts.csv, contacts.parquet and summary.json.
+    file, sheet and row), warnings.csv, contacts.csv, contacts.parquet, summary.json and
+    report.html (the page of the run: open it in a browser).
     """
     from pipeline.run import validate_files
 
@@ -602,6 +612,7 @@ groups_remove = _members_command(add=False)
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the export file and the report go (default: contactpipe-reports/migrate-<time>).",
 )
+@no_html_option
 @output_options
 def migrate(
     source: str,
@@ -615,6 +626,7 @@ def migrate(
     dry_run: bool,
     batch_size: int,
     report_dir: Path | None,
+    no_html: bool,
     json_out: bool,
     quiet: bool,
     log_format: str,
@@ -629,10 +641,11 @@ def migrate(
 
     with _errors(debug):
         root = report_dir or _default_report_dir("migrate")
+        options = RunOptions(html=not no_html)
         result = run_migrate(
             _imp(source, from_base_url),
             _imp(dest, to_base_url, batch_size=batch_size, dry_run=dry_run),
-            RunOptions(),
+            options,
             root,
             filters=ExportFilters(search=search, tag=tag, group=group),
             with_groups=not without_groups,
@@ -647,7 +660,7 @@ def migrate(
             )
             for col, n in moved["not_carried"].items():
                 click.echo(f"not carried into {dest}: {col} ({n:,} contacts)")
-        _finish(result, opts, RunOptions())
+        _finish(result, opts, options)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -679,7 +692,9 @@ def demo(files: tuple[str, ...], **opts: Any) -> None:
             doc = {name: r.summary for name, r in results.items()}
             click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         else:
-            console.print(f"Reports: {root}/<target>/ (errors.csv, contacts.csv, summary.json)")
+            console.print(
+                f"Reports: {root}/<target>/ (report.html, errors.csv, contacts.csv, summary.json)"
+            )
 
 
 @main.command(epilog=EXIT_CODES)

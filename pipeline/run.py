@@ -37,6 +37,7 @@ from pipeline.load.base import (
     Target,
     TargetConfig,
 )
+from pipeline.report.html import write_html
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
 from pipeline.transform.countries import resolve_countries
@@ -74,6 +75,8 @@ class RunOptions:
     extra_groups: tuple[str, ...] = ()
     strict: bool = False  # reject rows whose e-mail, notes, language or booleans are bad
     no_header: bool = False  # the first row is data (files without a header row)
+    html: bool = True
+    """Write ``report.html`` beside ``errors.csv`` (``--no-html``: don't)."""
 
     def __post_init__(self) -> None:
         if self.no_header and self.header_row is not None:
@@ -566,6 +569,8 @@ def validate_files(
             raise RuntimeError(
                 f"internal error: {kept.height} contacts to load but {settled} settled"
             )
+    if options.html:
+        files["report_html"] = str(write_html(report_dir, summary, errors, warnings))
     write_json(summary, Path(files["summary_json"]))
     return RunResult(summary=summary, contacts=contacts, report_files=files, aborted=aborted)
 
@@ -931,6 +936,8 @@ def migrate(
         "export": ex,
         "not_carried": {k: v for k, v in dropped.items() if v},
     }
+    if options.html:  # again, now with the export's part
+        write_html(report_dir, result.summary)
     write_json(result.summary, Path(result.report_files["summary_json"]))
     return result
 

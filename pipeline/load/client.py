@@ -35,6 +35,7 @@ from pipeline import __version__
 from pipeline.errors import TerminalRemoteError, TransientRemoteError
 
 from .ratelimit import Limiter, Unlimited
+from .timeline import Timeline
 
 log = logging.getLogger("contactpipe")
 
@@ -88,6 +89,7 @@ class ClientStats:
     rate_limited: int = 0
     bytes_sent: int = 0
     by_endpoint: dict[str, int] = field(default_factory=dict)
+    timeline: Timeline = field(default_factory=Timeline, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, endpoint: str, sent: int) -> None:
@@ -95,10 +97,12 @@ class ClientStats:
             self.requests += 1
             self.bytes_sent += sent
             self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
+        self.timeline.record("requests")
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+        self.timeline.record(name, n)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +111,7 @@ class ClientStats:
             "rate_limited": self.rate_limited,
             "bytes_sent": self.bytes_sent,
             "requests_by_endpoint": dict(sorted(self.by_endpoint.items())),
+            "timeline": self.timeline.as_dict(),
         }
 
 

@@ -147,9 +147,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     files = summary.get("files_written", {})
     if files.get("errors_csv"):
         report_dir = str(Path(files["summary_json"]).parent)
-        for line in (
+        lines = [
             f"report: {report_dir}",
             f"  errors:   {files['errors_csv']}",
             f"  contacts: {files['contacts_csv']}",
-        ):
+        ]
+        if files.get("report_html"):  # last: the line to click
+            lines.append(f"  page:     {files['report_html']}")
+        for line in lines:
             console.print(line, soft_wrap=True, markup=False, highlight=False)

@@ -1,0 +1,185 @@
+"""``report.html``: the run report a person opens, beside ``errors.csv`` in the report directory.
+
+One self-contained file: inline CSS, charts as inline SVG, no script, no font, no image and no
+link that leaves the folder (a Content-Security-Policy forbids any other load), so it opens
+from a file share or an Airflow log link and prints.  Pictures first, tables second:
+
+- the outcome of every input row as a bar, overall and per file / sheet;
+- rejects and warnings by code, each expandable (``<details>``) to its first rows with the
+  original values, the column that failed and the message, and the count not shown;
+- the column mapping per file with the detected encoding, delimiter and header row;
+- for a load (delete, group change, migrate's export too): plan vs actual per endpoint, least
+  vs real time, requests over time with 429s and retries marked, what the target could not
+  carry;
+- the run's options and versions, and links to the files beside it.
+
+Built with Jinja2 with autoescaping on: every value from the user's files is text, never
+markup.  The page stays small for any run: rows per code, files, columns and characters per
+value are capped (:mod:`pipeline.report.html.data`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.report.html.data import (
+    SAMPLE_ROWS,
+    clip,
+    code_groups,
+    files_beside,
+    load_part,
+    mappings,
+    outcomes,
+)
+from pipeline.report.html.load import load_view
+
+__all__ = ["REPORT_NAME", "render_html", "write_html"]
+
+REPORT_NAME = "report.html"
+
+
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline.report.html", ""),
+        autoescape=True,  # every {{ }} is escaped, in text and in attributes
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["n"] = lambda v: "" if v is None else f"{v:,}"
+    env.filters["pct"] = lambda v: f"{v:.1%}"
+    env.filters["bytes"] = _bytes
+    return env
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _versions(summary: Mapping[str, Any]) -> dict[str, str]:
+    out = {"contactpipe": str(summary.get("contactpipe_version", ""))}
+    out["python"] = platform.python_version()
+    for dist in ("polars", "phonenumbers", "httpx"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:  # pragma: no cover
+            out[dist] = "?"
+    out["platform"] = platform.platform(terse=True)
+    return out
+
+
+def _status(summary: Mapping[str, Any], section: str | None, part: Any) -> dict[str, str]:
+    """The sentence at the top, and whether it is good news."""
+    limit = (summary.get("options") or {}).get("max_error_rate")
+    if part and part.get("aborted"):
+        return {"level": "bad", "text": f"Aborted: {clip(part['aborted'], 300)}"}
+    if part and part.get("skipped"):
+        return {"level": "bad", "text": f"Nothing sent: {clip(part['skipped'], 300)}"}
+    if limit is not None and summary.get("error_rate", 0) > limit:
+        return {
+            "level": "bad",
+            "text": f"{summary['error_rate']:.1%} of rows rejected, above --max-error-rate "
+            f"{limit:.1%}",
+        }
+    if part and part.get("failed") and not part.get("dry_run"):
+        return {"level": "warn", "text": f"{part['failed']:,} row(s) did not reach the API"}
+    if summary.get("rejected") or summary.get("duplicates"):
+        return {"level": "warn", "text": "Completed; some rows are in errors.csv"}
+    return {"level": "ok", "text": "Completed; every row accounted for"}
+
+
+def _read_lines(path: str | None) -> pl.DataFrame:
+    """errors.csv / warnings.csv back as text (empty when the file is not there)."""
+    if not path or not Path(path).is_file():
+        schema = dict.fromkeys(("source_file", "sheet", "column", "code", "message"), pl.String)
+        return pl.DataFrame(schema={**schema, "row": pl.Int64})
+    frame = pl.read_csv(path, infer_schema=False)
+    return frame.with_columns(pl.col("row").cast(pl.Int64, strict=False))
+
+
+def render_html(
+    summary: Mapping[str, Any],
+    errors: pl.DataFrame,
+    warnings: pl.DataFrame,
+    report_dir: Path,
+    *,
+    guarded: bool = False,
+) -> str:
+    """The page for ``summary`` and the run's errors.csv / warnings.csv lines (``guarded``:
+    read back from the CSV files, formula guards to take off)."""
+    descriptions = dict(summary.get("codes") or {})
+    section, part = load_part(summary)
+    seconds = summary.get("seconds") or {}
+    loads = []
+    if part is not None:
+        loads.append(load_view(section or "load", part, seconds.get("load")))
+    migrate = summary.get("migrate")
+    export = None
+    if isinstance(migrate, dict) and isinstance(migrate.get("export"), dict):
+        ex = migrate["export"]
+        export = load_view("export", ex, (ex.get("seconds") or {}).get("total"))
+    mapped = mappings(summary)
+    context = {
+        "s": summary,
+        "title": f"contactpipe {summary.get('command', 'run')}",
+        "status": _status(summary, section, part),
+        "outcomes": outcomes(summary, errors, warnings),
+        "errors": code_groups(
+            errors, descriptions, warning=False, csv_name="errors.csv", guarded=guarded
+        ),
+        "warnings": code_groups(
+            warnings, descriptions, warning=True, csv_name="warnings.csv", guarded=guarded
+        ),
+        "sample_rows": SAMPLE_ROWS,
+        "mappings": mapped,
+        "files_not_shown": max(0, len(summary.get("files") or []) - len(mapped)),
+        "loads": loads,
+        "migrate": migrate if isinstance(migrate, dict) else None,
+        "export": export,
+        "options": {
+            k: clip(v if isinstance(v, str) else json.dumps(v, default=str), 200)
+            for k, v in (summary.get("options") or {}).items()
+        },
+        "versions": _versions(summary),
+        "seconds": {k: v for k, v in seconds.items() if isinstance(v, (int, float))},
+        "beside": files_beside(summary, report_dir),
+    }
+    return _env().get_template("report.html.j2").render(context)
+
+
+def write_html(
+    report_dir: Path,
+    summary: Mapping[str, Any],
+    errors: pl.DataFrame | None = None,
+    warnings: pl.DataFrame | None = None,
+) -> Path:
+    """Write ``report_dir/report.html`` atomically and return its path.  Without the frames,
+    the lines are read back from the ``errors.csv`` / ``warnings.csv`` the summary lists."""
+    from pipeline.report.writer import atomic
+
+    written = summary.get("files_written") or {}
+    guarded = errors is None or warnings is None
+    if errors is None or warnings is None:
+        errors = _read_lines(written.get("errors_csv"))
+        warnings = _read_lines(written.get("warnings_csv"))
+    path = report_dir / REPORT_NAME
+    page = render_html(summary, errors, warnings, report_dir, guarded=guarded)
+    with atomic(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
