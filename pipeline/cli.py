@@ -147,12 +147,14 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["migrate", "reject"]),
             default="migrate",
             show_default=True,
-            help="Numbers of a superseded national plan (Benin 2024, Côte d'Ivoire 2021).",
+            help="Numbers of a superseded national plan (Benin 2024, Côte d'Ivoire 2021, Brazil's "
+            "ninth mobile digit 2012-2016, Mexico 2019).",
         ),
         click.option(
             "--default-name",
             help="Name for rows without one ('{phone}' is replaced by the number); "
-            "without it such rows are rejected (MISSING_NAME).",
+            "without it the number itself is the name, with a MISSING_NAME warning "
+            "(--strict rejects such rows).",
         ),
         click.option(
             "--max-error-rate",

@@ -27,6 +27,7 @@ KEPT = {
     (CLIENTS, 14): "+447400123456",
     (CLIENTS, 15): "+33620304050",
     (CLIENTS, 16): "+12015550123",
+    (CLIENTS, 18): "+33633445566",  # no name: the number is the name, a warning
     (CLIENTS, 19): "+33677889900",  # an unreadable yes/no is a warning too
     (LEADS, 4): "+2250707070707",
     (LEADS, 5): "+2290197123456",
@@ -47,7 +48,6 @@ ERRORS = {
     (CLIENTS, 9): "INVALID_NUMBER",
     (CLIENTS, 12): "PRECISION_LOST",
     (CLIENTS, 17): "INVALID_NUMBER",
-    (CLIENTS, 18): "MISSING_NAME",
     (CLIENTS, 20): "DUPLICATE",  # same phone as row 5, now kept
     (LEADS, 13): "DUPLICATE",
     (LEADS, 14): "INVALID_NUMBER",
@@ -56,6 +56,7 @@ ERRORS = {
 }
 WARNINGS = {
     (CLIENTS, 5): "INVALID_EMAIL",
+    (CLIENTS, 18): "MISSING_NAME",
     (CLIENTS, 19): "INVALID_BOOLEAN",
     (CLIENTS, 8): None,  # extension kept apart, no warning
     (CLIENTS, 10): "FORMULA_TEXT",

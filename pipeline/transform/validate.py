@@ -7,10 +7,11 @@ Input: the canonical raw frame of :func:`pipeline.transform.mapping.apply_mappin
   priority; further problems are appended to the message), or null;
 * ``__warning`` / ``__warning_msg``: codes joined with ``;`` for rows kept with a remark.
 
-The rule: a row is rejected only for its phone (or a missing name).  A problem in a secondary
-field (e-mail, notes, language, booleans) is a warning on that field, which is repaired when
-it can be (``x@hot mail.com`` -> ``x@hotmail.com``, notes cut to 2,000 characters, the first
-valid address of ``a@x.com ::: b@y.com``) and left empty otherwise.  ``strict=True`` rejects
+The rule: a row is rejected only for its phone.  A problem in another field (name, e-mail,
+notes, language, booleans) is a warning on that field, which is repaired when it can be
+(``x@hot mail.com`` -> ``x@hotmail.com``, notes cut to 2,000 characters, the first valid
+address of ``a@x.com ::: b@y.com``, a missing name replaced by the number itself, since every
+API requires one) and left empty otherwise.  ``strict=True`` rejects
 those rows instead (the codes are the same).
 
 Codes are a public contract (scripts filter ``errors.csv`` on them); see :data:`CODES`.
@@ -35,7 +36,11 @@ CODES: dict[str, tuple[str, str, str]] = {
     "INVALID_NUMBER": ("phone", "error", "not a valid phone number"),
     "LEGACY_NUMBER": ("phone", "error", "number of a superseded national plan"),
     "NOT_MOBILE": ("phone", "error", "not a mobile number (--mobile-only)"),
-    "MISSING_NAME": ("name", "error", "no name, first name or last name"),
+    "MISSING_NAME": (
+        "name",
+        "warning",
+        "no name: the number is the name (see --default-name; rejected with --strict)",
+    ),
     "INVALID_EMAIL": (
         "email",
         "warning",
@@ -298,6 +303,7 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
     if not options.strict:  # secondary fields: the warning says what was repaired or dropped
         lang = pl.col("language_code")
         out = out.with_columns(
+            pl.coalesce("name", "__phone_e164").alias("name"),
             pl.col("notes").str.slice(0, NOTES_MAX),
             pl.when(lang.str.contains(_LANGUAGE)).then(lang).alias("language_code"),
         )
@@ -337,16 +343,20 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
             )
             .otherwise(phone_msg)
         )
-    rows: list[Check] = [
-        (pl.col("__phone_error"), phone_msg, "phone"),
-        (
-            pl.when(pl.col("name").is_null()).then(pl.lit("MISSING_NAME")),
-            pl.lit("no name: fill the name (or first/last name) column, or use --default-name"),
-            "name",
-        ),
-    ]
+    rows: list[Check] = [(pl.col("__phone_error"), phone_msg, "phone")]
     dropped = "" if strict else " (left empty)"
     fields: list[Check] = [
+        (
+            pl.when(pl.col("name").is_null()).then(pl.lit("MISSING_NAME")),
+            pl.when(pl.col("name").is_null()).then(
+                pl.lit(
+                    "no name: fill the name (or first/last name) column, or use --default-name"
+                    if strict
+                    else "no name (or first/last name): the phone number is used as the name"
+                )
+            ),
+            "name",
+        ),
         (
             pl.when(pl.col("__em_code") == "INVALID_EMAIL").then(pl.lit("INVALID_EMAIL")),
             pl.col("__em_msg"),

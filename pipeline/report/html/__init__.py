@@ -37,6 +37,7 @@ from pipeline.report.html.data import (
     load_part,
     mappings,
     outcomes,
+    skipped_inputs,
 )
 from pipeline.report.html.load import load_view
 
@@ -149,6 +150,8 @@ def render_html(
         "sample_rows": SAMPLE_ROWS,
         "mappings": mapped,
         "files_not_shown": max(0, len(summary.get("files") or []) - len(mapped)),
+        "skipped": skipped_inputs(summary),
+        "notes": [clip(n, 300) for n in list(summary.get("notes") or [])[:20]],
         "loads": loads,
         "migrate": migrate if isinstance(migrate, dict) else None,
         "export": export,

@@ -286,7 +286,9 @@ def mappings(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for f in list(summary.get("files", []))[:MAX_FILES]:
         m = f.get("mapping") or {}
-        detected = m.get("detected") or {}  # header -> how, when the mapper records it
+        detected = dict(m.get("detected") or {})  # header -> how, when the mapper records it
+        for col in m.get("phone_by_content") or ():
+            detected.setdefault(col, "content (most cells are phone numbers)")
         default_how = f"preset {m['preset']}" if m.get("preset") else "header name"
         if opts.get("mapping_file"):
             default_how += " or --mapping"
@@ -321,6 +323,24 @@ def mappings(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "rows": rows[:MAX_HEADERS],
                 "unmapped": [clip(u, 80) for u in unmapped[:MAX_HEADERS]],
                 "unmapped_not_shown": max(0, len(unmapped) - MAX_HEADERS),
+            }
+        )
+    return out
+
+
+def skipped_inputs(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Inputs (files, sheets) left out of the run, with why and the headers seen."""
+    out = []
+    for sk in list(summary.get("skipped") or [])[:MAX_FILES]:
+        headers = [str(h) for h in sk.get("headers") or []]
+        out.append(
+            {
+                "file": clip(sk.get("file"), 200),
+                "sheet": clip(sk.get("sheet"), 80) if sk.get("sheet") else None,
+                "reason": clip(sk.get("reason"), 200),
+                "rows": sk.get("rows", 0),
+                "headers": ", ".join(clip(h, 40) for h in headers[:MAX_HEADERS])
+                + (f" and {len(headers) - MAX_HEADERS} more" if len(headers) > MAX_HEADERS else ""),
             }
         )
     return out
