@@ -513,3 +513,24 @@ def test_no_header_and_header_row_together_is_a_usage_error(tmp_path: Path) -> N
     src = make_csv(tmp_path / "a.csv", [["0612345678"]])
     code, _, err = cli("validate", str(src), "--no-header", "--header-row", "2")
     assert code == 2 and "--no-header and --header-row" in err
+
+
+def test_a_preset_phone_column_does_not_hide_other_phone_columns(tmp_path: Path) -> None:
+    """Headers that match a preset (here Salesforce's report labels) plus a phone column the
+    preset does not name: it stays a candidate after the preset's own."""
+    src = make_csv(
+        tmp_path / "crm.csv",
+        [
+            ["First Name", "Last Name", "Email", "Mobile Phone", "Phone Number"],
+            ["Hans", "Meier", "h@example.de", "", "030 1234567"],
+            ["Ute", "Ross", "u@example.de", "null", "0151 23456789"],
+            ["Kai", "Lenz", "k@example.de", "0171 2345678", "030 7654321"],
+        ],
+    )
+    summary, rows = run(tmp_path, [src], region="DE")
+    assert summary["files"][0]["mapping"]["fields"]["phone"] == ["Mobile Phone", "Phone Number"]
+    assert rows == {
+        ("crm.csv", 2): ("+49301234567", None),
+        ("crm.csv", 3): ("+4915123456789", None),
+        ("crm.csv", 4): ("+491712345678", "EXTRA_NUMBERS"),
+    }

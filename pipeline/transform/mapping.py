@@ -307,6 +307,7 @@ def infer_mapping(
     preset_phones = preset_name is not None and bool(fields.get("phone"))
     aliases = _alias_index()  # 3. aliases
     priority = _phone_priority()
+    later_phones: list[str] = []
     for col in user_cols:
         if col in used:
             continue
@@ -318,11 +319,14 @@ def infer_mapping(
         if fld is None or (fld in fields and fld != "phone"):
             continue
         if fld == "phone" and preset_phones:
-            continue  # a preset that found its phone columns decides them on its own
-        fields.setdefault(fld, []).append(col)
+            later_phones.append(col)  # a preset's own phone columns come first
+        else:
+            fields.setdefault(fld, []).append(col)
         used.add(col)
     if "phone" in fields and not preset_phones:
         fields["phone"].sort(key=lambda c: _phone_rank(c, priority))
+    if later_phones:  # still candidates: a junk preset column must not hide a valid number
+        fields["phone"] += sorted(later_phones, key=lambda c: _phone_rank(c, priority))
 
     by_content: list[str] = []
     if not fields.get("phone") and sample is not None:  # 4. the content
