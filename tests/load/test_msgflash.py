@@ -190,7 +190,7 @@ def test_validation_error_fails_only_that_row(server: SandboxServer) -> None:
     code, message = result.failures[1]
     assert code == "API_REJECTED"
     assert message.startswith("VALIDATION_ERROR: ")
-    assert "phone: phone must be an E.164 number" in message
+    assert "phone: must be an E.164 number" in message
     assert result.aborted is None
 
 

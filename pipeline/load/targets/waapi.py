@@ -233,6 +233,7 @@ class Waapi(Target):
                 "POST",
                 self.bulk_path,
                 content=body,
+                content_type="application/json",
                 endpoint="POST bulk",
             )
         except ApiRefused as exc:
