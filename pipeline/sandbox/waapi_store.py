@@ -16,7 +16,8 @@ Choices made where the docs are silent
 - Bulk: entries accept the create fields plus ``first_name`` / ``last_name`` (joined with a
   space when ``name`` is absent) and ``groups`` (names, matched case-insensitively, created
   when missing); an entry with another field, or any field of the wrong type, is skipped
-  and listed in ``errors`` (``BulkEntry`` in ``schemas/apis/waapi.yaml``).  A new contact without any name gets ``""``.  Groups are only ever added,
+  and listed in ``errors`` (``BulkEntry`` in ``schemas/apis/waapi.yaml``).  A new contact
+  without any name gets ``""``.  Groups are only ever added,
   never removed, by a bulk call.
 - Bulk counts: ``created + updated + skipped == len(contacts)``.  ``skipped`` counts entries
   not written: invalid entries, a phone repeated within the same request (the first occurrence
@@ -331,10 +332,8 @@ class WaapiStore:
                     raise FieldError("Duplicate phone in this request; first occurrence kept.")
                 fields = self._bulk_fields(entry)
                 names = entry.get("groups", ())
-                if (
-                    type(names) is not list
-                    and "groups" in entry
-                    or (names and not all(map(_group_name, names)))
+                if ("groups" in entry and type(names) is not list) or (
+                    names and not all(map(_group_name, names))
                 ):
                     raise FieldError("groups must be an array of non-empty group names.")
             except FieldError as exc:
