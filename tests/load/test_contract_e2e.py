@@ -102,6 +102,8 @@ def test_a_150_row_file_through_every_command_ends_in_the_expected_state(
     again = summary(tmp_path / "r2", "load")
     assert (again["created"], again["unchanged"], again["failed"]) == (0, ROWS, 0)
     assert contacts(server, target) == expected(everyone)
+    if target in GROUPED:
+        assert members(server, target, "E2E") == set(expected(everyone))
     assert len(server.app.journal) > writes_before
 
     # export: every contact, exactly as stored
