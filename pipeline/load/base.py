@@ -11,6 +11,7 @@ source rows.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,21 @@ LOAD_CODES: dict[str, str] = {
     "NOT_FOUND": "no contact with this phone (or id) in the target",
     "NOT_IN_GROUP": "the contact is not a member of the group",
 }
+
+_NOT_DIGITS = re.compile(r"\D")
+
+
+def phone_key(value: Any) -> str | None:
+    """The one rule by which every target compares phones: normalised E.164, ``+`` then the
+    digits.  Contacts come back in each API's own spelling (WAAPI drops the ``+``; a console
+    may add blanks or dashes); the frame's phones are E.164 already.  Comparing anything else
+    (a raw phone, digits on one side) misses a contact and creates it twice.  None when the
+    value holds no digit."""
+    if value is None:
+        return None
+    digits = _NOT_DIGITS.sub("", str(value))
+    return f"+{digits}" if digits else None
+
 
 PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
 """Row states in :class:`LoadResult`.  ``LOADED``: in the target, kind known only in aggregate

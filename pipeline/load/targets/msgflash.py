@@ -155,7 +155,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import re
 import threading
 import time
 import urllib.parse
@@ -185,6 +184,7 @@ from ..base import (
     batches,
     build_entries,
     not_carried,
+    phone_key,
     write_request_files,
 )
 from ..client import ApiClient, ApiRefused, AuthRefused, encode_json
@@ -494,14 +494,14 @@ class MsgFlash(Target):
 
             phase, started = "create", time.perf_counter()
             phones = contacts.get_column("phone").to_list()
-            to_create = [i for i in range(n) if known.get(phones[i]) is None]
+            to_create = [i for i in range(n) if known.get(_norm_phone(phones[i]) or "") is None]
             self._pool(to_create, "create", lambda i: self._create(i, phones[i]))
             seconds["create"] = time.perf_counter() - started
 
             phase, started = "update", time.perf_counter()
             to_update: list[tuple[int, _Known]] = []
             for i in range(n):
-                k = known.get(phones[i])
+                k = known.get(_norm_phone(phones[i]) or "")
                 if k is None:
                     continue
                 self._ids[i] = k.id
@@ -614,7 +614,7 @@ class MsgFlash(Target):
             for data in itertools.chain([first], pages):
                 page = data.get("contacts") or []
                 for item in page:
-                    phone = item.get("phone")
+                    phone = _norm_phone(item.get("phone"))
                     if phone and phone not in known:
                         name = str(item.get("name") or "")
                         known[phone] = _Known(str(item["id"]), name, item.get("tags") or [])
@@ -623,11 +623,12 @@ class MsgFlash(Target):
         return known
 
     def _find(self, phone: str) -> dict[str, Any] | None:
-        """The contact whose phone is exactly ``phone`` (a search is a substring match)."""
-        params = {"search": phone, "limit": self.PAGE_MAX}
+        """The contact whose phone is ``phone`` (a search is a substring match; the digits
+        match the API's spelling with or without ``+``)."""
+        params = {"search": phone.lstrip("+"), "limit": self.PAGE_MAX}
         for data in self._pages(CONTACTS, params, f"GET {CONTACTS}?search"):
             for item in data.get("contacts") or []:
-                if item.get("phone") == phone:
+                if _norm_phone(item.get("phone")) == _norm_phone(phone):
                     return dict(item)
         return None
 
@@ -1627,15 +1628,7 @@ def _quote(value: Any) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
-_NOT_DIGITS = re.compile(r"\D")
-
-
-def _norm_phone(value: Any) -> str | None:
-    """``+`` and the digits (blanks, dashes, a missing ``+`` ignored); None without digits."""
-    if value is None:
-        return None
-    digits = _NOT_DIGITS.sub("", str(value))
-    return f"+{digits}" if digits else None
+_norm_phone = phone_key
 
 
 def _pages_for(count: int | None, page: int) -> int:

@@ -111,6 +111,7 @@ from ..base import (
     Target,
     TargetConfig,
     not_carried,
+    phone_key,
     write_request_files,
 )
 from ..client import ApiClient, ApiRefused, QuotaExceeded, Unreachable
@@ -134,10 +135,9 @@ Existing = dict[str, tuple[str, str, frozenset[str]]]
 
 
 def norm_phone(value: object) -> str:
-    """A phone as ``+digits`` for comparison (the API's own spelling may drop the ``+``)."""
-    text = str(value or "").strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return f"+{digits}" if digits else text
+    """A phone as the one comparison rule spells it (:func:`~pipeline.load.base.phone_key`:
+    ``+digits``; the API's own spelling may drop the ``+``); the text when it has no digit."""
+    return phone_key(value) or str(value or "").strip()
 
 
 def tag_set(tags: Iterable[str] | None) -> frozenset[str]:
@@ -540,7 +540,7 @@ class Vobiz(Target):
                     result.fail([i], "NOT_FOUND", "the row has neither a phone nor an id")
                     continue
                 else:
-                    cid = by_phone.get(phones[i])
+                    cid = by_phone.get(norm_phone(phones[i]))
                     if cid is None:
                         result.fail([i], "NOT_FOUND", f"no Vobiz contact has the phone {phones[i]}")
                         continue

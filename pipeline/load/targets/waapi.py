@@ -122,6 +122,7 @@ from ..base import (
     batches,
     build_entries,
     not_carried,
+    phone_key,
     write_request_files,
 )
 from ..client import ApiClient, ApiRefused, Unreachable, encode_json
@@ -233,6 +234,7 @@ class Waapi(Target):
                 "POST",
                 self.bulk_path,
                 content=body,
+                content_type="application/json",
                 endpoint="POST bulk",
             )
         except ApiRefused as exc:
@@ -257,7 +259,7 @@ class Waapi(Target):
     @staticmethod
     def _row_errors(rows: range, errors: list[Any], phones: list[str]) -> dict[int, str]:
         """Error entries -> {row position: message}, by index, else by phone."""
-        by_phone = {phones[i].lstrip("+"): i for i in rows}
+        by_phone = {phone_key(phones[i]): i for i in rows}
         out: dict[int, str] = {}
         for err in errors:
             if not isinstance(err, dict):
@@ -267,8 +269,8 @@ class Waapi(Target):
             pos: int | None = None
             if isinstance(index, int) and 0 <= index < len(rows):
                 pos = rows.start + index
-            phone = str(err.get("phone") or "").lstrip("+")
-            if phone and (pos is None or phones[pos].lstrip("+") != phone):
+            phone = phone_key(err.get("phone"))
+            if phone and (pos is None or phone_key(phones[pos]) != phone):
                 pos = by_phone.get(phone, pos)
             if pos is not None:
                 out[pos] = f"WAAPI: {message}"
@@ -646,12 +648,12 @@ class Waapi(Target):
             if given[i] is not None and str(given[i]).strip():
                 ids[i] = str(given[i]).strip()
             else:
-                digits = _digits(phones[i]) if i < len(phones) else ""
-                if digits:
-                    need.setdefault(digits, []).append(i)
+                key = phone_key(phones[i]) if i < len(phones) else None
+                if key:
+                    need.setdefault(key, []).append(i)
         if need:
-            for digits, cid in self._ids_by_phone(set(need)).items():
-                for i in need[digits]:
+            for key, cid in self._ids_by_phone(set(need)).items():
+                for i in need[key]:
                     ids[i] = cid
         by_id: dict[str, list[int]] = {}
         for i, cid in enumerate(ids):
@@ -663,7 +665,8 @@ class Waapi(Target):
         return by_id
 
     def _ids_by_phone(self, wanted: set[str]) -> dict[str, str]:
-        """Digits -> contact id for the phones found, with as few requests as possible."""
+        """E.164 (:func:`phone_key`) -> contact id for the phones found, with as few
+        requests as possible."""
         found: dict[str, str] = {}
         pages = self._pages(self.contacts_path, "contacts", {}, "GET contacts")
         with self.progress.counter("waapi lookup", len(wanted), "phones") as bar:
@@ -685,20 +688,20 @@ class Waapi(Target):
                         pages_left = len(left) + 1
                     if pages_left > len(left):  # one search per phone is cheaper
                         pages.close()
-                        for digits in sorted(left):
-                            hit = self._search_phone(digits)
+                        for key in sorted(left):
+                            hit = self._search_phone(key)
                             if hit is not None:
-                                found[digits] = hit
+                                found[key] = hit
                             bar.advance(1 if hit else 0, "search")
                         break
         return found
 
-    def _search_phone(self, digits: str) -> str | None:
-        params = {"search": digits}
+    def _search_phone(self, key: str) -> str | None:
+        params = {"search": key.lstrip("+")}  # WAAPI stores and searches the digits
         for items, _ in self._pages(self.contacts_path, "contacts", params, "GET contacts search"):
-            hit = _match(items, {digits})
+            hit = _match(items, {key})
             if hit:
-                return hit[digits]
+                return hit[key]
         return None
 
     def delete(
@@ -770,17 +773,14 @@ class Waapi(Target):
         return True
 
 
-def _digits(phone: Any) -> str:
-    return "".join(ch for ch in str(phone or "") if ch.isdigit())
-
-
 def _match(items: list[dict[str, Any]], wanted: set[str]) -> dict[str, str]:
-    """Digits -> id for the listed contacts whose phone is one of ``wanted``."""
+    """E.164 -> id for the listed contacts whose phone (without ``+`` as WAAPI returns it, or
+    with) is one of ``wanted`` (E.164, :func:`phone_key`)."""
     out: dict[str, str] = {}
     for item in items:
-        digits = _digits(item.get("phone"))
-        if digits in wanted and item.get("_id"):
-            out.setdefault(digits, str(item["_id"]))
+        key = phone_key(item.get("phone"))
+        if key in wanted and item.get("_id"):
+            out.setdefault(key, str(item["_id"]))
     return out
 
 
@@ -818,8 +818,7 @@ def _canonical(
 ) -> dict[str, Any]:
     """One WAAPI contact as a canonical export dict (keys the item lacks stay absent)."""
     cid = str(item.get("_id") or "")
-    phone = str(item.get("phone") or "").strip()
-    out: dict[str, Any] = {"phone": phone if phone.startswith("+") or not phone else f"+{phone}"}
+    out: dict[str, Any] = {"phone": phone_key(item.get("phone")) or ""}
     for key in CANONICAL:
         if key not in item:
             continue
