@@ -22,6 +22,22 @@ from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET, is_reserved
 HEADER_SAMPLE_ROWS = 30
 """How many rows from the top are examined to find the header row."""
 
+READ_WARNING = "__read_warning"
+"""Reserved column of an extracted frame: ``;``-joined codes of what reading changed in the
+row (null for most rows); :data:`READ_WARNING_MSG` holds the matching messages."""
+READ_WARNING_MSG = "__read_warning_msg"
+
+EXTRACT_CODES: dict[str, str] = {
+    "CONTROL_CHARS_REMOVED": "control characters (NUL bytes...) were removed from the row",
+    "ENCODING_REPAIRED": "bytes not valid in the file's declared encoding (UTF-8 BOM) were "
+    "replaced by U+FFFD in the row",
+}
+"""Warning codes the readers give (kept rows stay contacts; the row is listed in
+warnings.csv)."""
+
+ReadWarnings = pl.Series | None
+"""Per grid row: null, or ``CODE<TAB>message`` lines joined by newlines."""
+
 _NUMBER_LIKE = re.compile(r"^[\s+\-(]*\d[\d\s.,:/()\-]*$")
 
 
@@ -138,6 +154,7 @@ def finish(
     encoding: str | None = None,
     delimiter: str | None = None,
     row_numbers: pl.Series | None = None,
+    warnings: ReadWarnings = None,
 ) -> Extracted:
     """Turn a positional grid of text columns into an :class:`Extracted`.
 
@@ -145,6 +162,8 @@ def finish(
     source order; ``header`` holds one cell per column.  Data row ``i`` (0-based) gets row
     number ``first_row + i`` unless ``row_numbers`` gives them explicitly.  Columns with a
     blank header and no value at all are dropped (the trailing ``,,,`` of many exports).
+    ``warnings`` (one per data row, see :data:`ReadWarnings`) become the
+    :data:`READ_WARNING` / :data:`READ_WARNING_MSG` columns.
     """
     width = grid.width
     header = list(header)[:width] + [None] * (width - len(header))
@@ -175,11 +194,24 @@ def finish(
     height = int(non_empty_positions[-1]) + 1 if len(non_empty_positions) else 0
     grid = grid.head(height)
     empty_rows = int(grid.get_column("__empty").sum())
+    extra: list[pl.Expr] = []
+    if warnings is not None:
+        grid = grid.with_columns(warnings.head(grid.height).alias("__w"))
+        lines = pl.col("__w").str.split("\n")
+        extra = [
+            lines.list.eval(pl.element().str.split("\t").list.first())
+            .list.join(";")
+            .alias(READ_WARNING),
+            lines.list.eval(pl.element().str.split("\t").list.last())
+            .list.join("; ")
+            .alias(READ_WARNING_MSG),
+        ]
     frame = grid.filter(~pl.col("__empty")).select(
         *user,
         pl.lit(source, dtype=pl.String).alias(SRC_FILE),
         pl.lit(sheet, dtype=pl.String).alias(SRC_SHEET),
         pl.col(SRC_ROW),
+        *extra,
     )
     return Extracted(
         frame=frame,

@@ -35,6 +35,7 @@ from pipeline.extract.common import (
     series_to_text,
 )
 from pipeline.extract.detect import describe
+from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 
@@ -171,7 +172,12 @@ def _extract(
 
 
 def read_workbook(
-    path: Path, fmt: str, *, sheet: str | None = None, header_row: int | None = None
+    path: Path,
+    fmt: str,
+    *,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Extracted]:
     """Read the selected sheet(s) of a workbook.
 
@@ -188,6 +194,7 @@ def read_workbook(
     if sheet is not None and sheet != "*":
         chosen = _resolve_sheet(names, sheet, path)
         grid, _visible = _load_grid(reader, path, chosen)
+        check_columns(f"{name}, sheet {chosen!r}", grid.width, limits)
         if not _has_content(grid):
             raise InputError(f"{name}, sheet {chosen!r}: is empty")
         result = _extract(reader, path, fmt, chosen, grid, header_row)
@@ -196,6 +203,7 @@ def read_workbook(
     results: list[Extracted] = []
     for candidate in names:
         grid, visible = _load_grid(reader, path, candidate)
+        check_columns(f"{name}, sheet {candidate!r}", grid.width, limits)
         if not visible or not _has_content(grid):
             continue
         result = _extract(reader, path, fmt, candidate, grid, header_row)
