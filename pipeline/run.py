@@ -45,6 +45,7 @@ from pipeline.report.writer import (
     write_json,
     write_report,
 )
+from pipeline.signals import interrupt_reason
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -462,7 +463,8 @@ class ImportOptions:
 
 
 class Interrupted(RemoteError):
-    """The user stopped the run (Ctrl-C) during the load; the report says what was sent."""
+    """The user (Ctrl-C, exit 130) or a scheduler (SIGTERM, exit 143) stopped the run during
+    the load; the report says what was sent."""
 
     exit_code = 130
 
@@ -516,13 +518,17 @@ def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
 
 
 def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
-    """``act(target, contacts)``; on Ctrl-C, the target's ledger so far with every row not
-    settled marked NOT_SENT (so the report still says what was done)."""
+    """``act(target, contacts)``; on Ctrl-C or SIGTERM, the target's ledger so far with the
+    unsettled rows of the request in flight marked OUTCOME_UNKNOWN and every other row not
+    settled NOT_SENT (so the report still says what was done)."""
     try:
         return act(target, contacts)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         result = target.result or LoadResult(target.name, contacts.height)
-        result.abort(Interrupted("interrupted (Ctrl-C) before this row was sent"))
+        reason, code = interrupt_reason(stop)
+        error = Interrupted(reason)
+        error.exit_code = code
+        result.interrupt(error)
         return result
 
 

@@ -346,7 +346,7 @@ class Vobiz(Target):
             total = sum(len(rows) for rows, _ in work)
             with self.progress.counter("vobiz import", total, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
-                    current = rows
+                    current = result.in_flight = rows
                     ok = self._import(k, rows, body, phones, known, result)
                     current = None
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {len(rows):,} rows, {ok:,} ok")

@@ -216,7 +216,7 @@ class Waapi(Target):
         try:
             with self.progress.counter("waapi bulk", contacts.height, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
-                    current = rows
+                    current = result.in_flight = rows
                     ok = self._send_batch(rows, body, phones, result)
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {ok:,} ok")
                 current = None
