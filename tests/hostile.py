@@ -53,11 +53,13 @@ _WB_RELS = (
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 
 
-def _write_part(archive: zipfile.ZipFile, name: str, chunks: Iterable[str | bytes]) -> None:
+def _write_part(
+    archive: zipfile.ZipFile, name: str, chunks: Iterable[str | bytes], zip64: bool = True
+) -> None:
     info = zipfile.ZipInfo(name)
     info.compress_type = zipfile.ZIP_DEFLATED
     info._compresslevel = 6  # no public setter before Python 3.13
-    with archive.open(info, "w", force_zip64=True) as part:
+    with archive.open(info, "w", force_zip64=zip64) as part:
         for chunk in chunks:
             part.write(chunk.encode() if isinstance(chunk, str) else chunk)
 
@@ -66,15 +68,17 @@ def make_raw_xlsx(
     path: Path,
     sheet: Iterable[str | bytes],
     shared: Iterable[str | bytes] = ("<sst " + _NS + ' count="0" uniqueCount="0"/>',),
+    *,
+    zip64: bool = True,
 ) -> Path:
     """An XLSX whose ``sheet1.xml`` and ``sharedStrings.xml`` are the given chunks (deflated)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         _write_part(archive, "[Content_Types].xml", [_CT])
         _write_part(archive, "_rels/.rels", [_RELS])
         _write_part(archive, "xl/workbook.xml", [_WB])
         _write_part(archive, "xl/_rels/workbook.xml.rels", [_WB_RELS])
-        _write_part(archive, "xl/worksheets/sheet1.xml", sheet)
-        _write_part(archive, "xl/sharedStrings.xml", shared)
+        _write_part(archive, "xl/worksheets/sheet1.xml", sheet, zip64)
+        _write_part(archive, "xl/sharedStrings.xml", shared, zip64)
     return path
 
 
@@ -112,7 +116,7 @@ def make_dimension_xlsx(path: Path, dimension: str = "A1:ZZZZZ4000000000") -> Pa
     return make_raw_xlsx(path, sheet_xml(header_rows(), dimension))
 
 
-def make_sheet_bomb_xlsx(path: Path, inflated: int = 2 << 30) -> Path:
+def make_sheet_bomb_xlsx(path: Path, inflated: int = 2 << 30, *, zip64: bool = True) -> Path:
     """A sheet whose XML inflates to about ``inflated`` bytes (rows of one repeated cell)."""
 
     def rows() -> Iterator[str]:
@@ -123,7 +127,22 @@ def make_sheet_bomb_xlsx(path: Path, inflated: int = 2 << 30) -> Path:
             yield block
             written += len(block)
 
-    return make_raw_xlsx(path, sheet_xml(rows()))
+    return make_raw_xlsx(path, sheet_xml(rows()), zip64=zip64)
+
+
+def make_lying_xlsx(path: Path, inflated: int = 200 << 20, declared: int = 1000) -> Path:
+    """A sheet bomb whose zip headers (local and central) claim ``declared`` bytes."""
+    make_sheet_bomb_xlsx(path, inflated, zip64=False)
+    data = bytearray(path.read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        at = data.find(signature)
+        while at >= 0:
+            if data[at + name_at : at + name_at + len(name)] == name:
+                data[at + size_at : at + size_at + 4] = declared.to_bytes(4, "little")
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+    return path
 
 
 def make_string_bomb_xlsx(path: Path, length: int = 1536 << 20) -> Path:
@@ -151,3 +170,35 @@ def make_many_strings_xlsx(path: Path, count: int = 100_000_000) -> Path:
         yield "</sst>"
 
     return make_raw_xlsx(path, sheet_xml(header_rows()), shared())
+
+
+def make_wide_csv(path: Path, columns: int, rows: int = 3) -> Path:
+    """A CSV with ``columns`` columns: Name, Phone, then ``c3``... filled with short values."""
+    header = ["Name", "Phone", *(f"c{i}" for i in range(3, columns + 1))]
+    lines = [",".join(header)]
+    for r in range(rows):
+        lines.append(",".join([f"P{r}", f"+3361234567{r}", *("x" * (columns - 2))]))
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def make_ods_repeat_bomb(path: Path, columns: int = 100_000, rows: int = 1000) -> Path:
+    """An ODS whose rows repeat one non-empty cell ``columns`` times, ``rows`` times."""
+    from tests.filemakers import make_ods
+
+    make_ods(path, {"S": [["Name", "Phone"], ["Ana", "+33612345678"]]})
+    with zipfile.ZipFile(path) as archive:
+        parts = {i.filename: archive.read(i) for i in archive.infolist()}
+    bomb = (
+        f'<table:table-row table:number-rows-repeated="{rows}">'
+        f'<table:table-cell table:number-columns-repeated="{columns}" '
+        'office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>'
+    )
+    parts["content.xml"] = parts["content.xml"].replace(
+        b"</table:table>", bomb.encode() + b"</table:table>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), parts.pop("mimetype"))
+        for name, data in parts.items():
+            archive.writestr(name, data, zipfile.ZIP_DEFLATED)
+    return path

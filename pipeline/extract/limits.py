@@ -25,6 +25,7 @@ its own format (65,536 x 256) and by ``max_bytes``.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -171,7 +172,7 @@ def _check_worksheet(chunks: Iterator[bytes], where: str, limits: Limits) -> Non
 
 
 _ODS_TOKEN = re.compile(
-    rb"<table:table-row\b([^>]*)>|</table:table-row>|<table:table\b[^>]*>"
+    rb"<table:table-row\b([^>]*)>|</table:table-row>|<table:table(?=[\s>])[^>]*>"
     rb"|<table:(?:covered-)?table-cell\b([^>]*?)(/?)>"
 )
 _ROWS_REPEATED = re.compile(rb'number-rows-repeated="(\d+)"')
@@ -233,21 +234,29 @@ def check_workbook(path: Path, fmt: str, name: str, limits: Limits) -> None:
                     check_cells(name, "has a shared-string table of", strings, limits)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise InputError(
-            f"{name}: is a corrupt or truncated ZIP/Excel file ({exc})",
+            f"{name}: is a corrupt or truncated ZIP/Excel file, or one whose parts are larger "
+            f"than its directory says ({exc})",
             hint="open it in Excel or LibreOffice and save it again",
         ) from exc
 
 
 def read_capped(path: Path, name: str, limits: Limits) -> bytes:
     """All bytes of ``path``, refusing (without reading on) past ``limits.max_bytes``."""
+    cap = limits.max_bytes
     try:
         with path.open("rb") as handle:
-            data = handle.read(limits.max_bytes + 1)
+            # read(n) allocates n bytes up front: ask for the size the file says it has
+            size = min(os.fstat(handle.fileno()).st_size, cap)
+            chunks = [handle.read(size + 1)] if size else []
+            total = sum(map(len, chunks))
+            while total <= cap and (chunk := handle.read(1 << 20)):  # grown, or /proc-like
+                chunks.append(chunk)
+                total += len(chunk)
     except OSError as exc:
         raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
-    if len(data) > limits.max_bytes:
+    if total > cap:
         raise file_too_big(name, limits)
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def file_too_big(name: str, limits: Limits) -> InputError:
