@@ -184,7 +184,7 @@ def make_wide_csv(path: Path, columns: int, rows: int = 3) -> Path:
 
 def make_ods_repeat_bomb(path: Path, columns: int = 100_000, rows: int = 1000) -> Path:
     """An ODS whose rows repeat one non-empty cell ``columns`` times, ``rows`` times."""
-    from tests.filemakers import make_ods
+    from filemakers import make_ods
 
     make_ods(path, {"S": [["Name", "Phone"], ["Ana", "+33612345678"]]})
     with zipfile.ZipFile(path) as archive:

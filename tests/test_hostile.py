@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hostile
 import pytest
-
-from tests import hostile
-from tests.filemakers import make_csv, make_json, make_text
+from filemakers import make_csv, make_json, make_text
 
 MIB = 1 << 20
 BASELINE_MIB = 1536
