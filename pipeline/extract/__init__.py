@@ -28,7 +28,7 @@ import polars as pl
 
 from pipeline.errors import InputError
 from pipeline.extract.columnar import read_json, read_ndjson, read_parquet
-from pipeline.extract.common import Extracted
+from pipeline.extract.common import Extracted, own_output_as_input
 from pipeline.extract.detect import SUPPORTED_EXTENSIONS, check_readable, detect_format
 from pipeline.extract.excel import read_workbook
 from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_workbook, file_too_big
@@ -66,7 +66,8 @@ def read_file(
     ``limits`` (:mod:`pipeline.extract.limits`) are checked before any reader allocates: a
     larger file, a workbook that would inflate or allocate beyond them, or a wider table is
     refused with :class:`InputError`.  A pipe or FIFO (``<(cat file.csv)``) is copied once,
-    up to ``limits.max_bytes``, then read like a file; a device is refused.
+    up to ``limits.max_bytes``, then read like a file; a device is refused.  contactpipe's
+    own contacts file reads back without loss (:func:`~.common.own_output_as_input`).
     """
     shown = os.fspath(path)
     with _regular(Path(path), limits) as file:
@@ -77,7 +78,7 @@ def read_file(
                 exc.message = exc.message.replace(str(file), shown)
                 exc.args = (exc.message,)
             raise
-    return [_with_source(result, shown) for result in results]
+    return [_with_source(own_output_as_input(result), shown) for result in results]
 
 
 def _read(

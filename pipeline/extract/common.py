@@ -8,12 +8,14 @@ rows dropped and counted, and the three source-position columns appended.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -292,3 +294,60 @@ def _json(value: object) -> str | None:
     if value is None:
         return None
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+OWN_OUTPUT_COLUMNS = frozenset({"phone", "phone_ext", "custom_fields"})
+"""Columns that mark contactpipe's own ``contacts.csv`` / ``contacts.parquet``."""
+
+
+def own_output_as_input(result: Extracted) -> Extracted:
+    """Read contactpipe's own contacts file back without loss.
+
+    Its ``phone_ext`` goes back into the phone cell as ``;ext=N`` (which the phone cleaner
+    splits off again) and its ``custom_fields`` JSON object becomes one ``custom.<key>``
+    column per key (how the mapping reads custom fields), so re-validating a report keeps
+    both.  A file without all three columns, or whose ``custom_fields`` cells are not JSON
+    objects, is left unchanged."""
+    if not set(result.columns) >= OWN_OUTPUT_COLUMNS:
+        return result
+    frame = result.frame
+    decoded: list[dict[str, Any]] = []
+    for cell in frame.get_column("custom_fields").to_list():
+        if cell is None:
+            decoded.append({})
+            continue
+        try:
+            value = json.loads(cell)
+        except (ValueError, RecursionError):
+            return result
+        if not isinstance(value, dict):
+            return result
+        decoded.append(value)
+    keys: dict[str, None] = {}
+    for value in decoded:
+        keys.update(dict.fromkeys(value))
+    present = set(result.columns)
+    custom = {
+        f"custom.{k}": [_custom_text(v.get(k)) for v in decoded]
+        for k in keys
+        if f"custom.{k}" not in present
+    }
+    phone, ext = pl.col("phone"), pl.col("phone_ext")
+    frame = frame.with_columns(
+        pl.when(phone.is_not_null() & ext.is_not_null())
+        .then(pl.concat_str([phone, pl.lit(";ext="), ext]))
+        .otherwise(phone)
+        .alias("phone"),
+        *(pl.Series(name, values, dtype=pl.String) for name, values in custom.items()),
+    )
+    columns = [c for c in result.columns if c not in ("phone_ext", "custom_fields")]
+    columns += list(custom)
+    reserved = [c for c in frame.columns if c not in present and c not in custom]
+    frame = frame.select(*columns, *reserved)
+    return dataclasses.replace(result, frame=frame, columns=tuple(columns))
+
+
+def _custom_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
