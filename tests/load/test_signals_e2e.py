@@ -130,3 +130,13 @@ def test_sigterm_before_any_load_exits_143(tmp_path: Path, monkeypatch: pytest.M
     result = CliRunner().invoke(main, ["validate", str(src), "-q"])
     assert result.exit_code == 143
     assert "terminated (SIGTERM)" in result.output
+
+
+def test_ctrl_c_before_any_load_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "validate_files", interrupted)
+    result = CliRunner().invoke(main, ["validate", str(contacts(tmp_path)), "-q"])
+    assert result.exit_code == 130
+    assert "interrupted (Ctrl-C)" in result.output
