@@ -346,7 +346,8 @@ class Vobiz(Target):
             total = sum(len(rows) for rows, _ in work)
             with self.progress.counter("vobiz import", total, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
-                    current = result.in_flight = rows
+                    current = rows
+                    result.sending(rows, self.stats.requests)
                     ok = self._import(k, rows, body, phones, known, result)
                     current = None
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {len(rows):,} rows, {ok:,} ok")

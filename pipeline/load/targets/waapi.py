@@ -216,7 +216,8 @@ class Waapi(Target):
         try:
             with self.progress.counter("waapi bulk", contacts.height, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
-                    current = result.in_flight = rows
+                    current = rows
+                    result.sending(rows, self.stats.requests)
                     ok = self._send_batch(rows, body, phones, result)
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {ok:,} ok")
                 current = None
