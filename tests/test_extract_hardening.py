@@ -243,3 +243,20 @@ def test_report_dir_checks(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file, not a folder"):
         prepare_report_dir(tmp_path / "file", [])
+
+
+@pytest.mark.parametrize("space", [" ", "\n", "\t", "\r\n"])
+def test_a_far_cell_is_found_whatever_the_whitespace(tmp_path: Path, space: str) -> None:
+    far = f'<row r="2"><c{space}r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    path = hostile.make_raw_xlsx(
+        tmp_path / "w.xlsx", hostile.sheet_xml([*hostile.header_rows(), far])
+    )
+    with pytest.raises(InputError, match="used range of 17,179,869,184 cells"):
+        check_workbook(path, "xlsx", "w.xlsx", Limits())  # the check alone: never the reader
+
+
+def test_namespace_prefixed_cells_are_counted(tmp_path: Path) -> None:
+    rows = "".join(f'<x:row r="{r}"><x:c r="A{r}"><x:v>1</x:v></x:c></x:row>' for r in range(1, 60))
+    path = hostile.make_raw_xlsx(tmp_path / "ns.xlsx", [rows])
+    with pytest.raises(InputError, match="has 59 cells, above the limit of 50"):
+        check_workbook(path, "xlsx", "ns.xlsx", Limits(max_cells=50))

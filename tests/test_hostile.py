@@ -216,6 +216,12 @@ CASES = [
         "shared-string table of 2,000,000 cells, above the limit of 1,000,000",
     ),
     Case(
+        "xlsx-cells-without-references",  # placed one after the other: rows x widest row
+        one(hostile.make_unreferenced_xlsx, "noref.xlsx"),
+        2,
+        "has a used range of 3,276,849,152 cells",
+    ),
+    Case(
         "xlsx-lying-directory",  # calamine trusts the data, not the directory: refuse
         one(hostile.make_lying_xlsx, "lying.xlsx", inflated=100 * MIB),
         2,
