@@ -236,3 +236,16 @@ def make_unreferenced_xlsx(path: Path, rows: int = 200_000, width: int = 16_384)
             yield block
 
     return make_raw_xlsx(path, sheet_xml(body()))
+
+
+def make_parquet_bomb(path: Path, rows: int = 25_000_000) -> Path:
+    """A Parquet file of ``rows`` identical phone numbers: a few KB on disk (run-length and
+    dictionary encoding), millions of cells once read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    block = pa.table({"phone": pa.array(["+33612345678"] * 1_000_000)})
+    with pq.ParquetWriter(path, block.schema) as writer:
+        for _ in range(rows // 1_000_000):
+            writer.write_table(block)
+    return path

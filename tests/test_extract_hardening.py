@@ -260,3 +260,20 @@ def test_namespace_prefixed_cells_are_counted(tmp_path: Path) -> None:
     path = hostile.make_raw_xlsx(tmp_path / "ns.xlsx", [rows])
     with pytest.raises(InputError, match="has 59 cells, above the limit of 50"):
         check_workbook(path, "xlsx", "ns.xlsx", Limits(max_cells=50))
+
+
+def test_parquet_cells_are_counted_from_the_footer(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"phone": ["+33612345678"] * 3000, "name": ["Ana"] * 3000}).write_parquet(path)
+    with pytest.raises(InputError, match="has 6,000 cells, above the limit of 5,000"):
+        read_file(path, limits=Limits(max_cells=5000))
+    assert len(rows(path, limits=Limits(max_cells=6000))) == 3000
+
+
+def test_json_is_capped_at_an_eighth_of_the_file_limit(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"phone": "+33612345678"}] * 100), "utf-8")
+    size = path.stat().st_size
+    with pytest.raises(InputError, match="the most JSON read at once"):
+        read_file(path, limits=Limits(max_bytes=size * 8 - 8))
+    assert len(rows(path, limits=Limits(max_bytes=size * 8))) == 100

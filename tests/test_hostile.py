@@ -234,6 +234,22 @@ CASES = [
         "100,000 columns, above the limit of 16,384",
     ),
     Case(
+        "parquet-run-length-bomb",
+        one(hostile.make_parquet_bomb, "bomb.parquet"),
+        2,
+        "has 25,000,000 cells, above the limit of 20,000,000",
+    ),
+    Case(
+        "json-above-its-share-of-the-size-limit",
+        lambda tmp: [
+            str(make_json(tmp / "big.json", [{"phone": "+33612345678"}] * 40_000)),
+            "--max-file-size",
+            "4M",
+        ],
+        2,
+        "is larger than 512.0 KiB, the most JSON read at once",
+    ),
+    Case(
         "csv-too-wide",
         one(hostile.make_wide_csv, "wide.csv", columns=20_000),
         2,
