@@ -277,3 +277,11 @@ def test_json_is_capped_at_an_eighth_of_the_file_limit(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="the most JSON read at once"):
         read_file(path, limits=Limits(max_bytes=size * 8 - 8))
     assert len(rows(path, limits=Limits(max_bytes=size * 8))) == 100
+
+
+def test_a_text_file_of_empty_fields_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    path.write_bytes(b"Name,Phone" + b"," * 98 + b"\n" + (b"Ana,1" + b"," * 98 + b"\n") * 200)
+    with pytest.raises(InputError, match=r"has about 20,10\d fields, above the limit of 20,000"):
+        read_file(path, limits=Limits(max_cells=5000))
+    read_file(path, limits=Limits(max_cells=6000))  # 24,000 allowed

@@ -250,6 +250,20 @@ CASES = [
         "is larger than 512.0 KiB, the most JSON read at once",
     ),
     Case(
+        "csv-one-line-of-commas",  # 20 M empty fields on one line: refused before parsing
+        lambda tmp: [str(make_text(tmp / "commas.csv", "Name,Phone\n" + "," * 20_000_000))],
+        2,
+        "above the limit of 16,384",
+    ),
+    Case(
+        "csv-many-lines-of-commas",
+        lambda tmp: [
+            str(make_text(tmp / "rows.csv", "Name,Phone" + "," * 98 + "\n" + "," * 99_999_999))
+        ],
+        2,
+        "fields, above the limit of 80,000,000 for a text file",
+    ),
+    Case(
         "csv-too-wide",
         one(hostile.make_wide_csv, "wide.csv", columns=20_000),
         2,

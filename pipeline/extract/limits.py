@@ -12,8 +12,9 @@ limit                  default          what it bounds (option that lifts it)
                                         (``--max-uncompressed``)
 ``max_cells``          20,000,000       cells of one sheet's used range (the rectangle from
                                         the first to the last cell, which the reader
-                                        allocates) and shared strings of a workbook
-                                        (``--max-cells``)
+                                        allocates) and shared strings of a workbook;
+                                        rows x columns of Parquet; 4 x as many fields
+                                        of a text file (``--max-cells``)
 ``max_columns``        16,384           columns of any input (Excel's own cap)
                                         (``--max-columns``)
 =====================  ===============  ===================================================
@@ -51,6 +52,10 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+TEXT_CELLS_FACTOR = 4
+"""A text file may hold this many times ``max_cells`` fields (80 M by default): its cells cost
+about half a spreadsheet reader's, and wide CRM exports are common."""
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
