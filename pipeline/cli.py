@@ -23,34 +23,46 @@ from pipeline.errors import EXIT_INCOMPLETE, EXIT_THRESHOLD, PipelineError, Usag
 EXIT_CODES = """\b
 Exit codes (shared by every command):
   0  the run completed
-  2  unusable input or usage (file unreadable, no phone column, bad option)
+  2  unusable input or usage (file unreadable or above a size limit, no
+     phone column, bad option, malformed credential, unwritable report dir)
   3  the rejected share (rows rejected here or refused by the API) is above
      --max-error-rate
   4  the remote side aborted the run (credentials refused, quota used up,
      target unreachable after retries); the report lists what was not sent
   5  incomplete load: rows did not reach the API for a system reason
-     (LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED); re-run the same command to finish
-  130  interrupted (Ctrl-C) during a load; the report lists what was not sent"""
+     (LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED, OUTCOME_UNKNOWN); re-run the same command to finish
+  130  interrupted (Ctrl-C); during a load the report lists what was not sent
+  143  terminated (SIGTERM, e.g. by timeout or a scheduler): same as Ctrl-C"""
 
 
 def _redact(text: str) -> str:
     """Mask the value of every credential variable (``*_KEY``, ``*_TOKEN``) in ``text``: a
     last line of defence, should a message ever quote one."""
+    from pipeline.report.safe import terminal_safe
+
     for var, value in os.environ.items():
         if _is_secret(var) and len(value) >= 8:
             text = text.replace(value, f"<{var}>")
-    return text
+    return terminal_safe(text)
 
 
 @contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """PipelineError -> one clear line and its exit code; anything else -> exit 1."""
+    """PipelineError -> one clear line and its exit code; anything else -> exit 1.  SIGTERM is
+    handled like Ctrl-C (:mod:`pipeline.signals`); outside a load it ends the run with 143."""
+    from pipeline.signals import interrupt_reason, sigterm_as_interrupt
+
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
+    except KeyboardInterrupt as stop:  # outside a load (a load settles and reports instead)
+        reason, code = interrupt_reason(stop)
+        click.echo(f"Error: {reason}; the run stopped", err=True)
+        sys.exit(code)
     except PipelineError as exc:
         click.echo(_redact(f"Error: {exc}"), err=True)
         sys.exit(exc.exit_code)
-    except (click.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
+    except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
     except Exception as exc:
         if debug:
@@ -172,6 +184,30 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--xlsx-errors", is_flag=True, help="Also write errors.xlsx."),
         no_html_option,
+        click.option(
+            "--max-file-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Refuse an input file (or pipe) larger than this (default 2G).",
+        ),
+        click.option(
+            "--max-uncompressed",
+            type=SIZE,
+            metavar="SIZE",
+            help="Refuse a workbook (XLSX, ODS) that decompresses to more (default 1G).",
+        ),
+        click.option(
+            "--max-cells",
+            type=click.IntRange(min=1),
+            help="Refuse a sheet's used range, a workbook's shared strings or a Parquet "
+            "file's rows x columns above this many cells; a text file may hold 4x as many "
+            "fields (default 20000000).",
+        ),
+        click.option(
+            "--max-columns",
+            type=click.IntRange(min=1),
+            help="Refuse an input with more columns (default 16384, Excel's own cap).",
+        ),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -207,6 +243,37 @@ poll_interval_option = click.option(
 )
 
 
+class _Size(click.ParamType):
+    """A byte count: ``500M``, ``2G``, ``1.5GiB``, ``1048576``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from pipeline.extract.limits import parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = _Size()
+
+
+def _limits(opts: dict[str, Any]) -> Any:
+    from pipeline.extract import DEFAULT_LIMITS
+
+    given = {
+        "max_bytes": opts.get("max_file_size"),
+        "max_uncompressed": opts.get("max_uncompressed"),
+        "max_cells": opts.get("max_cells"),
+        "max_columns": opts.get("max_columns"),
+    }
+    return dataclasses.replace(DEFAULT_LIMITS, **{k: v for k, v in given.items() if v})
+
+
 def _run_options(opts: dict[str, Any]) -> Any:
     from pipeline.run import RunOptions
 
@@ -226,6 +293,7 @@ def _run_options(opts: dict[str, Any]) -> Any:
         strict=opts["strict"],
         no_header=opts["no_header"],
         html=not opts["no_html"],
+        limits=_limits(opts),
     )
 
 
@@ -275,12 +343,13 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
     if opts["json_out"]:
         click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
     else:
-        print_summary(result.summary, Console())
-        for skip in result.summary.get("skipped", []):
+        safe = _terminal_safe(result.summary)
+        print_summary(safe, Console())
+        for skip in safe.get("skipped", []):
             where = skip["file"] + (f" [{skip['sheet']}]" if skip["sheet"] else "")
             headers = ", ".join(repr(h) for h in skip["headers"]) or "(none)"
             click.echo(f"skipped {where}: {skip['reason']}; headers seen: {headers}", err=True)
-        for note in result.summary.get("notes", []):
+        for note in safe.get("notes", []):
             click.echo(f"note: {note}", err=True)
     if result.aborted is not None:
         click.echo(_redact(f"Error: run aborted: {result.aborted}"), err=True)
@@ -300,11 +369,26 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
     if result.incomplete:
         click.echo(
             f"Error: incomplete load: {result.incomplete:,} rows did not reach the API "
-            "(LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED). Re-running the same command finishes "
-            f"them; the report lists each one: {result.report_files['errors_csv']}",
+            "(LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED, OUTCOME_UNKNOWN). Re-running the same "
+            "command finishes them; the report lists each one: "
+            f"{result.report_files['errors_csv']}",
             err=True,
         )
         sys.exit(EXIT_INCOMPLETE)
+
+
+def _terminal_safe(doc: Any) -> Any:
+    """``doc`` with control characters in every string escaped: file names, headers and sheet
+    names come from the input and must not drive the terminal."""
+    from pipeline.report.safe import terminal_safe
+
+    if isinstance(doc, str):
+        return terminal_safe(doc)
+    if isinstance(doc, dict):
+        return {_terminal_safe(k): _terminal_safe(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_terminal_safe(v) for v in doc]
+    return doc
 
 
 TARGETS = ("msgflash", "waapi", "vobiz")
@@ -654,6 +738,11 @@ def migrate(
     from pipeline.run import migrate as run_migrate
 
     with _errors(debug):
+        from pipeline.load.config import check_base_url
+
+        for option, url in (("--from-base-url", from_base_url), ("--to-base-url", to_base_url)):
+            if url:  # checked here so that the message names the option used
+                check_base_url(url, option)
         root = report_dir or _default_report_dir("migrate")
         options = RunOptions(html=not no_html)
         result = run_migrate(

@@ -22,7 +22,7 @@ EXIT_REMOTE = 4
 EXIT_INCOMPLETE = 5
 """The run ended, but rows did not reach the API for a system reason (a batch failed after
 every retry, rows not sent, a group not applied): re-running the same command finishes it."""
-INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED")
+INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED", "OUTCOME_UNKNOWN")
 
 
 class PipelineError(Exception):

@@ -7,8 +7,10 @@ refused with a message saying what it is, instead of being parsed as garbage tex
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -64,6 +66,10 @@ def check_readable(path: Path) -> None:
             f"{describe(path)}: is a directory, not a file",
             hint="pass the directory through expand_inputs() or give the files inside",
         )
+    if not path.is_file():  # a pipe, FIFO or device: opening it here would consume or block
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{describe(path)}: cannot be opened (permission denied)")
+        return
     try:
         with path.open("rb"):
             pass
@@ -97,7 +103,15 @@ def _zip_format(path: Path) -> str:
                 if "word/document.xml" in names:
                     raise InputError(f"{describe(path)}: is a Word document, not a spreadsheet")
                 raise InputError(f"{describe(path)}: is an Office document but not a workbook")
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+        ValueError,
+        NotImplementedError,  # "zip file version 6.4", an unknown compression method
+    ) as exc:
         raise InputError(
             f"{describe(path)}: is a corrupt or truncated ZIP/Excel file ({exc})",
             hint="open it in Excel or LibreOffice and save it again",

@@ -25,6 +25,7 @@ from pipeline.errors import RemoteError, UsageError
 from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
+from .config import check_header_value
 from .ratelimit import Limiter
 
 DEFAULT_BATCH = 10_000
@@ -33,6 +34,8 @@ LOAD_CODES: dict[str, str] = {
     "API_REJECTED": "the API refused this row",
     "LOAD_FAILED": "the request carrying this row failed after every retry",
     "NOT_SENT": "not sent: the run was aborted before this row",
+    "OUTCOME_UNKNOWN": "sent, but the run stopped before the API answered: the row may be in "
+    "the target or not (re-running the same import is safe and settles it)",
     "GROUP_NOT_ADDED": "the contact is loaded but could not be added to its group",
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
     "NOT_FOUND": "no contact with this phone (or id) in the target",
@@ -98,6 +101,11 @@ class LoadResult:
         self.seconds: dict[str, float] = {}
         self.aborted: RemoteError | None = None
         self.notes: list[str] = []
+        self.in_flight: Sequence[int] = ()
+        """Rows of the request being sent (see :meth:`sending`): when the run is interrupted
+        after it went out, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
+        self.in_flight_after = 0
+        """The client's request count when :meth:`sending` was called."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -128,6 +136,28 @@ class LoadResult:
         self.aborted = exc
         reason = exc.message
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def sending(self, rows: Sequence[int], requests: int) -> None:
+        """A target is about to send ``rows`` in one request; ``requests`` is its client's
+        request count now (``ClientStats.requests``, counted as each attempt goes out)."""
+        self.in_flight = rows
+        self.in_flight_after = requests
+
+    def interrupt(self, exc: RemoteError, requests: int | None = None) -> None:
+        """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
+        request in flight are OUTCOME_UNKNOWN (the server may have stored them), the other
+        unsettled rows NOT_SENT.  ``requests``, the client's request count now, tells a
+        request that went out (or was retried) from one still waiting for the rate limit."""
+        self.aborted = exc
+        went_out = requests is None or requests > self.in_flight_after
+        unknown = [i for i in self.in_flight if self.state[i] == PENDING] if went_out else []
+        self.fail(
+            unknown,
+            "OUTCOME_UNKNOWN",
+            f"outcome unknown: {exc.message} while the request carrying this row was in "
+            "flight; re-run the same import to settle it",
+        )
+        self.fail(self.pending(), "NOT_SENT", f"not sent: {exc.message}")
 
     def counts(self) -> dict[str, int]:
         st = self.state
@@ -179,6 +209,10 @@ class TargetConfig:
     headers: dict[str, str]
     secrets: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers.items():  # whatever variable a target read it from
+            check_header_value(value, f"the {name} header (from a credential variable)")
 
 
 def field_map(target: str) -> dict[str, Any]:

@@ -347,6 +347,7 @@ class Vobiz(Target):
             with self.progress.counter("vobiz import", total, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
                     current = rows
+                    result.sending(rows, self.stats.requests)
                     ok = self._import(k, rows, body, phones, known, result)
                     current = None
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {len(rows):,} rows, {ok:,} ok")

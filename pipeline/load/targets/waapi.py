@@ -218,6 +218,7 @@ class Waapi(Target):
             with self.progress.counter("waapi bulk", contacts.height, "contacts") as bar:
                 for k, (rows, body) in enumerate(work, 1):
                     current = rows
+                    result.sending(rows, self.stats.requests)
                     ok = self._send_batch(rows, body, phones, result)
                     bar.advance(len(rows), f"batch {k}/{len(work)}: {ok:,} ok")
                 current = None
