@@ -337,12 +337,13 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
         _finish(result, opts)
 
 
-def _finish(result: Any, opts: dict[str, Any]) -> None:
+def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
     """Print the summary of ``result`` (a :class:`pipeline.api.Result`, or a
     :class:`pipeline.run.RunResult` made one), then exit with the code of its outcome, decided
     by :meth:`pipeline.api.Result.error` as for ``raise_for_outcome()``: 4/130/143 when the
     remote side or the user stopped the run, 3 when too many rows were rejected (here or by the
-    API), 5 when rows did not reach the API."""
+    API), 5 when rows did not reach the API.  ``options`` is not needed any more (the result
+    carries ``max_error_rate``); callers still pass it."""
     from pipeline.api import Result
     from pipeline.report.summary import print_summary
 
@@ -450,24 +451,20 @@ def import_(
       WAAPI     WAAPI_TOKEN, WAAPI_PHONE_ID (raw or base64), WAAPI_BASE_URL
       Vobiz     VOBIZ_AUTH_ID, VOBIZ_AUTH_TOKEN
     """
-    from pipeline import api
     from pipeline.load.base import LoadOptions
+    from pipeline.run import ImportOptions, import_files
 
     with _errors(opts["debug"]):
         options = dataclasses.replace(_run_options(opts), extra_groups=groups)
-        load = LoadOptions(batch_size=batch_size, dry_run=dry_run, poll_interval_s=poll_interval)
+        imp = ImportOptions(
+            target=target,
+            base_url=base_url,
+            load=LoadOptions(batch_size=batch_size, dry_run=dry_run, poll_interval_s=poll_interval),
+        )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
-        result = api.import_contacts(
-            list(files),
-            target,
-            options,
-            load=load,
-            base_url=base_url,
-            report_dir=report_dir,
-            progress=progress,
-        )
-        _finish(result, opts)
+        result = import_files(list(files), options, imp, report_dir, progress)
+        _finish(result, opts, options)
 
 
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:
@@ -588,7 +585,7 @@ def delete(
         result = delete_files(
             list(files), options, imp, report_dir, progress, limit=None if yes else max_delete
         )
-        _finish(result, opts)
+        _finish(result, opts, options)
 
 
 @main.group(epilog=EXIT_CODES)
@@ -673,7 +670,7 @@ def _members_command(add: bool) -> Callable[..., Any]:
             result = change_group_files(
                 list(files), options, imp, report_dir, group_name, add=add, progress=progress
             )
-            _finish(result, opts)
+            _finish(result, opts, options)
 
     command.__doc__ = (
         f"{'Add' if add else 'Remove'} the contacts FILES list (by phone, after the same "
@@ -765,7 +762,7 @@ def migrate(
             )
             for col, n in moved["not_carried"].items():
                 click.echo(f"not carried into {dest}: {col} ({n:,} contacts)")
-        _finish(result, opts)
+        _finish(result, opts, options)
 
 
 @main.command(epilog=EXIT_CODES)
