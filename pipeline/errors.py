@@ -28,6 +28,8 @@ EXIT_INCOMPLETE = 5
 """The run ended, but rows did not reach the API for a system reason (a batch failed after
 every retry, rows not sent, a group not applied): re-running the same command finishes it."""
 INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED", "OUTCOME_UNKNOWN")
+EXIT_SIGINT = 130  # 128 + SIGINT: Ctrl-C
+EXIT_SIGTERM = 143  # 128 + SIGTERM: timeout, systemd, Kubernetes, Airflow
 
 
 class PipelineError(Exception):
@@ -83,10 +85,6 @@ class IncompleteLoadError(PipelineError):
     def __init__(self, message: str, *, rows: int = 0, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.rows = rows
-
-
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 
 class Interrupted(PipelineError):
