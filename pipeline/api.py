@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -321,6 +321,8 @@ class ExportResult:
     retries: int
     rate_limited: int
     plan: tuple[PlanLine, ...]
+    seconds: float
+    """From the plan to the file written."""
     summary: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -336,6 +338,7 @@ class ExportResult:
             retries=int(doc["retries"]),
             rate_limited=int(doc["rate_limited"]),
             plan=_plan(doc),
+            seconds=float(doc["seconds"]["total"]),
             summary=doc,
         )
 
@@ -478,10 +481,13 @@ def export_contacts(
     credentials: Mapping[str, str] | None = None,
     base_url: str | None = None,
     progress: Progress | None = None,
+    on_plan: Callable[[tuple[PlanLine, ...]], None] | None = None,
 ) -> ExportResult:
     """Write every contact of ``target`` (filtered) to ``output``, in the format of its
-    extension (.csv .xlsx .parquet .json .ndjson), atomically.  A failure raises (RemoteError,
-    UsageError for a filter the API lacks) and leaves no file."""
+    extension (.csv .xlsx .parquet .json .ndjson), atomically.  ``on_plan`` sees the requests
+    and least time before the first page is asked for (raise in it to stop).  A failure raises
+    (RemoteError, UsageError for a filter the API lacks) and leaves no file."""
+    seen = None if on_plan is None else lambda lines: on_plan(_plan({"plan": lines}))
     summary = run.export_contacts(
         _target(target, credentials, base_url, load),
         Path(output),
@@ -489,6 +495,7 @@ def export_contacts(
         with_groups=with_groups,
         excel=excel,
         progress=progress,
+        on_plan=seen,
     )
     return ExportResult.from_summary(summary)
 

@@ -524,27 +524,30 @@ def export(
     API at its rate limit with retries.  The file re-imports unchanged: phones in E.164,
     custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
     atomically: an interrupted export never leaves a half file."""
+    from pipeline import api
     from pipeline.load.base import ExportFilters
-    from pipeline.run import export_contacts
+
+    def show_plan(plan: tuple[Any, ...]) -> None:
+        _print_plan([dataclasses.asdict(line) for line in plan], target)
 
     with _errors(debug):
-        filters = ExportFilters(search=search, tag=tag, group=group, opt_out=opt_out)
-        summary = export_contacts(
-            _imp(target, base_url),
+        done = api.export_contacts(
+            target,
             output,
-            filters,
+            ExportFilters(search=search, tag=tag, group=group, opt_out=opt_out),
             with_groups=with_groups,
             excel=excel,
+            base_url=base_url,
             progress=_progress(quiet, log_format),
-            on_plan=None if quiet else lambda plan: _print_plan(plan, target),
+            on_plan=None if quiet else show_plan,
         )
         if json_out:
-            click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+            click.echo(json.dumps(done.to_dict(), indent=2, ensure_ascii=False))
         else:
             click.echo(
-                f"{summary['rows']:,} contacts exported from {target} to {output} "
-                f"({summary['requests']:,} requests, {summary['retries']:,} retries, "
-                f"{summary['rate_limited']:,} rate limited, {summary['seconds']['total']:.1f} s)"
+                f"{done.rows:,} contacts exported from {target} to {output} "
+                f"({done.requests:,} requests, {done.retries:,} retries, "
+                f"{done.rate_limited:,} rate limited, {done.seconds:.1f} s)"
             )
 
 

@@ -252,15 +252,27 @@ def test_export_delete_groups_and_migrate_through_the_api(
     creds = _no_target_env(monkeypatch, server)
     src = source_csv(tmp_path)
     options = contactpipe.RunOptions(region="FR")
+    planned: list[tuple[contactpipe.PlanLine, ...]] = []
+
+    def refuse(plan: tuple[contactpipe.PlanLine, ...]) -> None:
+        planned.append(plan)
+        raise contactpipe.UsageError("stop here")
+
     kw: dict[str, Any] = {"load": LOAD, "credentials": creds, "check": True}
     contactpipe.import_contacts(src, "msgflash", options, report_dir=tmp_path / "i", **kw)
 
+    with pytest.raises(contactpipe.UsageError, match="stop here"):
+        contactpipe.export_contacts(  # on_plan sees the plan before the first page
+            "msgflash", tmp_path / "no.csv", load=LOAD, credentials=creds, on_plan=refuse
+        )
+    assert planned and planned[0][0].requests >= 1 and not (tmp_path / "no.csv").exists()
     exported = contactpipe.export_contacts(
         "msgflash", tmp_path / "out.csv", load=LOAD, credentials=creds
     )
     assert exported.rows == VALID == exported.total_reported and exported.output.is_file()
     assert "phone" in exported.columns and exported.filled["phone"] == VALID
     assert exported.requests >= 1 and exported.to_dict()["command"] == "export"
+    assert exported.seconds >= 0 and exported.plan == planned[0]
 
     added = contactpipe.change_group(
         src, "msgflash", "VIP", options, report_dir=tmp_path / "g", **kw
