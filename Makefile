@@ -21,6 +21,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The report tests open report.html in a real headless Chromium (Debian package `chromium`).
 # Installed here when missing and we are root; elsewhere those tests skip and say why.  In CI

@@ -1,10 +1,13 @@
 """contactpipe: batch ETL of contact lists between spreadsheets and WhatsApp contact APIs.
 
 Data flows one way: ``extract -> transform -> load -> report``, driven by a thin CLI
-(:mod:`pipeline.cli`) and orchestrated by :mod:`pipeline.run`.
+(:mod:`pipeline.cli`) and orchestrated by :mod:`pipeline.run`.  The Python API
+(:mod:`pipeline.api`, names listed in ``__all__``) is a typed facade over the same run.
 """
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # Polars allocates with jemalloc and, by default, never hands "muzzy" freed pages back to the
 # OS, so the RSS of a batch run that builds and drops large frames stage after stage ratchets
@@ -16,3 +19,122 @@ os.environ.setdefault(
 )
 
 __version__ = "0.1.0"
+
+# The public API (``import contactpipe``), httpx style: re-exported from the modules that
+# define it, sorted.  Imported on first use (PEP 562), so that ``import pipeline`` (the CLI's
+# start, ``--help``) stays free of polars and httpx; type checkers see the imports below.
+if TYPE_CHECKING:
+    from pipeline.api import (
+        Credentials,
+        ExportResult,
+        LoadFigures,
+        MigrateFigures,
+        ReportFiles,
+        Result,
+        change_group,
+        delete_contacts,
+        export_contacts,
+        import_contacts,
+        migrate,
+        validate,
+    )
+    from pipeline.errors import (
+        IncompleteLoadError,
+        InputError,
+        Interrupted,
+        PipelineError,
+        RemoteError,
+        TerminalRemoteError,
+        ThresholdError,
+        TransientRemoteError,
+        UsageError,
+    )
+    from pipeline.extract.limits import Limits
+    from pipeline.load.base import ExportFilters, LoadOptions, PlanLine
+    from pipeline.load.client import RetryPolicy
+    from pipeline.report.progress import LogProgress, NullProgress, Progress
+    from pipeline.run import RunOptions
+    from pipeline.signals import sigterm_as_interrupt
+
+_EXPORTS = {
+    "pipeline.api": (
+        "Credentials",
+        "ExportResult",
+        "LoadFigures",
+        "MigrateFigures",
+        "ReportFiles",
+        "Result",
+        "change_group",
+        "delete_contacts",
+        "export_contacts",
+        "import_contacts",
+        "migrate",
+        "validate",
+    ),
+    "pipeline.errors": (
+        "IncompleteLoadError",
+        "InputError",
+        "Interrupted",
+        "PipelineError",
+        "RemoteError",
+        "TerminalRemoteError",
+        "ThresholdError",
+        "TransientRemoteError",
+        "UsageError",
+    ),
+    "pipeline.extract.limits": ("Limits",),
+    "pipeline.load.base": ("ExportFilters", "LoadOptions", "PlanLine"),
+    "pipeline.load.client": ("RetryPolicy",),
+    "pipeline.report.progress": ("LogProgress", "NullProgress", "Progress"),
+    "pipeline.run": ("RunOptions",),
+    "pipeline.signals": ("sigterm_as_interrupt",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [
+    "Credentials",
+    "ExportFilters",
+    "ExportResult",
+    "IncompleteLoadError",
+    "InputError",
+    "Interrupted",
+    "Limits",
+    "LoadFigures",
+    "LoadOptions",
+    "LogProgress",
+    "MigrateFigures",
+    "NullProgress",
+    "PipelineError",
+    "PlanLine",
+    "Progress",
+    "RemoteError",
+    "ReportFiles",
+    "Result",
+    "RetryPolicy",
+    "RunOptions",
+    "TerminalRemoteError",
+    "ThresholdError",
+    "TransientRemoteError",
+    "UsageError",
+    "__version__",
+    "change_group",
+    "delete_contacts",
+    "export_contacts",
+    "import_contacts",
+    "migrate",
+    "sigterm_as_interrupt",
+    "validate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

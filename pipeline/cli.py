@@ -1,5 +1,7 @@
-"""Command line: click commands only.  Each parses options, calls :mod:`pipeline.run` or a
-stage, prints, and maps :class:`~pipeline.errors.PipelineError` to a message and an exit code."""
+"""Command line: click commands only.  Each parses options, calls the Python API
+(:mod:`pipeline.api`), :mod:`pipeline.run` or a stage, prints, and maps
+:class:`~pipeline.errors.PipelineError` to a message and an exit code (a finished run's code
+is its outcome's: :meth:`pipeline.api.Result.error`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import click
 from rich.console import Console
 
 from pipeline import __version__
-from pipeline.errors import EXIT_INCOMPLETE, EXIT_THRESHOLD, PipelineError, UsageError
+from pipeline.errors import PipelineError, UsageError
 
 EXIT_CODES = """\b
 Exit codes (shared by every command):
@@ -325,25 +327,33 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     file, sheet and row), warnings.csv, contacts.csv, contacts.parquet, summary.json and
     report.html (the page of the run: open it in a browser).
     """
-    from pipeline.run import validate_files
+    from pipeline import api
 
     with _errors(opts["debug"]):
         options = _run_options(opts)
         report_dir = opts["report_dir"] or _default_report_dir("validate")
         progress = _progress(opts["quiet"], opts["log_format"])
-        result = validate_files(list(files), options, report_dir, progress)
-        _finish(result, opts, options)
+        result = api.validate(list(files), options, report_dir=report_dir, progress=progress)
+        _finish(result, opts)
 
 
-def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
-    """Print the summary; exit 4/130 when the remote side or the user stopped the run, 3 when
-    too many rows were rejected (here or by the API), 5 when rows did not reach the API."""
+def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
+    """Print the summary of ``result`` (a :class:`pipeline.api.Result`, or a
+    :class:`pipeline.run.RunResult` made one), then exit with the code of its outcome, decided
+    by :meth:`pipeline.api.Result.error` as for ``raise_for_outcome()``: 4/130/143 when the
+    remote side or the user stopped the run, 3 when too many rows were rejected (here or by the
+    API), 5 when rows did not reach the API.  ``options`` is not needed any more (the result
+    carries ``max_error_rate``); callers still pass it."""
+    from pipeline.api import Result
     from pipeline.report.summary import print_summary
 
+    if not isinstance(result, Result):
+        result = Result.from_run(result)
+    summary = result.to_dict()
     if opts["json_out"]:
-        click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        safe = _terminal_safe(result.summary)
+        safe = _terminal_safe(summary)
         print_summary(safe, Console())
         for skip in safe.get("skipped", []):
             where = skip["file"] + (f" [{skip['sheet']}]" if skip["sheet"] else "")
@@ -351,30 +361,19 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
             click.echo(f"skipped {where}: {skip['reason']}; headers seen: {headers}", err=True)
         for note in safe.get("notes", []):
             click.echo(f"note: {note}", err=True)
-    if result.aborted is not None:
-        click.echo(_redact(f"Error: run aborted: {result.aborted}"), err=True)
+    outcome = result.error()
+    if outcome is None:
+        return
+    if outcome is result.aborted:
+        click.echo(_redact(f"Error: run aborted: {outcome}"), err=True)
         click.echo(
-            f"The report lists every row not sent: {result.report_files['errors_csv']}. "
+            f"The report lists every row not sent: {result.reports.errors_csv}. "
             "Re-running the same import is safe.",
             err=True,
         )
-        sys.exit(result.aborted.exit_code)
-    if result.threshold_exceeded:
-        click.echo(
-            f"Error: {result.summary['error_rate']:.1%} of rows rejected, above "
-            f"--max-error-rate {options.max_error_rate:.1%}",
-            err=True,
-        )
-        sys.exit(EXIT_THRESHOLD)
-    if result.incomplete:
-        click.echo(
-            f"Error: incomplete load: {result.incomplete:,} rows did not reach the API "
-            "(LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED, OUTCOME_UNKNOWN). Re-running the same "
-            "command finishes them; the report lists each one: "
-            f"{result.report_files['errors_csv']}",
-            err=True,
-        )
-        sys.exit(EXIT_INCOMPLETE)
+    else:
+        click.echo(_redact(f"Error: {outcome}"), err=True)
+    sys.exit(outcome.exit_code)
 
 
 def _terminal_safe(doc: Any) -> Any:
@@ -525,27 +524,30 @@ def export(
     API at its rate limit with retries.  The file re-imports unchanged: phones in E.164,
     custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
     atomically: an interrupted export never leaves a half file."""
+    from pipeline import api
     from pipeline.load.base import ExportFilters
-    from pipeline.run import export_contacts
+
+    def show_plan(plan: tuple[Any, ...]) -> None:
+        _print_plan([dataclasses.asdict(line) for line in plan], target)
 
     with _errors(debug):
-        filters = ExportFilters(search=search, tag=tag, group=group, opt_out=opt_out)
-        summary = export_contacts(
-            _imp(target, base_url),
+        done = api.export_contacts(
+            target,
             output,
-            filters,
+            ExportFilters(search=search, tag=tag, group=group, opt_out=opt_out),
             with_groups=with_groups,
             excel=excel,
+            base_url=base_url,
             progress=_progress(quiet, log_format),
-            on_plan=None if quiet else lambda plan: _print_plan(plan, target),
+            on_plan=None if quiet else show_plan,
         )
         if json_out:
-            click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+            click.echo(json.dumps(done.to_dict(), indent=2, ensure_ascii=False))
         else:
             click.echo(
-                f"{summary['rows']:,} contacts exported from {target} to {output} "
-                f"({summary['requests']:,} requests, {summary['retries']:,} retries, "
-                f"{summary['rate_limited']:,} rate limited, {summary['seconds']['total']:.1f} s)"
+                f"{done.rows:,} contacts exported from {target} to {output} "
+                f"({done.requests:,} requests, {done.retries:,} retries, "
+                f"{done.rate_limited:,} rate limited, {done.seconds:.1f} s)"
             )
 
 

@@ -4,9 +4,14 @@
     ├── InputError                the user's file or options cannot be used (exit 2)
     │   └── UsageError            an option or argument is wrong (exit 2)
     ├── ThresholdError            the run completed but rejected too many rows (exit 3)
-    └── RemoteError               a remote API refused or failed
-        ├── TransientRemoteError  worth retrying: 429, 5xx, timeouts, dropped connections
-        └── TerminalRemoteError   retrying cannot help: bad credentials, quota (exit 4)
+    ├── RemoteError               a remote API refused or failed (exit 4)
+    │   ├── TransientRemoteError  worth retrying: 429, 5xx, timeouts, dropped connections
+    │   └── TerminalRemoteError   retrying cannot help: bad credentials, quota
+    ├── IncompleteLoadError       rows did not reach the API for a system reason (exit 5)
+    └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) stopped a load
+
+The last four are also what a finished run's outcome raises: the CLI exits with their
+``exit_code`` and ``Result.raise_for_outcome()`` of the Python API raises them.
 
 Row-level problems are not exceptions: they are data (codes and messages on the frame)
 and end up in the per-row report.  Messages name files, sheets, rows and columns,
@@ -23,6 +28,8 @@ EXIT_INCOMPLETE = 5
 """The run ended, but rows did not reach the API for a system reason (a batch failed after
 every retry, rows not sent, a group not applied): re-running the same command finishes it."""
 INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED", "OUTCOME_UNKNOWN")
+EXIT_SIGINT = 130  # 128 + SIGINT: Ctrl-C
+EXIT_SIGTERM = 143  # 128 + SIGTERM: timeout, systemd, Kubernetes, Airflow
 
 
 class PipelineError(Exception):
@@ -67,3 +74,27 @@ class TransientRemoteError(RemoteError):
 
 class TerminalRemoteError(RemoteError):
     """Retrying cannot help: authentication or permission refused, quota exhausted."""
+
+
+class IncompleteLoadError(PipelineError):
+    """The run ended, but ``rows`` rows did not reach the API for a system reason
+    (``INCOMPLETE_CODES``); re-running the same command finishes them."""
+
+    exit_code = EXIT_INCOMPLETE
+
+    def __init__(self, message: str, *, rows: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rows = rows
+
+
+class Interrupted(PipelineError):
+    """The user (Ctrl-C, exit 130) or a scheduler (SIGTERM, exit 143) stopped the run during
+    the load; the report says what was sent."""
+
+    exit_code = EXIT_SIGINT
+
+    def __init__(
+        self, message: str, *, exit_code: int = EXIT_SIGINT, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import INCOMPLETE_CODES, InputError, RemoteError, UsageError
+from pipeline.errors import InputError, Interrupted, PipelineError, UsageError
 from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
 from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
@@ -111,21 +111,10 @@ class RunResult:
     summary: dict[str, Any]
     contacts: pl.DataFrame
     report_files: dict[str, str] = field(default_factory=dict)
-    aborted: RemoteError | None = None
-    """Set when the remote side stopped an import (the report is complete nonetheless)."""
-
-    @property
-    def threshold_exceeded(self) -> bool:
-        """True when the rejected share is above ``--max-error-rate``."""
-        limit = self.summary["options"].get("max_error_rate")
-        return limit is not None and self.summary["error_rate"] > limit
-
-    @property
-    def incomplete(self) -> int:
-        """Rows that did not reach the API for a system reason (``INCOMPLETE_CODES``): the
-        run must not look done to a scheduler (exit 5); re-running finishes them."""
-        by_code = self.summary.get("by_code", {})
-        return sum(by_code.get(code, 0) for code in INCOMPLETE_CODES)
+    aborted: PipelineError | None = None
+    """Set when the remote side (a RemoteError) or the user (Interrupted) stopped a load (the
+    report is complete nonetheless).  What the outcome means (exit code, exception):
+    :meth:`pipeline.api.Result.error`."""
 
 
 def _label(e: Extracted) -> str:
@@ -635,13 +624,6 @@ class ImportOptions:
     """Where credentials come from (default: ``os.environ``)."""
 
 
-class Interrupted(RemoteError):
-    """The user (Ctrl-C, exit 130) or a scheduler (SIGTERM, exit 143) stopped the run during
-    the load; the report says what was sent."""
-
-    exit_code = 130
-
-
 def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
     env = os.environ if imp.env is None else imp.env
     if not imp.load.dry_run:
@@ -699,8 +681,7 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
     except KeyboardInterrupt as stop:
         result = target.result or LoadResult(target.name, contacts.height)
         reason, code = interrupt_reason(stop)
-        error = Interrupted(reason)
-        error.exit_code = code
+        error = Interrupted(reason, exit_code=code)
         result.interrupt(error, target.stats.requests)
         return result
 

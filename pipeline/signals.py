@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+from pipeline.errors import EXIT_SIGINT, EXIT_SIGTERM
 
 
 class Terminated(KeyboardInterrupt):

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import polars as pl
 
 import schemas
-from pipeline.errors import RemoteError, UsageError
+from pipeline.errors import PipelineError, RemoteError, UsageError
 from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
@@ -70,6 +71,12 @@ class LoadOptions:
     dry_run: bool = False
     poll_interval_s: float = 2.0
     concurrency: int = 8
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Attempts and backoff of every request (the CLI uses this default)."""
+    transport: httpx.BaseTransport | None = field(default=None, repr=False, compare=False)
+    """The httpx transport every request goes through (default: httpx's own, the network):
+    ``httpx.MockTransport`` in a test, ``httpx.HTTPTransport(proxy=..., verify=...)`` for a
+    proxy or a private CA."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -99,7 +106,7 @@ class LoadResult:
         self.bulk_counts = {"created": 0, "updated": 0, "unchanged": 0}
         self.not_carried: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
-        self.aborted: RemoteError | None = None
+        self.aborted: PipelineError | None = None
         self.notes: list[str] = []
         self.in_flight: Sequence[int] = ()
         """Rows of the request being sent (see :meth:`sending`): when the run is interrupted
@@ -143,7 +150,7 @@ class LoadResult:
         self.in_flight = rows
         self.in_flight_after = requests
 
-    def interrupt(self, exc: RemoteError, requests: int | None = None) -> None:
+    def interrupt(self, exc: PipelineError, requests: int | None = None) -> None:
         """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
         request in flight are OUTCOME_UNKNOWN (the server may have stored them), the other
         unsettled rows NOT_SENT.  ``requests``, the client's request count now, tells a
@@ -313,8 +320,8 @@ class Target(ABC):
         policy: RetryPolicy | None = None,
     ) -> None:
         self.config = config
-        self.policy = policy or RetryPolicy()
         self.options = options or LoadOptions()
+        self.policy = policy or self.options.retry
         self.progress = progress or NullProgress()
         self.stats = stats or ClientStats()
         self.fmap = field_map(self.name)
@@ -335,6 +342,7 @@ class Target(ABC):
             limiter=limiter,
             policy=self.policy,
             stats=self.stats,
+            transport=self.options.transport,
             **options,
         )
 

@@ -208,6 +208,7 @@ class ApiClient:
         max_connections: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         stats: ClientStats | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.api = api
         self.base_url = base_url.rstrip("/")
@@ -225,6 +226,7 @@ class ApiClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             follow_redirects=False,
+            transport=transport,  # None: httpx's own (the network)
         )
 
     def close(self) -> None:

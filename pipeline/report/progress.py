@@ -179,7 +179,7 @@ class _TerminalStage(Stage):
     def __init__(self, console: object, name: str, detail: str) -> None:
         super().__init__(name, detail)
         self.console = console
-        self._status = None
+        self._status: Any = None  # rich's Status while the stage runs
 
     def __enter__(self) -> Stage:
         self._status = self.console.status(f"[bold]{self.name}[/] {self.detail}")  # type: ignore[attr-defined]

@@ -24,12 +24,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def is_e164(value: object) -> bool:
+def is_e164(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and E164_RE.match(value) is not None
 
 
@@ -237,5 +237,5 @@ def parse_int(raw: str | None, default: int) -> int | None:
         return None
 
 
-def str_list(value: object) -> bool:
+def str_list(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)

@@ -9,14 +9,14 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .base import json_response, set_items
 from .common import ApiError
-from .msgflash_store import OP_ADD, OP_REMOVE, Group, MsgFlashStore
+from .msgflash_store import OP_ADD, OP_REMOVE, Contact, Group, MsgFlashStore
 from .settings import SandboxSettings
 
 COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -52,6 +52,18 @@ class GroupEndpoints:
 
     store: MsgFlashStore
     settings: SandboxSettings
+
+    if TYPE_CHECKING:  # defined by MsgFlashApp
+
+        def _limit(self, request: Request, default: int, maximum: int) -> int: ...
+        @staticmethod
+        def _search(request: Request) -> str | None: ...
+        @staticmethod
+        async def _object(request: Request) -> dict[str, Any]: ...
+        def _contact(self, request: Request) -> Contact: ...
+        def _group(self, request: Request) -> Group: ...
+        def _ids(self, body: dict[str, Any], maximum: int) -> list[str]: ...
+        def _bulk(self, operation: str, group: Group | None, ids: list[str]) -> Response: ...
 
     async def contact_groups(self, request: Request) -> Response:
         contact = self._contact(request)

@@ -335,9 +335,9 @@ class MsgFlashStore:
                 continue
             job.seen.add(cid)
             job.counters[self.member_op(job.operation, group, cid)] += 1
-        failing = job.fail_after is not None and job.fail_after < len(job.ids)
-        if failing and job.due(now) >= job.fail_after:
-            at = job.start_mono + job.fail_after / job.rate
+        fail_after = job.fail_after
+        if fail_after is not None and fail_after < len(job.ids) and job.due(now) >= fail_after:
+            at = job.start_mono + fail_after / job.rate
             self._finish(job, "failed", at, job.error or "Job failed")
         elif job.applied >= len(job.ids) and now >= job.start_mono:
             self._finish(job, "done", job.start_mono + len(job.ids) / job.rate, None)

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -315,13 +316,13 @@ def infer_mapping(
             custom.setdefault(col[len(CUSTOM_PREFIX) :], col)  # as contactpipe exports them
             used.add(col)
             continue
-        fld = _alias_field(col, aliases)
-        if fld is None or (fld in fields and fld != "phone"):
+        alias_of = _alias_field(col, aliases)
+        if alias_of is None or (alias_of in fields and alias_of != "phone"):
             continue
-        if fld == "phone" and preset_phones:
+        if alias_of == "phone" and preset_phones:
             later_phones.append(col)  # a preset's own phone columns come first
         else:
-            fields.setdefault(fld, []).append(col)
+            fields.setdefault(alias_of, []).append(col)
         used.add(col)
     if "phone" in fields and not preset_phones:
         fields["phone"].sort(key=lambda c: _phone_rank(c, priority))
@@ -451,7 +452,8 @@ def _phone_exprs(cols: Sequence[str], mapping: ColumnMapping) -> list[pl.Expr]:
     phone = pl.coalesce([e for _, e in candidates])
     if mapping.multi_value_separator:  # several numbers in one cell: let phones report them
         phone = phone.str.replace_all(mapping.multi_value_separator, " ; ", literal=True)
-    source = pl.when(candidates[0][1].is_not_null()).then(pl.lit(candidates[0][0]))
+    # a Then, then ChainedThens, then an Expr
+    source: Any = pl.when(candidates[0][1].is_not_null()).then(pl.lit(candidates[0][0]))
     for c, e in candidates[1:]:
         source = source.when(e.is_not_null()).then(pl.lit(c))
     source = source.otherwise(pl.lit(cols[0])).cast(pl.Categorical)  # a few names, 1M rows

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 from schemas import SCHEMAS_DIR
 
@@ -77,7 +78,11 @@ def legacy_candidates(invalid: pl.DataFrame) -> pl.DataFrame:
             )
         )
     if not parts:
-        schema = {"cand": pl.String, "region": pl.String, "new_cand": pl.String}
+        schema: dict[str, PolarsDataType] = {
+            "cand": pl.String,
+            "region": pl.String,
+            "new_cand": pl.String,
+        }
         schema |= {"verified": pl.Boolean, "note": pl.String, "old": pl.String}
         schema |= {"plan": pl.String, "effective": pl.String}
         return pl.DataFrame(schema=schema)

@@ -98,7 +98,7 @@ def _plan(md: PhoneMetadata | None, key: str) -> Plan | None:
         return None
     plan = Plan(
         key=key,
-        cc=md.country_code,
+        cc=md.country_code,  # type: ignore[arg-type]  # always set in metadata (stubs: int | None)
         idd=md.international_prefix or None,
         npfp=md.national_prefix_for_parsing or None,
         np_transform=bool(md.national_prefix_transform_rule),

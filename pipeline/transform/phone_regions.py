@@ -70,7 +70,7 @@ def resolve_region(value: str | None, default: str | None) -> tuple[str | None, 
         return up, True
     m = _CALLING_CODE.fullmatch(v)
     if m:
-        region = pn.region_code_for_country_code(int(m.group(1)))
+        region: str | None = pn.region_code_for_country_code(int(m.group(1)))
         return (region, True) if region in pn.SUPPORTED_REGIONS else (None, False)
     region = _names().get(_key(v))
     return (region, True) if region else (None, False)

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 from pipeline.transform.phone_fast import fast_resolve
 from pipeline.transform.phone_legacy import legacy_candidates
 from pipeline.transform.phone_slow import resolve_many
 
 KEY = ["cand", "region"]
-RESOLVED_SCHEMA = {
+RESOLVED_SCHEMA: dict[str, PolarsDataType] = {
     "cand": pl.String,
     "region": pl.String,
     "e164": pl.String,
@@ -64,7 +65,9 @@ def resolve_pairs(pairs: pl.DataFrame, workers: int, stats: PhoneStats) -> pl.Da
     fast = fast.with_columns(
         msg=pl.lit(None, pl.String), cc=pl.lit(None, pl.Int32), nsn=pl.lit(None, pl.String)
     )
-    return pl.concat([fast.select(list(RESOLVED_SCHEMA)).cast(RESOLVED_SCHEMA), slow])
+    # polars types cast()'s mapping with an invariant key (str | Selector | DataType)
+    typed = fast.select(list(RESOLVED_SCHEMA)).cast(RESOLVED_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([typed, slow])
 
 
 def pair_outcomes(
@@ -90,7 +93,9 @@ def pair_outcomes(
         )
         old = old.join(new, on=["new_cand", "region"], how="left", nulls_equal=True)
     else:
-        old = old.with_columns(new_e164=pl.lit(None, pl.String), new_mobile=pl.lit(None, bool))
+        old = old.with_columns(
+            new_e164=pl.lit(None, pl.String), new_mobile=pl.lit(None, pl.Boolean)
+        )
     res = res.join(old, on=KEY, how="left", nulls_equal=True)
 
     ok = pl.col("e164").is_not_null()

@@ -83,7 +83,8 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
     if pn.is_valid_number(n):
         e164 = pn.format_number(n, PhoneNumberFormat.E164)
         return e164, pn.number_type(n) in _MOBILE, None, n.country_code, nsn
-    where = pn.region_code_for_country_code(n.country_code)
+    # a valid number always has its country code (the stubs say int | None)
+    where = pn.region_code_for_country_code(n.country_code)  # type: ignore[arg-type]
     where = f"+{n.country_code}" if where in ("001", "ZZ") else where
     reason = _LENGTH_REASONS.get(pn.is_possible_number_with_reason(n), "not a valid number for {}")
     hint = _without_plus_hint(cand, region)

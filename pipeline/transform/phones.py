@@ -233,7 +233,7 @@ def normalize_phones_with_stats(
         maintain_order="left",
     )  # fmt: skip
     rows = rows.with_columns(_case=_case_index(mobile_only))
-    out = OUTPUT_COLUMNS
+    out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
         ok = pl.col("_case").is_null()
         listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 import schemas
 
@@ -232,7 +233,7 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         groups = pl.concat_list(groups, pl.lit(list(options.extra_groups), pl.List(pl.String)))
     present = {c for c in df.columns if df.get_column(c).null_count() < df.height}
 
-    def typed(col: str, expr: pl.Expr, dtype: pl.DataType = pl.String) -> pl.Expr:
+    def typed(col: str, expr: pl.Expr, dtype: PolarsDataType = pl.String) -> pl.Expr:
         # A column with no value at all stays a literal null: computing over it would
         # materialise 16 bytes of string view per row for nothing.
         return (expr if col in present else pl.lit(None, dtype)).alias(col)

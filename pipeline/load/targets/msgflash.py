@@ -158,7 +158,7 @@ import math
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -533,8 +533,8 @@ class MsgFlash(Target):
             self._fail_unconfirmed_groups(result, "the run was interrupted")
             raise
         finally:
-            for k in seconds:
-                seconds[k] = round(seconds[k], 3)
+            for step in seconds:
+                seconds[step] = round(seconds[step], 3)
         return result
 
     # -- the worker pool ---------------------------------------------------------------
@@ -591,7 +591,7 @@ class MsgFlash(Target):
             raise errors[0]
 
     # -- contacts ----------------------------------------------------------------------
-    def _pages(self, path: str, params: dict[str, Any], endpoint: str) -> Iterator[Any]:
+    def _pages(self, path: str, params: dict[str, Any], endpoint: str) -> Generator[Any]:
         """The ``data`` of each page of a cursor-paged listing."""
         cursor: str | None = None
         while True:

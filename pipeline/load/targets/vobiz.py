@@ -87,7 +87,7 @@ import csv
 import io
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -408,7 +408,7 @@ class Vobiz(Target):
 
     def _pages(
         self, params: Mapping[str, Any], what: str
-    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    ) -> Generator[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """(body, items) of each page of ``GET /contacts?page=N&limit=...`` with ``params``,
         page 1 first, until ``has_more`` is false or a page is empty.
 

@@ -101,7 +101,7 @@ import binascii
 import itertools
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -303,14 +303,16 @@ class Waapi(Target):
 
     def _pages(
         self, path: str, key: str, params: Mapping[str, Any], endpoint: str
-    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+    ) -> Generator[tuple[list[dict[str, Any]], dict[str, Any]]]:
         """(items, pagination) per page of a page/limit listing, ``limit`` at its maximum,
         until the last page announced by the latest answer."""
         page = 1
         while True:
             data = self._get(path, {**params, "page": page, "limit": PAGE_MAX}, endpoint)
             items = [x for x in data.get(key) or [] if isinstance(x, dict)]
-            meta = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
+            meta: dict[str, Any] = (
+                data["pagination"] if isinstance(data.get("pagination"), dict) else {}
+            )
             yield items, meta
             pages = meta.get("totalPages")
             more = page < int(pages) if isinstance(pages, int) else len(items) >= PAGE_MAX
@@ -321,7 +323,9 @@ class Waapi(Target):
     def _count(self, path: str, key: str, params: Mapping[str, Any], endpoint: str) -> int:
         """How many items a listing has, from its smallest first page (one request)."""
         data = self._get(path, {**params, "page": 1, "limit": 1}, endpoint)
-        meta = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
+        meta: dict[str, Any] = (
+            data["pagination"] if isinstance(data.get("pagination"), dict) else {}
+        )
         total = meta.get("total")
         return int(total) if isinstance(total, int) else len(data.get(key) or [])
 
@@ -457,7 +461,7 @@ class Waapi(Target):
         if found is None:
             raise self._no_group(name)
         data = self._get(f"{self.groups_path}/{found['_id']}", {}, "GET group")
-        group = data.get("group") if isinstance(data.get("group"), dict) else {}
+        group: dict[str, Any] = data["group"] if isinstance(data.get("group"), dict) else {}
         members = group.get("contacts") or []
         items = [m for m in members if isinstance(m, dict)]
         bare = {m for m in members if isinstance(m, str)}
@@ -653,9 +657,9 @@ class Waapi(Target):
                 if key:
                     need.setdefault(key, []).append(i)
         if need:
-            for key, cid in self._ids_by_phone(set(need)).items():
-                for i in need[key]:
-                    ids[i] = cid
+            for wanted, found in self._ids_by_phone(set(need)).items():
+                for i in need[wanted]:
+                    ids[i] = found
         by_id: dict[str, list[int]] = {}
         for i, cid in enumerate(ids):
             if cid is None:

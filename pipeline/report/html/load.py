@@ -72,7 +72,7 @@ def endpoint_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     scale = (CHART_W - 80) / top
     blocks, y = [], 0
     for r in rows:
-        block = {"label": clip(r["endpoint"], 90), "y_text": y + 12, "bars": []}
+        block: dict[str, Any] = {"label": clip(r["endpoint"], 90), "y_text": y + 12, "bars": []}
         present = [
             (k, n) for k, n in (("planned", r["planned"]), ("sent", r["actual"])) if n is not None
         ]
@@ -173,7 +173,7 @@ def load_view(section: str, part: Mapping[str, Any], real_seconds: float | None)
     known = [line["min_seconds"] for line in plan if line.get("min_seconds") is not None]
     least = sum(known) if known else None
     unknown = len(plan) - len(known)
-    steps = part.get("seconds") if isinstance(part.get("seconds"), dict) else {}
+    steps: dict[str, Any] = part["seconds"] if isinstance(part.get("seconds"), dict) else {}
     if real_seconds is None and steps:
         real_seconds = sum(v for v in steps.values() if isinstance(v, (int, float)))
     nothing_sent = bool(part.get("dry_run")) and section == "load"  # a dry delete looks up
