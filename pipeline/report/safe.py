@@ -24,9 +24,10 @@ def excel_safe(expr: pl.Expr) -> pl.Expr:
 
 
 def excel_safe_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """Apply :func:`excel_safe` to every String column of ``df``."""
-    return df.with_columns(
-        excel_safe(pl.col(name)).alias(name)
-        for name, dtype in df.schema.items()
-        if dtype == pl.String
-    )
+    """Apply :func:`excel_safe` to every String column of ``df`` that has a cell starting
+    with one of the characters it looks at (the others are left as they are, unscanned)."""
+    names = [name for name, dtype in df.schema.items() if dtype == pl.String]
+    if not names or df.is_empty():
+        return df
+    starts = df.select(pl.col(n).str.contains(r"^[=@\t\r+-]").any().alias(n) for n in names)
+    return df.with_columns(excel_safe(pl.col(n)).alias(n) for n in names if starts[n].item())
