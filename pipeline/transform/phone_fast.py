@@ -34,7 +34,9 @@ identity, so ``parse`` reduces to the steps mirrored below (names from ``phonenu
 
 Regex semantics: full matches use ``^(?:p)$`` (existence: same language in both engines);
 prefix ends use ``^((?:p))`` with leftmost-first semantics, which the Rust ``regex`` crate
-shares with Python for the pattern subset allowed by :mod:`phone_meta`.  Plans whose
+shares with Python for the pattern subset allowed by :mod:`phone_meta`.  Patterns run with
+Unicode off (``(?-u)``): the subjects are ASCII digits only, where ``\\d`` means ``[0-9]`` in
+either mode, and the subset has no ``.``, ``\\w``, ``\\s`` or case folding.  Plans whose
 patterns fall outside it are never claimed.  Proved by differential tests against
 phonenumbers on every region's example numbers in many forms, mutations and regions.
 """
@@ -56,12 +58,17 @@ from pipeline.transform.phone_meta import (
 )
 
 CLAIM_SCOPE = r"^\+?[0-9]{2,30}$"
+# Every metadata pattern runs with Unicode off: on the ASCII digit strings the fast path sees
+# (CLAIM_SCOPE), ``\d`` matches the same characters either way, and without Unicode classes
+# the regex engine compiles a region's patterns about six times faster (the fixed cost of
+# each region: ~0.2 s -> 0.04 s for 120 regions' type patterns).
+ASCII = "(?-u)"
 _CC1, _CC2, _CC3 = country_code_sets()
 _COLS = ["cand", "region", "cc", "num", "key"]
 
 
 def _full(expr: pl.Expr, pattern: str | None) -> pl.Expr:
-    return pl.lit(False) if pattern is None else expr.str.contains(f"^(?:{pattern})$")
+    return pl.lit(False) if pattern is None else expr.str.contains(f"{ASCII}^(?:{pattern})$")
 
 
 def _desc_match(nsn: pl.Expr, d: Desc) -> pl.Expr:
@@ -116,8 +123,8 @@ def _strip_np(frame: pl.DataFrame, src: str, out: str, p: Plan) -> pl.DataFrame:
     if p.npfp is None:
         return frame.with_columns(num.alias(out), np_ok=pl.lit(True))
     if p.np_transform:
-        return frame.with_columns(num.alias(out), np_ok=~num.str.contains(f"^(?:{p.npfp})"))
-    frame = frame.with_columns(_pfx=num.str.extract(f"^((?:{p.npfp}))", 1))
+        return frame.with_columns(num.alias(out), np_ok=~num.str.contains(f"{ASCII}^(?:{p.npfp})"))
+    frame = frame.with_columns(_pfx=num.str.extract(f"{ASCII}^((?:{p.npfp}))", 1))
     frame = frame.with_columns(_str=num.str.slice(pl.col("_pfx").str.len_chars()))
     stripped = pl.col("_str")
     keep = _full(num, p.general.pattern) & ~_full(stripped, p.general.pattern)
@@ -132,7 +139,7 @@ def _route_national(sub: pl.DataFrame, p: Plan) -> tuple[pl.DataFrame, pl.DataFr
     """Split national-looking digits of one region into (international 'full', routed rows)."""
     d = pl.col("cand")
     if p.idd is not None:
-        sub = sub.with_columns(_idd=d.str.extract(f"^((?:{p.idd}))", 1))
+        sub = sub.with_columns(_idd=d.str.extract(f"{ASCII}^((?:{p.idd}))", 1))
         sub = sub.with_columns(after=d.str.slice(pl.col("_idd").str.len_chars()))
         hit = pl.col("_idd").is_not_null() & ~pl.col("after").str.starts_with("0")
         sub = sub.with_columns(idd_hit=hit)
@@ -212,7 +219,7 @@ def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[p
         if rest.height < min_group:
             break  # too few left to pay for the next region's patterns: phonenumbers decides
         if p.leading_digits is not None:
-            hit = nsn.str.contains(f"^(?:{p.leading_digits})")
+            hit = nsn.str.contains(f"{ASCII}^(?:{p.leading_digits})")
             rest = rest.with_columns(hit=hit)
             chosen = _with_type(rest.filter("hit"), p)
         else:
