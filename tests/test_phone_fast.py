@@ -7,6 +7,7 @@ random default regions.  The reference is a plain per-row phonenumbers call.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -16,7 +17,9 @@ import pytest
 from phonenumbers import PhoneNumberFormat as PNF
 from phonenumbers import PhoneNumberType as PNT
 
+from pipeline.transform import phone_fast, phone_resolve
 from pipeline.transform.phone_fast import fast_resolve
+from pipeline.transform.phone_meta import Desc, plan_for_region
 from pipeline.transform.phones import normalize_phones
 
 REGIONS = sorted(pn.SUPPORTED_REGIONS)
@@ -141,9 +144,14 @@ def _human_forms(n: pn.PhoneNumber, rng: random.Random) -> list[str]:
     return [f if rng.random() < 0.7 else _mutate(re.sub(r"[^0-9+]", "", f), rng) for f in forms]
 
 
-def test_normalize_equals_phonenumbers_row_by_row() -> None:
+@pytest.mark.parametrize("min_group", [1, phone_resolve.FAST_MIN_GROUP])
+def test_normalize_equals_phonenumbers_row_by_row(
+    min_group: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Cleaning + fast path + slow path == phonenumbers on the raw cell, for the formats it
-    prints and the usual human variants (legacy plans off: plain phonenumbers semantics)."""
+    prints and the usual human variants (legacy plans off: plain phonenumbers semantics).
+    With ``min_group`` 1 the fast path takes every region, even one with a single number."""
+    monkeypatch.setattr(phone_resolve, "FAST_MIN_GROUP", min_group)
     rng = random.Random(7)
     cells, regions = [], []
     for home, n in EXAMPLES:
@@ -179,3 +187,41 @@ def test_every_region_example_round_trips() -> None:
     df = pl.DataFrame({"phone": natl, "country": regions})
     out = normalize_phones(df, phone_col="phone", region=None, country_col="country")
     assert out["__phone_e164"].to_list() == e164s
+
+
+def test_small_groups_are_left_to_phonenumbers() -> None:
+    """``min_group``: a region, plan or country code with fewer pairs is not claimed (each
+    costs the fast path a fixed few ms); a big enough one is, with phonenumbers' answer."""
+    fr = [(f"06{i:08d}", "FR") for i in range(12_345_600, 12_345_650)]
+    de = [(f"+49151{i:08d}", None) for i in range(23_456_700, 23_456_705)]
+    pairs = pl.DataFrame(fr + de, schema={"cand": pl.String, "region": pl.String}, orient="row")
+    claimed = {(c, r): (e, m) for c, r, e, m in fast_resolve(pairs, min_group=10).iter_rows()}
+    assert {r for _, r in claimed} == {"FR"}
+    assert len(claimed) == len(fr)
+    for (cand, region), got in claimed.items():
+        assert got == reference(cand, region)
+    assert fast_resolve(pairs, min_group=51).is_empty()
+    assert len(fast_resolve(pairs)) == len(fr) + len(de)
+
+
+def test_a_plan_polars_cannot_compile_is_not_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pattern over polars' regex size limit (Python compiles it): the rows it concerns
+    go to phonenumbers, the others are still claimed, and nothing raises."""
+    huge = r"(?:\d{100}){100}{100}"
+    real = plan_for_region
+
+    def plan(region: str) -> object:
+        p = real(region)
+        if region == "FR" and p is not None:
+            return dataclasses.replace(p, general=Desc(huge, p.general.lengths))
+        return p
+
+    monkeypatch.setattr(phone_fast, "plan_for_region", plan)
+    monkeypatch.setattr(phone_fast, "plan_for_key", plan)
+    pairs = pl.DataFrame(
+        {"cand": ["0612345678", "+33612345678", "+4915123456789"], "region": ["FR", None, None]}
+    )
+    claimed = {c: e for c, _, e, _ in fast_resolve(pairs).iter_rows()}
+    assert claimed == {"+4915123456789": "+4915123456789"}
+    out = normalize_phones(pairs.rename({"cand": "phone"}), phone_col="phone", region="FR")
+    assert out["__phone_e164"].to_list() == ["+33612345678", "+33612345678", "+4915123456789"]

@@ -37,6 +37,26 @@ def test_risky_cells_are_neutralised_and_numbers_are_not(cell: str, risky: bool)
     assert out == (f"'{cell}" if risky else cell)
 
 
+def test_whole_frame_equals_cell_by_cell() -> None:
+    """Columns without a cell starting with a character the guard looks at are skipped;
+    the frame is still exactly the guard applied to every cell (nulls and numbers kept)."""
+    cells = list(CELLS)
+    df = pl.DataFrame(
+        {
+            "mixed": cells,
+            "plain": [f"Name {i}" for i in range(len(cells))],
+            "phones": ["+33612345678", None] * (len(cells) // 2),
+            "nulls": pl.Series([None] * len(cells), dtype=pl.String),
+            "n": list(range(len(cells))),
+        }
+    )
+    out = excel_safe_frame(df)
+    one = {c: excel_safe_frame(pl.DataFrame({"v": [c]})).item() for c in CELLS}
+    assert out["mixed"].to_list() == [one[c] for c in cells]
+    assert out.drop("mixed").equals(df.drop("mixed"))
+    assert excel_safe_frame(df.clear()).equals(df.clear())
+
+
 def test_csv_report_cells_never_start_a_formula(tmp_path) -> None:
     df = pl.DataFrame({"phone": ["+2290197123456"], "name": ['=HYPERLINK("x")'], "n": [3]})
     path = tmp_path / "out.csv"

@@ -82,9 +82,7 @@ def _flat_for_csv(df: pl.DataFrame) -> pl.DataFrame:
         if isinstance(dtype, pl.List):
             exprs.append(pl.col(name).list.join(", ").alias(name))
         elif dtype == pl.Boolean:
-            exprs.append(
-                pl.col(name).replace_strict({True: "true", False: "false"}, return_dtype=pl.String)
-            )
+            exprs.append(pl.col(name).cast(pl.String))  # "true" / "false"
     return df.with_columns(exprs) if exprs else df
 
 

@@ -397,14 +397,34 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
     return pl.when((stripped == "") | is_placeholder(stripped)).then(None).otherwise(stripped)
 
 
+_BLANKED = "__blanked:"
+
+
+def _cell(col: str) -> pl.Expr:
+    """Source column ``col`` trimmed, null when blank or a placeholder: computed once per
+    column by :func:`apply_mapping` (an expression nesting :func:`_blank_to_null` evaluates
+    its input three times: 0.4 s per million rows for a one-column tag list)."""
+    return pl.col(_BLANKED + col)
+
+
 def _joined(cols: Iterable[str]) -> pl.Expr:
-    parts = [_blank_to_null(pl.col(c)) for c in cols]
+    parts = [_cell(c) for c in cols]
     return _blank_to_null(pl.concat_str(parts, separator=" ", ignore_nulls=True))
 
 
 def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     """Return the canonical raw frame: one String column per canonical field (null when absent),
     ``custom.<key>`` columns, ``__phone_column``, and the source position columns."""
+    used = {c for cols in mapping.fields.values() for c in cols} | set(mapping.custom.values())
+    # trimmed first, then blanked: one pass of strip_chars per column instead of three
+    trimmed = frame.select(pl.col(c).str.strip_chars().alias(_BLANKED + c) for c in used)
+    blank = [(pl.col(n) == "") | is_placeholder(pl.col(n)) for n in trimmed.columns]
+    blanked = frame.with_columns(
+        trimmed.select(
+            pl.when(b).then(None).otherwise(pl.col(n)).alias(n)
+            for n, b in zip(trimmed.columns, blank, strict=True)
+        ).get_columns()
+    )
     exprs: list[pl.Expr] = []
     for fld in FIELDS:
         cols = mapping.fields.get(fld, ())
@@ -417,11 +437,11 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
         elif fld in ("tags", "groups"):
             exprs.append(_list_cell(cols, mapping).alias(fld))
         else:
-            exprs.append(pl.coalesce([_blank_to_null(pl.col(c)) for c in cols]).alias(fld))
+            exprs.append(pl.coalesce([_cell(c) for c in cols]).alias(fld))
     for key, col in mapping.custom.items():
-        exprs.append(_blank_to_null(pl.col(col)).alias(CUSTOM_PREFIX + key))
+        exprs.append(_cell(col).alias(CUSTOM_PREFIX + key))
     exprs.append(_phone_elsewhere(mapping))
-    return frame.select(*SOURCE_COLUMNS, *exprs)
+    return blanked.select(*SOURCE_COLUMNS, *exprs)
 
 
 def _phone_elsewhere(mapping: ColumnMapping) -> pl.Expr:
@@ -447,8 +467,8 @@ def _phone_exprs(cols: Sequence[str], mapping: ColumnMapping) -> list[pl.Expr]:
         if label_col is not None and mobile:
             label = pl.col(label_col).str.strip_chars().str.to_lowercase()
             is_mobile = label.is_in(mobile).fill_null(False)
-            candidates.append((c, pl.when(is_mobile).then(_blank_to_null(pl.col(c)))))
-    candidates += [(c, _blank_to_null(pl.col(c))) for c in cols]
+            candidates.append((c, pl.when(is_mobile).then(_cell(c))))
+    candidates += [(c, _cell(c)) for c in cols]
     phone = pl.coalesce([e for _, e in candidates])
     if mapping.multi_value_separator:  # several numbers in one cell: let phones report them
         phone = phone.str.replace_all(mapping.multi_value_separator, " ; ", literal=True)
@@ -464,9 +484,11 @@ def _list_cell(cols: Sequence[str], mapping: ColumnMapping) -> pl.Expr:
     """Several list columns joined into one cell with ';' between values."""
     parts = []
     for c in cols:
-        e = _blank_to_null(pl.col(c))
+        e = _cell(c)
         if mapping.multi_value_separator:
             e = e.str.replace_all(mapping.multi_value_separator, LIST_SEPARATOR, literal=True)
         parts.append(e)
+    if len(parts) == 1 and not mapping.multi_value_separator:
+        return parts[0]  # already trimmed and not blank: the join and its check change nothing
     joined = pl.concat_str(parts, separator=LIST_SEPARATOR, ignore_nulls=True)
     return _blank_to_null(joined)

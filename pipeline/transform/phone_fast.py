@@ -34,7 +34,9 @@ identity, so ``parse`` reduces to the steps mirrored below (names from ``phonenu
 
 Regex semantics: full matches use ``^(?:p)$`` (existence: same language in both engines);
 prefix ends use ``^((?:p))`` with leftmost-first semantics, which the Rust ``regex`` crate
-shares with Python for the pattern subset allowed by :mod:`phone_meta`.  Plans whose
+shares with Python for the pattern subset allowed by :mod:`phone_meta`.  Patterns run with
+Unicode off (``(?-u)``): the subjects are ASCII digits only, where ``\\d`` means ``[0-9]`` in
+either mode, and the subset has no ``.``, ``\\w``, ``\\s`` or case folding.  Plans whose
 patterns fall outside it are never claimed.  Proved by differential tests against
 phonenumbers on every region's example numbers in many forms, mutations and regions.
 """
@@ -56,12 +58,17 @@ from pipeline.transform.phone_meta import (
 )
 
 CLAIM_SCOPE = r"^\+?[0-9]{2,30}$"
+# Every metadata pattern runs with Unicode off: on the ASCII digit strings the fast path sees
+# (CLAIM_SCOPE), ``\d`` matches the same characters either way, and without Unicode classes
+# the regex engine compiles a region's patterns about six times faster (the fixed cost of
+# each region: ~0.2 s -> 0.04 s for 120 regions' type patterns).
+ASCII = "(?-u)"
 _CC1, _CC2, _CC3 = country_code_sets()
 _COLS = ["cand", "region", "cc", "num", "key"]
 
 
 def _full(expr: pl.Expr, pattern: str | None) -> pl.Expr:
-    return pl.lit(False) if pattern is None else expr.str.contains(f"^(?:{pattern})$")
+    return pl.lit(False) if pattern is None else expr.str.contains(f"{ASCII}^(?:{pattern})$")
 
 
 def _desc_match(nsn: pl.Expr, d: Desc) -> pl.Expr:
@@ -116,8 +123,8 @@ def _strip_np(frame: pl.DataFrame, src: str, out: str, p: Plan) -> pl.DataFrame:
     if p.npfp is None:
         return frame.with_columns(num.alias(out), np_ok=pl.lit(True))
     if p.np_transform:
-        return frame.with_columns(num.alias(out), np_ok=~num.str.contains(f"^(?:{p.npfp})"))
-    frame = frame.with_columns(_pfx=num.str.extract(f"^((?:{p.npfp}))", 1))
+        return frame.with_columns(num.alias(out), np_ok=~num.str.contains(f"{ASCII}^(?:{p.npfp})"))
+    frame = frame.with_columns(_pfx=num.str.extract(f"{ASCII}^((?:{p.npfp}))", 1))
     frame = frame.with_columns(_str=num.str.slice(pl.col("_pfx").str.len_chars()))
     stripped = pl.col("_str")
     keep = _full(num, p.general.pattern) & ~_full(stripped, p.general.pattern)
@@ -132,7 +139,7 @@ def _route_national(sub: pl.DataFrame, p: Plan) -> tuple[pl.DataFrame, pl.DataFr
     """Split national-looking digits of one region into (international 'full', routed rows)."""
     d = pl.col("cand")
     if p.idd is not None:
-        sub = sub.with_columns(_idd=d.str.extract(f"^((?:{p.idd}))", 1))
+        sub = sub.with_columns(_idd=d.str.extract(f"{ASCII}^((?:{p.idd}))", 1))
         sub = sub.with_columns(after=d.str.slice(pl.col("_idd").str.len_chars()))
         hit = pl.col("_idd").is_not_null() & ~pl.col("after").str.starts_with("0")
         sub = sub.with_columns(idd_hit=hit)
@@ -180,17 +187,20 @@ def _route_international(intl: pl.DataFrame) -> pl.DataFrame:
     return out.select("cand", "region", "cc", "num", key=key.cast(pl.String))
 
 
-def _nsn_stage(routed: pl.DataFrame) -> pl.DataFrame:
+def _nsn_stage(routed: pl.DataFrame, min_group: int) -> pl.DataFrame:
     """Per stripping plan: national prefix + length rules -> (cand, region, cc, nsn)."""
     parts = []
     num = pl.col("num")
     for (key,), sub in routed.partition_by("key", as_dict=True).items():
-        p = plan_for_key(key)
+        p = plan_for_key(key) if sub.height >= min_group else None
         if p is None:
             continue
-        sub = _strip_np(sub.filter(num.str.len_chars() >= MIN_NSN), "num", "pot", p)
-        keeps, _ = _length_result(pl.col("pot"), p)
-        sub = sub.filter("np_ok").with_columns(nsn=pl.when(keeps).then("pot").otherwise(num))
+        try:
+            sub = _strip_np(sub.filter(num.str.len_chars() >= MIN_NSN), "num", "pot", p)
+            keeps, _ = _length_result(pl.col("pot"), p)
+            sub = sub.filter("np_ok").with_columns(nsn=pl.when(keeps).then("pot").otherwise(num))
+        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
+            continue
         parts.append(
             sub.filter(pl.col("nsn").str.len_chars() <= MAX_NSN).select(
                 "cand", "region", "cc", "nsn"
@@ -199,31 +209,42 @@ def _nsn_stage(routed: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts) if parts else routed.clear().select("cand", "region", "cc", nsn="num")
 
 
-def _validity_stage(nsns: pl.DataFrame) -> pl.DataFrame:
-    """Per country code: `is_valid_number` + type class; keeps valid rows only."""
+def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[pl.DataFrame]:
+    """The valid rows of one country code's NSNs, typed (see :func:`_validity_stage`)."""
+    if len(plans) == 1:
+        return [_with_type(rest, plans[0]).filter(pl.col("t") > 0)]
     parts = []
     nsn = pl.col("nsn")
+    for p in plans:  # `_region_code_for_number_from_list`, first region that fits
+        if rest.height < min_group:
+            break  # too few left to pay for the next region's patterns: phonenumbers decides
+        if p.leading_digits is not None:
+            hit = nsn.str.contains(f"{ASCII}^(?:{p.leading_digits})")
+            rest = rest.with_columns(hit=hit)
+            chosen = _with_type(rest.filter("hit"), p)
+        else:
+            rest = _with_type(rest, p).with_columns(hit=pl.col("t") > 0)
+            chosen = rest.filter("hit")
+        parts.append(chosen.filter(pl.col("t") > 0).drop("hit"))
+        rest = rest.filter(~pl.col("hit")).drop("hit", "t", strict=False)
+        if rest.is_empty():
+            break
+    return parts
+
+
+def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
+    """Per country code: `is_valid_number` + type class; keeps valid rows only."""
+    parts = []
     for (cc,), rest in nsns.partition_by("cc", as_dict=True).items():
-        keys = validity_keys(cc)
-        plans = [plan_for_key(k) for k in keys]
+        if rest.height < min_group:
+            continue
+        plans = [plan_for_key(k) for k in validity_keys(cc)]
         if not plans or any(p is None for p in plans):
             continue  # some region of the code is not usable: never claim
-        if len(plans) == 1:
-            parts.append(_with_type(rest, plans[0]).filter(pl.col("t") > 0))  # type: ignore[arg-type]
+        try:
+            parts.extend(_code_valid(rest, plans, min_group))  # type: ignore[arg-type]
+        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
             continue
-        for p in plans:  # `_region_code_for_number_from_list`, first region that fits
-            assert p is not None
-            if p.leading_digits is not None:
-                hit = nsn.str.contains(f"^(?:{p.leading_digits})")
-                rest = rest.with_columns(hit=hit)
-                chosen = _with_type(rest.filter("hit"), p)
-            else:
-                rest = _with_type(rest, p).with_columns(hit=pl.col("t") > 0)
-                chosen = rest.filter("hit")
-            parts.append(chosen.filter(pl.col("t") > 0).drop("hit"))
-            rest = rest.filter(~pl.col("hit")).drop("hit", "t", strict=False)
-            if rest.is_empty():
-                break
     if not parts:
         return nsns.clear().select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True))
     return pl.concat([x.select("cand", "region", "cc", "nsn", "t") for x in parts]).select(
@@ -234,11 +255,17 @@ def _validity_stage(nsns: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def fast_resolve(pairs: pl.DataFrame) -> pl.DataFrame:
+def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
     """Claim the valid numbers among distinct ``cand`` / ``region`` pairs.
 
     Returns ``cand, region, e164, mobile`` for claimed pairs only; a pair missing from the
     result must be decided by phonenumbers (slow path).
+
+    ``min_group``: pairs of a region (national numbers), a numbering plan or a country code
+    with fewer pairs than this are not claimed.  Each plan costs a fixed few milliseconds
+    (polars compiles its patterns), about what phonenumbers takes for 100 numbers, so a
+    list spread thinly over 240 countries is cheaper left to phonenumbers.  Leaving pairs
+    unclaimed never changes an answer, only who computes it.
     """
     pairs = pairs.select("cand", pl.col("region").cast(pl.String)).filter(
         pl.col("cand").str.contains(CLAIM_SCOPE)
@@ -248,12 +275,15 @@ def fast_resolve(pairs: pl.DataFrame) -> pl.DataFrame:
     routed = []
     natl = pairs.filter(~plus & pl.col("region").is_not_null())
     for (region,), sub in natl.partition_by("region", as_dict=True).items():
-        p = plan_for_region(region)
+        p = plan_for_region(region) if sub.height >= min_group else None
         if p is None:
             continue
-        i, r = _route_national(sub, p)
+        try:
+            i, r = _route_national(sub, p)
+        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
+            continue
         intl.append(i)
         routed.append(r)
     routed.append(_route_international(pl.concat(intl)))
     routed_df = pl.concat([r.select(_COLS).cast({"cc": pl.Int32}) for r in routed])
-    return _validity_stage(_nsn_stage(routed_df))
+    return _validity_stage(_nsn_stage(routed_df, min_group), min_group)

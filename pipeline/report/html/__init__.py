@@ -20,6 +20,7 @@ value are capped (:mod:`pipeline.report.html.data`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 from collections.abc import Mapping
@@ -46,11 +47,36 @@ __all__ = ["REPORT_NAME", "render_html", "write_html"]
 REPORT_NAME = "report.html"
 
 
+def _bytecode_cache() -> Any:
+    """jinja2's per-user cache of compiled templates (a 0700 directory in the temp dir):
+    compiling report.html.j2 costs ~50 ms, a sixth of a small run.  Keyed by the template's
+    checksum and jinja2's own version; any failure to read or write it only means
+    compiling again."""
+    import jinja2
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # unreadable or truncated: compile instead
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(Exception):  # read-only or full temp dir: no cache
+                super().dump_bytecode(bucket)
+
+    try:
+        return QuietCache(pattern="__contactpipe_%s.cache")
+    except Exception:  # no safe temp directory
+        return None
+
+
 def _env() -> Any:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.report.html", ""),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,  # every {{ }} is escaped, in text and in attributes
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -1,0 +1,104 @@
+"""Fixed costs of ``contactpipe validate``: start-up, and the cost of many countries.
+
+    .venv/bin/python benchmarks/bench_fixed.py [--runs 7]
+
+Three small files, each run ``--runs`` times as a whole ``contactpipe validate`` process
+(interpreter start-up, imports, work, report.html), medians printed:
+
+* ``one_row.csv``: one French mobile (the start-up goal: <= 0.3 s);
+* ``countries_240.csv``: 1,000 rows spread over 240 regions, each row its region's example
+  mobile number (or a neighbour of it) in national format, with a ``country`` column;
+* ``countries_1.csv``: 1,000 French rows of the same shape (the 240-country file should take
+  no more than 1.5x this one).
+
+The files are written under ``benchmarks/data`` (git ignores it).  Figures, not tests: the
+script exits 0 whatever it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import phonenumbers as pn
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rows_over(regions: list[str], n: int) -> list[tuple[str, str, str]]:
+    """(name, phone, country) rows cycling over ``regions``: example mobile numbers with the
+    last digit varied, in national format."""
+    rows = []
+    for i in range(n):
+        region = regions[i % len(regions)]
+        ex = pn.example_number_for_type(region, pn.PhoneNumberType.MOBILE) or pn.example_number(
+            region
+        )
+        assert ex is not None
+        natl = pn.national_significant_number(ex)
+        varied = natl[:-1] + str((int(natl[-1]) + i // len(regions)) % 10)
+        number = pn.parse(varied, region) if varied.isdigit() else ex
+        text = pn.format_number(number, pn.PhoneNumberFormat.NATIONAL) or varied
+        rows.append((f"Person {i}", text, region))
+    return rows
+
+
+def make_files(data: Path) -> dict[str, Path]:
+    """Write the three files (every time: they are small) and return them by label."""
+    data.mkdir(parents=True, exist_ok=True)
+    regions = sorted(
+        r
+        for r in pn.SUPPORTED_REGIONS
+        if pn.example_number_for_type(r, pn.PhoneNumberType.MOBILE) or pn.example_number(r)
+    )[:240]
+    files = {
+        "one row": (data / "one_row.csv", [("Alice", "06 12 34 56 78", "FR")]),
+        "1,000 rows, 240 countries": (data / "countries_240.csv", _rows_over(regions, 1000)),
+        "1,000 rows, 1 country": (data / "countries_1.csv", _rows_over(["FR"], 1000)),
+    }
+    out = {}
+    for label, (path, rows) in files.items():
+        lines = ["name,phone,country"] + [f'"{a}","{b}",{c}' for a, b, c in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out[label] = path
+    return out
+
+
+def run_once(path: Path, report: Path) -> float:
+    """Wall seconds of one whole ``contactpipe validate`` process."""
+    exe = str(Path(sys.executable).with_name("contactpipe"))
+    cmd = [exe, "validate", str(path), "--region", "FR", "--report-dir", str(report), "--quiet"]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--data-dir", type=Path, default=HERE / "data")
+    ap.add_argument("--out-dir", type=Path, default=HERE / "out")
+    args = ap.parse_args()
+    files = make_files(args.data_dir)
+    times: dict[str, list[float]] = {label: [] for label in files}
+    for _ in range(args.runs):  # interleaved: a burst of load hits every file alike
+        for label, path in files.items():
+            times[label].append(run_once(path, args.out_dir / f"fixed-{path.stem}"))
+    load = os.getloadavg()[0]
+    print(f"contactpipe validate, median of {args.runs} runs (load average {load:.2f})")
+    for label, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {label:<28}{med:7.3f} s   (min {min(ts):.3f}, max {max(ts):.3f})")
+    many = statistics.median(times["1,000 rows, 240 countries"])
+    one = statistics.median(times["1,000 rows, 1 country"])
+    print(f"  240 countries / 1 country: {many / one:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
