@@ -23,27 +23,38 @@ from pipeline.errors import EXIT_THRESHOLD, PipelineError, UsageError
 EXIT_CODES = """\b
 Exit codes (shared by every command):
   0  the run completed
-  2  unusable input or usage (file unreadable, no phone column, bad option)
+  2  unusable input or usage (file unreadable or above a size limit, no
+     phone column, bad option, malformed credential, unwritable report dir)
   3  the rejected share is above --max-error-rate
   4  the remote side aborted the run (credentials refused, quota used up,
      target unreachable after retries); the report lists what was not sent
-  130  interrupted (Ctrl-C) during a load; the report lists what was not sent"""
+  130  interrupted (Ctrl-C); during a load the report lists what was not sent
+  143  terminated (SIGTERM, e.g. by timeout or a scheduler): same as Ctrl-C"""
 
 
 def _redact(text: str) -> str:
     """Mask the value of every credential variable (``*_KEY``, ``*_TOKEN``) in ``text``: a
     last line of defence, should a message ever quote one."""
+    from pipeline.report.safe import terminal_safe
+
     for var, value in os.environ.items():
         if _is_secret(var) and len(value) >= 8:
             text = text.replace(value, f"<{var}>")
-    return text
+    return terminal_safe(text)
 
 
 @contextmanager
 def _errors(debug: bool) -> Iterator[None]:
-    """PipelineError -> one clear line and its exit code; anything else -> exit 1."""
+    """PipelineError -> one clear line and its exit code; anything else -> exit 1.  SIGTERM is
+    handled like Ctrl-C (:mod:`pipeline.signals`); outside a load it ends the run with 143."""
+    from pipeline.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
+
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
+    except Terminated:
+        click.echo("Error: terminated (SIGTERM); the run stopped", err=True)
+        sys.exit(EXIT_SIGTERM)
     except PipelineError as exc:
         click.echo(_redact(f"Error: {exc}"), err=True)
         sys.exit(exc.exit_code)
@@ -146,6 +157,29 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Where the report goes (default: contactpipe-reports/<command>-<time>).",
         ),
         click.option("--xlsx-errors", is_flag=True, help="Also write errors.xlsx."),
+        click.option(
+            "--max-file-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Refuse an input file (or pipe) larger than this (default 2G).",
+        ),
+        click.option(
+            "--max-uncompressed",
+            type=SIZE,
+            metavar="SIZE",
+            help="Refuse a workbook (XLSX, ODS) that decompresses to more (default 1G).",
+        ),
+        click.option(
+            "--max-cells",
+            type=click.IntRange(min=1),
+            help="Refuse a sheet whose used range, or a workbook whose shared strings, has "
+            "more cells (default 20000000).",
+        ),
+        click.option(
+            "--max-columns",
+            type=click.IntRange(min=1),
+            help="Refuse an input with more columns (default 16384, Excel's own cap).",
+        ),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
@@ -181,6 +215,37 @@ poll_interval_option = click.option(
 )
 
 
+class _Size(click.ParamType):
+    """A byte count: ``500M``, ``2G``, ``1.5GiB``, ``1048576``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        from pipeline.extract.limits import parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = _Size()
+
+
+def _limits(opts: dict[str, Any]) -> Any:
+    from pipeline.extract import DEFAULT_LIMITS
+
+    given = {
+        "max_bytes": opts.get("max_file_size"),
+        "max_uncompressed": opts.get("max_uncompressed"),
+        "max_cells": opts.get("max_cells"),
+        "max_columns": opts.get("max_columns"),
+    }
+    return dataclasses.replace(DEFAULT_LIMITS, **{k: v for k, v in given.items() if v})
+
+
 def _run_options(opts: dict[str, Any]) -> Any:
     from pipeline.run import RunOptions
 
@@ -197,6 +262,7 @@ def _run_options(opts: dict[str, Any]) -> Any:
         default_name=opts["default_name"],
         max_error_rate=opts["max_error_rate"],
         errors_xlsx=opts["xlsx_errors"],
+        limits=_limits(opts),
     )
 
 
@@ -245,7 +311,7 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
     if opts["json_out"]:
         click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
     else:
-        print_summary(result.summary, Console())
+        print_summary(_terminal_safe(result.summary), Console())
     if result.aborted is not None:
         click.echo(_redact(f"Error: run aborted: {result.aborted}"), err=True)
         click.echo(
@@ -261,6 +327,20 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
             err=True,
         )
         sys.exit(EXIT_THRESHOLD)
+
+
+def _terminal_safe(doc: Any) -> Any:
+    """``doc`` with control characters in every string escaped: file names, headers and sheet
+    names come from the input and must not drive the terminal."""
+    from pipeline.report.safe import terminal_safe
+
+    if isinstance(doc, str):
+        return terminal_safe(doc)
+    if isinstance(doc, dict):
+        return {_terminal_safe(k): _terminal_safe(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_terminal_safe(v) for v in doc]
+    return doc
 
 
 TARGETS = ("msgflash", "waapi", "vobiz")
@@ -608,6 +688,11 @@ def migrate(
     from pipeline.run import migrate as run_migrate
 
     with _errors(debug):
+        from pipeline.load.config import check_base_url
+
+        for option, url in (("--from-base-url", from_base_url), ("--to-base-url", to_base_url)):
+            if url:  # checked here so that the message names the option used
+                check_base_url(url, option)
         root = report_dir or _default_report_dir("migrate")
         result = run_migrate(
             _imp(source, from_base_url),

@@ -24,7 +24,8 @@ import polars as pl
 
 from pipeline import __version__
 from pipeline.errors import RemoteError, UsageError
-from pipeline.extract import Extracted, expand_inputs, read_file
+from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
+from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 from pipeline.load.base import (
     EXPORT_FIELDS,
@@ -37,7 +38,14 @@ from pipeline.load.base import (
     TargetConfig,
 )
 from pipeline.report.progress import NullProgress, Progress
-from pipeline.report.writer import contacts_frame, problem_lines, write_json, write_report
+from pipeline.report.writer import (
+    contacts_frame,
+    prepare_report_dir,
+    problem_lines,
+    write_json,
+    write_report,
+)
+from pipeline.signals import interrupt_reason
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -69,6 +77,7 @@ class RunOptions:
     max_error_rate: float | None = None
     errors_xlsx: bool = False
     extra_groups: tuple[str, ...] = ()
+    limits: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
         if self.max_error_rate is not None and not 0 <= self.max_error_rate <= 1:
@@ -110,7 +119,11 @@ def extract_all(inputs: Sequence[str], options: RunOptions) -> list[Extracted]:
     """Read every input (files, globs, directories) into frames with source positions."""
     parts: list[Extracted] = []
     for path in expand_inputs(inputs):
-        parts.extend(read_file(path, sheet=options.sheet, header_row=options.header_row))
+        parts.extend(
+            read_file(
+                path, sheet=options.sheet, header_row=options.header_row, limits=options.limits
+            )
+        )
     return parts
 
 
@@ -157,7 +170,32 @@ def transform(
         canon,
         ValidateOptions(default_name=options.default_name, extra_groups=options.extra_groups),
     )
+    canon = _with_read_warnings(canon, originals)
     return canon.drop("phone", "country"), originals, mapped  # raw cells live in originals
+
+
+def _with_read_warnings(canon: pl.DataFrame, originals: pl.DataFrame) -> pl.DataFrame:
+    """Add what the readers changed in a row (control characters removed, bytes repaired)
+    to the row's warnings."""
+    if READ_WARNING not in originals.columns:
+        return canon
+    found = originals.filter(pl.col(READ_WARNING).is_not_null()).select(
+        RID, READ_WARNING, READ_WARNING_MSG
+    )
+    if found.is_empty():
+        return canon
+    canon = canon.join(found, on=RID, how="left", maintain_order="left")
+    merged = {
+        "__warning": (READ_WARNING, ";"),
+        "__warning_msg": (READ_WARNING_MSG, "; "),
+    }
+    return canon.with_columns(
+        pl.concat_str([pl.col(own).cast(pl.String), pl.col(read)], separator=sep, ignore_nulls=True)
+        .pipe(lambda e: pl.when(e != "").then(e))
+        .cast(canon.schema[own])
+        .alias(own)
+        for own, (read, sep) in merged.items()
+    ).drop(READ_WARNING, READ_WARNING_MSG)
 
 
 def _field_columns(mapped: Sequence[tuple[Extracted, ColumnMapping]]) -> pl.DataFrame:
@@ -274,6 +312,7 @@ def validate_files(
         rows_read = sum(e.rows_read for e in parts)
         empty_rows = sum(e.empty_rows for e in parts)
         st_extract.note(f"{rows_read:,} rows from {len(parts)} file(s)/sheet(s)")
+        prepare_report_dir(report_dir, [e.source_file for e in parts])
     with progress.stage("transform", "mapping, phones, validation, dedupe") as st_transform:
         canon, originals, mapped = transform(parts, options)
         parts = [e for e, _ in mapped]  # the same files, without a second copy of their data
@@ -321,9 +360,10 @@ def validate_files(
         load_summary, load_failures, aborted = load(contacts, progress)
         seconds_load = time.perf_counter() - t_load
     with progress.stage("report", str(report_dir)) as st_report:
-        user_cols: list[str] = []
+        seen_cols: dict[str, None] = {}  # a dict, not a list: 16k columns stay linear
         for e in parts:
-            user_cols.extend(c for c in e.columns if c not in user_cols)
+            seen_cols.update(dict.fromkeys(e.columns))
+        user_cols = list(seen_cols)
         problems = pl.concat(
             [_problems(rejected, duplicates, kept, mapped), _load_problems(kept, load_failures)],
             how="vertical_relaxed",
@@ -358,9 +398,9 @@ def validate_files(
             "error_rate": round(rejected.height / non_empty, 6) if non_empty else 0.0,
             "by_code": dict(sorted(by_code.items())),
             "codes": {
-                c: CODES[c][2] if c in CODES else LOAD_CODES[c]
+                c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
                 for c in sorted(by_code)
-                if c in CODES or c in LOAD_CODES
+                if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
             },
             "files": [
                 {
@@ -423,7 +463,8 @@ class ImportOptions:
 
 
 class Interrupted(RemoteError):
-    """The user stopped the run (Ctrl-C) during the load; the report says what was sent."""
+    """The user (Ctrl-C, exit 130) or a scheduler (SIGTERM, exit 143) stopped the run during
+    the load; the report says what was sent."""
 
     exit_code = 130
 
@@ -477,13 +518,17 @@ def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
 
 
 def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
-    """``act(target, contacts)``; on Ctrl-C, the target's ledger so far with every row not
-    settled marked NOT_SENT (so the report still says what was done)."""
+    """``act(target, contacts)``; on Ctrl-C or SIGTERM, the target's ledger so far with the
+    unsettled rows of the request in flight marked OUTCOME_UNKNOWN and every other row not
+    settled NOT_SENT (so the report still says what was done)."""
     try:
         return act(target, contacts)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         result = target.result or LoadResult(target.name, contacts.height)
-        result.abort(Interrupted("interrupted (Ctrl-C) before this row was sent"))
+        reason, code = interrupt_reason(stop)
+        error = Interrupted(reason)
+        error.exit_code = code
+        result.interrupt(error)
         return result
 
 
@@ -744,7 +789,7 @@ def migrate(
     ``summary["migrate"]`` lists the exported columns the destination has no place for."""
     if source.target == dest.target and source.base_url == dest.base_url:
         raise UsageError("--from and --to are the same API", hint="give another --to")
-    report_dir.mkdir(parents=True, exist_ok=True)
+    prepare_report_dir(report_dir, [])
     exported = report_dir / f"export-{source.target}.csv"
     can_group = source.target != "vobiz" and with_groups
     ex = export_contacts(

@@ -17,22 +17,29 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections.abc import Sequence
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
 from pipeline.errors import InputError
 from pipeline.extract.columnar import read_json, read_ndjson, read_parquet
-from pipeline.extract.common import Extracted
+from pipeline.extract.common import Extracted, own_output_as_input
 from pipeline.extract.detect import SUPPORTED_EXTENSIONS, check_readable, detect_format
 from pipeline.extract.excel import read_workbook
+from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_workbook, file_too_big
 from pipeline.extract.text import read_text
 from pipeline.frames import SRC_FILE
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "SUPPORTED_EXTENSIONS",
     "Extracted",
+    "Limits",
     "detect_format",
     "expand_inputs",
     "read_file",
@@ -42,7 +49,11 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def read_file(
-    path: str | os.PathLike[str], *, sheet: str | None = None, header_row: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Extracted]:
     """Read one input file into one :class:`Extracted` per sheet read.
 
@@ -51,21 +62,83 @@ def read_file(
     ``"*"`` every visible sheet with data.  Other formats ignore it.  ``header_row=N`` forces
     the header onto row N as a person counts rows (spreadsheets and text files); otherwise it
     is detected (:func:`pipeline.extract.common.find_header`).
+
+    ``limits`` (:mod:`pipeline.extract.limits`) are checked before any reader allocates: a
+    larger file, a workbook that would inflate or allocate beyond them, or a wider table is
+    refused with :class:`InputError`.  A pipe or FIFO (``<(cat file.csv)``) is copied once,
+    up to ``limits.max_bytes``, then read like a file; a device is refused.  contactpipe's
+    own contacts file reads back without loss (:func:`~.common.own_output_as_input`).
     """
-    file = Path(path)
-    fmt = detect_format(file)
-    if fmt in ("xlsx", "xlsm", "xls", "ods"):
-        results = read_workbook(file, fmt, sheet=sheet, header_row=header_row)
-    elif fmt == "parquet":
-        results = [read_parquet(file)]
-    elif fmt == "json":
-        results = [read_json(file)]
-    elif fmt == "ndjson":
-        results = [read_ndjson(file)]
-    else:
-        results = [read_text(file, header_row=header_row)]
     shown = os.fspath(path)
-    return [_with_source(result, shown) for result in results]
+    with _regular(Path(path), limits) as file:
+        try:
+            results = _read(file, sheet, header_row, limits, shown)
+        except InputError as exc:
+            if file != Path(path):  # a spooled pipe: name what the user gave, not the copy
+                exc.message = exc.message.replace(str(file), shown)
+                exc.args = (exc.message,)
+            raise
+    return [_with_source(own_output_as_input(result), shown) for result in results]
+
+
+def _read(
+    file: Path, sheet: str | None, header_row: int | None, limits: Limits, shown: str
+) -> list[Extracted]:
+    fmt = detect_format(file)
+    if fmt in ("xlsx", "xlsm", "ods"):
+        check_workbook(file, fmt, str(file), limits)
+    if fmt in ("xlsx", "xlsm", "xls", "ods"):
+        return read_workbook(file, fmt, sheet=sheet, header_row=header_row, limits=limits)
+    if fmt == "parquet":
+        return [read_parquet(file, limits)]
+    if fmt == "json":
+        return [read_json(file, limits)]
+    if fmt == "ndjson":
+        return [read_ndjson(file, limits)]
+    return [read_text(file, header_row=header_row, limits=limits)]
+
+
+_DEVICES = {
+    stat.S_IFCHR: "a character device (such as /dev/urandom or a terminal)",
+    stat.S_IFBLK: "a block device (a disk)",
+}
+
+
+@contextmanager
+def _regular(path: Path, limits: Limits) -> Iterator[Path]:
+    """``path`` itself when it is a regular file within ``limits.max_bytes``; for a pipe,
+    FIFO or socket, a temporary copy of what it delivers (capped); a device is refused."""
+    name = os.fspath(path)
+    check_readable(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+    mode = stat.S_IFMT(info.st_mode)
+    if stat.S_ISREG(info.st_mode):
+        if info.st_size > limits.max_bytes:
+            raise file_too_big(name, limits)
+        yield path
+        return
+    if mode in _DEVICES:
+        raise InputError(f"{name}: is {_DEVICES[mode]}, not a file", hint="give a file")
+    if not (stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode)):
+        raise InputError(f"{name}: is not a regular file")
+    folder = Path(tempfile.mkdtemp(prefix="contactpipe-pipe-"))
+    copy = folder / (path.name or "input")
+    try:
+        with path.open("rb") as source, copy.open("wb") as sink:
+            copied = 0
+            while chunk := source.read(1 << 20):
+                copied += len(chunk)
+                if copied > limits.max_bytes:
+                    raise file_too_big(name, limits)
+                sink.write(chunk)
+        yield copy
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_source(result: Extracted, shown: str) -> Extracted:

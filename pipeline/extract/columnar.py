@@ -24,12 +24,19 @@ import polars as pl
 from pipeline.errors import InputError
 from pipeline.extract.common import Extracted, finish, series_to_text
 from pipeline.extract.detect import describe
+from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns, read_capped
 from pipeline.extract.text import decode
 
 
-def read_parquet(path: Path) -> Extracted:
+def read_parquet(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     """Read a Parquet file; every column rendered as text."""
     name = describe(path)
+    try:
+        check_columns(name, len(pl.read_parquet_schema(path)), limits)
+    except InputError:
+        raise
+    except Exception:
+        pass  # a corrupt footer: the read below says so
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:
@@ -56,26 +63,53 @@ def _text(value: Any) -> str | None:
         return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
     if isinstance(value, list) and not any(isinstance(v, (list, dict)) for v in value):
         return ", ".join(t for t in map(_text, value) if t is not None)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _load_json_bytes(path: Path) -> bytes:
-    name = describe(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        return "(nested too deeply to show)"
+
+
+def _load_json_bytes(path: Path, limits: Limits) -> bytes:
+    name = describe(path)
+    raw = read_capped(path, name, limits)
     data, _encoding = decode(raw, name)
     if not data.strip():
         raise InputError(f"{name}: is empty")
     return data
 
 
-def _records_to_grid(records: list[dict[str, Any] | None]) -> tuple[pl.DataFrame, list[str]]:
+def _parse(text: bytes | str, name: str, where: str = "") -> Any:
+    """``json.loads`` with every way it can fail turned into one InputError naming the file:
+    a syntax error, nesting too deep to parse, an integer too long to convert."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if where:
+            raise InputError(f"{name}: {where} is not valid JSON ({exc.msg})") from exc
+        raise InputError(
+            f"{name}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            f"{name}: {where + ': ' if where else ''}JSON nested too deeply to read "
+            "(a contact is a flat object)"
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        detail = str(exc).split(";")[0][:120]
+        raise InputError(
+            f"{name}: {where + ': ' if where else ''}unreadable JSON ({detail})"
+        ) from exc
+
+
+def _records_to_grid(
+    records: list[dict[str, Any] | None], name: str, limits: Limits
+) -> tuple[pl.DataFrame, list[str]]:
     keys: dict[str, None] = {}
     for record in records:
         if record:
             keys.update(dict.fromkeys(record))
+            if len(keys) > limits.max_columns:
+                check_columns(name, len(keys), limits)
     columns = list(keys)
     data = {
         f"c{i}": [None if r is None else _text(r.get(key)) for r in records]
@@ -84,15 +118,10 @@ def _records_to_grid(records: list[dict[str, Any] | None]) -> tuple[pl.DataFrame
     return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String)), columns
 
 
-def read_json(path: Path) -> Extracted:
+def read_json(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     """Read a JSON array of objects (or an object wrapping exactly one such array)."""
     name = describe(path)
-    try:
-        document = json.loads(_load_json_bytes(path))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{name}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+    document = _parse(_load_json_bytes(path, limits), name)
     if isinstance(document, dict):
         arrays = [v for v in document.values() if isinstance(v, list)]
         if len(arrays) == 1:
@@ -104,28 +133,25 @@ def read_json(path: Path) -> Extracted:
             raise InputError(
                 f"{name}: item {index} of the JSON array is a {type(item).__name__}, not an object"
             )
-    grid, columns = _records_to_grid(document)
+    grid, columns = _records_to_grid(document, name, limits)
     return _finish(grid, columns, name, "json")
 
 
-def read_ndjson(path: Path) -> Extracted:
+def read_ndjson(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     """Read newline-delimited JSON: one object per line, blank lines are empty rows."""
     name = describe(path)
     records: list[dict[str, Any] | None] = []
-    for number, line in enumerate(_load_json_bytes(path).splitlines(), start=1):
+    for number, line in enumerate(_load_json_bytes(path, limits).splitlines(), start=1):
         if not line.strip():
             records.append(None)
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}: line {number} is not valid JSON ({exc.msg})") from exc
+        item = _parse(line, name, f"line {number}")
         if item is not None and not isinstance(item, dict):
             raise InputError(
                 f"{name}: line {number} is a JSON {type(item).__name__}, not an object"
             )
         records.append(item)
-    grid, columns = _records_to_grid(records)
+    grid, columns = _records_to_grid(records, name, limits)
     return _finish(grid, columns, name, "ndjson")
 
 

@@ -8,12 +8,14 @@ rows dropped and counted, and the three source-position columns appended.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -21,6 +23,22 @@ from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET, is_reserved
 
 HEADER_SAMPLE_ROWS = 30
 """How many rows from the top are examined to find the header row."""
+
+READ_WARNING = "__read_warning"
+"""Reserved column of an extracted frame: ``;``-joined codes of what reading changed in the
+row (null for most rows); :data:`READ_WARNING_MSG` holds the matching messages."""
+READ_WARNING_MSG = "__read_warning_msg"
+
+EXTRACT_CODES: dict[str, str] = {
+    "CONTROL_CHARS_REMOVED": "control characters (NUL bytes...) were removed from the row",
+    "ENCODING_REPAIRED": "bytes not valid in the file's declared encoding (UTF-8 BOM) were "
+    "replaced by U+FFFD in the row",
+}
+"""Warning codes the readers give (kept rows stay contacts; the row is listed in
+warnings.csv)."""
+
+ReadWarnings = pl.Series | None
+"""Per grid row: null, or ``CODE<TAB>message`` lines joined by newlines."""
 
 _NUMBER_LIKE = re.compile(r"^[\s+\-(]*\d[\d\s.,:/()\-]*$")
 
@@ -138,6 +156,7 @@ def finish(
     encoding: str | None = None,
     delimiter: str | None = None,
     row_numbers: pl.Series | None = None,
+    warnings: ReadWarnings = None,
 ) -> Extracted:
     """Turn a positional grid of text columns into an :class:`Extracted`.
 
@@ -145,6 +164,8 @@ def finish(
     source order; ``header`` holds one cell per column.  Data row ``i`` (0-based) gets row
     number ``first_row + i`` unless ``row_numbers`` gives them explicitly.  Columns with a
     blank header and no value at all are dropped (the trailing ``,,,`` of many exports).
+    ``warnings`` (one per data row, see :data:`ReadWarnings`) become the
+    :data:`READ_WARNING` / :data:`READ_WARNING_MSG` columns.
     """
     width = grid.width
     header = list(header)[:width] + [None] * (width - len(header))
@@ -175,11 +196,24 @@ def finish(
     height = int(non_empty_positions[-1]) + 1 if len(non_empty_positions) else 0
     grid = grid.head(height)
     empty_rows = int(grid.get_column("__empty").sum())
+    extra: list[pl.Expr] = []
+    if warnings is not None:
+        grid = grid.with_columns(warnings.head(grid.height).alias("__w"))
+        lines = pl.col("__w").str.split("\n")
+        extra = [
+            lines.list.eval(pl.element().str.split("\t").list.first())
+            .list.join(";")
+            .alias(READ_WARNING),
+            lines.list.eval(pl.element().str.split("\t").list.last())
+            .list.join("; ")
+            .alias(READ_WARNING_MSG),
+        ]
     frame = grid.filter(~pl.col("__empty")).select(
         *user,
         pl.lit(source, dtype=pl.String).alias(SRC_FILE),
         pl.lit(sheet, dtype=pl.String).alias(SRC_SHEET),
         pl.col(SRC_ROW),
+        *extra,
     )
     return Extracted(
         frame=frame,
@@ -260,3 +294,60 @@ def _json(value: object) -> str | None:
     if value is None:
         return None
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+OWN_OUTPUT_COLUMNS = frozenset({"phone", "phone_ext", "custom_fields"})
+"""Columns that mark contactpipe's own ``contacts.csv`` / ``contacts.parquet``."""
+
+
+def own_output_as_input(result: Extracted) -> Extracted:
+    """Read contactpipe's own contacts file back without loss.
+
+    Its ``phone_ext`` goes back into the phone cell as ``;ext=N`` (which the phone cleaner
+    splits off again) and its ``custom_fields`` JSON object becomes one ``custom.<key>``
+    column per key (how the mapping reads custom fields), so re-validating a report keeps
+    both.  A file without all three columns, or whose ``custom_fields`` cells are not JSON
+    objects, is left unchanged."""
+    if not set(result.columns) >= OWN_OUTPUT_COLUMNS:
+        return result
+    frame = result.frame
+    decoded: list[dict[str, Any]] = []
+    for cell in frame.get_column("custom_fields").to_list():
+        if cell is None:
+            decoded.append({})
+            continue
+        try:
+            value = json.loads(cell)
+        except (ValueError, RecursionError):
+            return result
+        if not isinstance(value, dict):
+            return result
+        decoded.append(value)
+    keys: dict[str, None] = {}
+    for value in decoded:
+        keys.update(dict.fromkeys(value))
+    present = set(result.columns)
+    custom = {
+        f"custom.{k}": [_custom_text(v.get(k)) for v in decoded]
+        for k in keys
+        if f"custom.{k}" not in present
+    }
+    phone, ext = pl.col("phone"), pl.col("phone_ext")
+    frame = frame.with_columns(
+        pl.when(phone.is_not_null() & ext.is_not_null())
+        .then(pl.concat_str([phone, pl.lit(";ext="), ext]))
+        .otherwise(phone)
+        .alias("phone"),
+        *(pl.Series(name, values, dtype=pl.String) for name, values in custom.items()),
+    )
+    columns = [c for c in result.columns if c not in ("phone_ext", "custom_fields")]
+    columns += list(custom)
+    reserved = [c for c in frame.columns if c not in present and c not in custom]
+    frame = frame.select(*columns, *reserved)
+    return dataclasses.replace(result, frame=frame, columns=tuple(columns))
+
+
+def _custom_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -7,6 +7,7 @@ refused with a message saying what it is, instead of being parsed as garbage tex
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -64,6 +65,10 @@ def check_readable(path: Path) -> None:
             f"{describe(path)}: is a directory, not a file",
             hint="pass the directory through expand_inputs() or give the files inside",
         )
+    if not path.is_file():  # a pipe, FIFO or device: opening it here would consume or block
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{describe(path)}: cannot be opened (permission denied)")
+        return
     try:
         with path.open("rb"):
             pass

@@ -5,7 +5,8 @@ renders cells the way Excel shows them in the *General* format: a number cell ho
 22997123456 becomes ``"22997123456"`` (never ``"22997123456.0"`` or ``"2.2997E+10"``), a text
 cell stays exactly as typed (``"0612345678"``, ``"'+33…"``, ``"12.0"``, ``"=HYPERLINK(…)"``),
 booleans become ``"true"``/``"false"``, formulas give their cached value and error cells
-(``#DIV/0!``) become null.
+(``#DIV/0!``) become null.  ODS time cells (``17:30``), which the text load leaves empty, are
+read as ``HH:MM:SS`` (``17:30:00``).
 
 When the data holds numbers with decimals or date/time values, the sheet is loaded a second
 time with typed columns, and every column whose cells are all numbers, all dates or all
@@ -35,6 +36,7 @@ from pipeline.extract.common import (
     series_to_text,
 )
 from pipeline.extract.detect import describe
+from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 
@@ -55,15 +57,40 @@ def _open(path: Path, fmt: str) -> fastexcel.ExcelReader:
         ) from exc
 
 
-def _load_grid(reader: fastexcel.ExcelReader, path: Path, sheet: str) -> tuple[pl.DataFrame, bool]:
+def _load_grid(
+    reader: fastexcel.ExcelReader, path: Path, sheet: str, fmt: str = "xlsx"
+) -> tuple[pl.DataFrame, bool]:
     """All cells of ``sheet`` as text, row ``i`` (0-based) being worksheet row ``i + 1``."""
     try:
         loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
-        return loaded.to_polars(), loaded.visible == "visible"
+        grid = loaded.to_polars()
+        if fmt == "ods":
+            grid = _ods_times(reader, sheet, grid)
+        return grid, loaded.visible == "visible"
     except Exception as exc:
         raise InputError(
             f"{describe(path)}, sheet {sheet!r}: cannot be read ({_error_text(exc)})"
         ) from exc
+
+
+def _ods_times(reader: fastexcel.ExcelReader, sheet: str, grid: pl.DataFrame) -> pl.DataFrame:
+    """ODS time cells (``office:value-type="time"``, e.g. 17:30) come out of the text load as
+    nulls: fill them from a load that reads every cell as a duration, as ``HH:MM:SS``."""
+    if grid.is_empty() or not any(grid.get_column(c).null_count() for c in grid.columns):
+        return grid
+    times = reader.load_sheet(
+        sheet, header_row=None, skip_rows=0, dtypes="duration", dtype_coercion="coerce"
+    ).to_polars()
+    if times.shape != grid.shape:
+        return grid
+    fills = []
+    for name, column in zip(grid.columns, times.columns, strict=True):
+        series = times.get_column(column)
+        if series.null_count() == series.len():
+            continue
+        text = series_to_text(series)
+        fills.append(pl.coalesce(pl.col(name), pl.lit(text)).alias(name))
+    return grid.with_columns(fills) if fills else grid
 
 
 def _has_content(grid: pl.DataFrame) -> bool:
@@ -171,7 +198,12 @@ def _extract(
 
 
 def read_workbook(
-    path: Path, fmt: str, *, sheet: str | None = None, header_row: int | None = None
+    path: Path,
+    fmt: str,
+    *,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> list[Extracted]:
     """Read the selected sheet(s) of a workbook.
 
@@ -187,7 +219,8 @@ def read_workbook(
         raise InputError(f"{name}: the workbook has no sheets")
     if sheet is not None and sheet != "*":
         chosen = _resolve_sheet(names, sheet, path)
-        grid, _visible = _load_grid(reader, path, chosen)
+        grid, _visible = _load_grid(reader, path, chosen, fmt)
+        check_columns(f"{name}, sheet {chosen!r}", grid.width, limits)
         if not _has_content(grid):
             raise InputError(f"{name}, sheet {chosen!r}: is empty")
         result = _extract(reader, path, fmt, chosen, grid, header_row)
@@ -195,7 +228,8 @@ def read_workbook(
         return [result]
     results: list[Extracted] = []
     for candidate in names:
-        grid, visible = _load_grid(reader, path, candidate)
+        grid, visible = _load_grid(reader, path, candidate, fmt)
+        check_columns(f"{name}, sheet {candidate!r}", grid.width, limits)
         if not visible or not _has_content(grid):
             continue
         result = _extract(reader, path, fmt, candidate, grid, header_row)

@@ -2,7 +2,15 @@
 
 Encoding: a BOM decides (UTF-8, UTF-16 LE/BE); without one, UTF-16 is recognised by its NUL
 bytes, then UTF-8 is tried, then cp1252 (Windows Excel's "CSV"), then latin-1 for bytes cp1252
-leaves undefined.  Anything not UTF-8 is transcoded to UTF-8 bytes before polars sees it.
+leaves undefined.  Anything not UTF-8 is transcoded to UTF-8 bytes before polars sees it.  A
+UTF-8 BOM is a promise: a byte sequence that is not valid UTF-8 in such a file is replaced by
+U+FFFD and the rows holding one get the warning ``ENCODING_REPAIRED``; the rest of the file
+keeps its accents.
+
+Control characters: stray NUL bytes and other C0 controls (tab, line ends excepted) inside a
+text file are removed from the cells, and the rows that held one get the warning
+``CONTROL_CHARS_REMOVED``.  A file made mostly of them (more than 5 % of its first 64 KiB) is
+binary and refused.
 
 Delimiter: among ``,`` ``;`` tab and ``|``, the one whose count outside quotes is the same on
 the most sampled records (then the larger count, then that order) wins.  A first line
@@ -29,14 +37,27 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import InputError
-from pipeline.extract.common import HEADER_SAMPLE_ROWS, Extracted, find_header, finish
+from pipeline.extract.common import (
+    HEADER_SAMPLE_ROWS,
+    Extracted,
+    ReadWarnings,
+    find_header,
+    finish,
+)
 from pipeline.extract.detect import describe
+from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns, read_capped
 
 DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
 _CHUNK = 1 << 23
 _SEP_HINT = re.compile(rb"^sep=([,;\t|])[ \t]*\r?\n")
 _CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r", "\f", "\v", "\x1a"}
+CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+"""Characters removed from text cells (tab, line feed and carriage return are kept)."""
+_BINARY_SHARE = 0.05
+
+
+REPAIRED = "utf-8-sig (repaired)"
 
 
 class _NotUtf8(Exception):
@@ -48,12 +69,14 @@ def decode(raw: bytes, name: str, *, trust_sample: bool = False) -> tuple[bytes,
 
     With ``trust_sample``, UTF-8 is assumed when the first 64 KiB are valid UTF-8 and the
     rest is left for polars to validate (it raises on invalid UTF-8, see :func:`read_text`).
+    A UTF-8 BOM keeps the file UTF-8: invalid sequences become U+FFFD and the encoding is
+    reported as ``utf-8-sig (repaired)``.
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         body = raw[3:]
         if _is_utf8(body[:_SAMPLE_BYTES] if trust_sample else body, final=not trust_sample):
             return body, "utf-8-sig"
-        raw = body
+        return body.decode("utf-8", "replace").encode("utf-8"), REPAIRED
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if raw.startswith(bom):
             return _transcode(raw[2:], codec, name), codec
@@ -104,7 +127,7 @@ def _check_text(sample: str, name: str, encoding: str) -> None:
     if not sample.strip():
         raise InputError(f"{name}: is empty")
     controls = sum(1 for ch in sample if ch in _CONTROL)
-    if "\x00" in sample or controls > max(2, len(sample) // 100):
+    if controls > max(16, len(sample) * _BINARY_SHARE):
         raise InputError(
             f"{name}: is not a text file (binary content) and not a known spreadsheet format",
             hint="CSV/TSV/TXT, XLSX, XLSM, XLS, ODS, Parquet, JSON and NDJSON are supported",
@@ -194,19 +217,18 @@ def _python_parse(text: str, delimiter: str, name: str, first_row: int) -> pl.Da
     return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
 
 
-def read_text(path: Path, *, header_row: int | None = None) -> Extracted:
+def read_text(
+    path: Path, *, header_row: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Extracted:
     """Read one CSV/TSV/TXT file (see the module docstring for every rule)."""
     name = describe(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+    raw = read_capped(path, name, limits)
     data, encoding = decode(raw, name, trust_sample=True)
     try:
-        return _read(path, data, encoding, header_row)
+        return _read(path, data, encoding, header_row, limits)
     except _NotUtf8:
         data, encoding = decode(raw, name)  # full check this time: cp1252 or latin-1
-        return _read(path, data, encoding, header_row)
+        return _read(path, data, encoding, header_row, limits)
 
 
 def _read_grid(body: bytes, delimiter: str, name: str, first_row: int) -> pl.DataFrame:
@@ -236,7 +258,9 @@ def _read_grid(body: bytes, delimiter: str, name: str, first_row: int) -> pl.Dat
     return _python_parse(text, delimiter, name, first_row)
 
 
-def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Extracted:
+def _read(
+    path: Path, data: bytes, encoding: str, header_row: int | None, limits: Limits
+) -> Extracted:
     name = describe(path)
     _check_text(data[:_SAMPLE_BYTES].decode("utf-8", "ignore"), name, encoding)
     if b"\n" not in data[:_SAMPLE_BYTES] and b"\r" in data[:_SAMPLE_BYTES]:
@@ -258,6 +282,7 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
         default = "\t" if path.suffix.lower() == ".tsv" else ","
         delimiter = detect_delimiter(texts[:60], default)
     sample = [_fields(t, delimiter) for t in texts[:HEADER_SAMPLE_ROWS]]
+    check_columns(name, max((len(row) for row in sample), default=0), limits)
     if header_row is not None:
         if header_row < 1:
             raise InputError(f"{name}: header row must be 1 or more, not {header_row}")
@@ -273,6 +298,8 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
     grid = _read_grid(body, delimiter, name, index + 1)
     if grid.height == 0:
         raise InputError(f"{name}: is empty")
+    check_columns(name, grid.width, limits)
+    grid, warnings = _clean(grid, data, encoding)
     header = list(grid.row(0))
     result = finish(
         grid.slice(1),
@@ -284,7 +311,44 @@ def _read(path: Path, data: bytes, encoding: str, header_row: int | None) -> Ext
         header_row=index + 1,
         encoding=encoding,
         delimiter=delimiter,
+        warnings=warnings.slice(1) if warnings is not None else None,
     )
     if result.rows_read == 0:
         raise InputError(f"{name}: has a header row (row {index + 1}) but no data rows")
     return result
+
+
+def _clean(grid: pl.DataFrame, data: bytes, encoding: str) -> tuple[pl.DataFrame, ReadWarnings]:
+    """Remove control characters from every cell; flag the rows that held one, and in a
+    repaired UTF-8 file the rows holding a replacement character (U+FFFD)."""
+    controls = re.search(CONTROL_CHARS.encode(), data) is not None
+    repaired = encoding == REPAIRED
+    if not controls and not repaired:
+        return grid, None
+    columns = grid.columns
+    flags = []
+    if controls:
+        had = pl.any_horizontal(pl.col(c).str.contains(CONTROL_CHARS) for c in columns)
+        flags.append(
+            pl.when(had.fill_null(False)).then(
+                pl.lit(
+                    "CONTROL_CHARS_REMOVED\tcontrol characters (such as NUL bytes) were "
+                    "removed from this row"
+                )
+            )
+        )
+    if repaired:
+        bad = pl.any_horizontal(pl.col(c).str.contains("\ufffd", literal=True) for c in columns)
+        flags.append(
+            pl.when(bad.fill_null(False)).then(
+                pl.lit(
+                    "ENCODING_REPAIRED\tbytes that are not valid UTF-8 (the file starts with "
+                    "a UTF-8 BOM) were replaced by \ufffd in this row"
+                )
+            )
+        )
+    joined = pl.concat_str(flags, separator="\n", ignore_nulls=True)
+    both = grid.select(pl.when(joined != "").then(joined).alias("w")).to_series()
+    if controls:
+        grid = grid.with_columns(pl.col(c).str.replace_all(CONTROL_CHARS, "") for c in columns)
+    return grid, both

@@ -24,6 +24,7 @@ from pipeline.errors import RemoteError, UsageError
 from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
+from .config import check_header_value
 from .kit.timing import PlanLine, Rate
 from .ratelimit import Limiter
 
@@ -33,6 +34,8 @@ LOAD_CODES: dict[str, str] = {
     "API_REJECTED": "the API refused this row",
     "LOAD_FAILED": "the request carrying this row failed after every retry",
     "NOT_SENT": "not sent: the run was aborted before this row",
+    "OUTCOME_UNKNOWN": "sent, but the run stopped before the API answered: the row may be in "
+    "the target or not (re-running the same import is safe and settles it)",
     "GROUP_NOT_ADDED": "the contact is loaded but could not be added to its group",
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
     "NOT_FOUND": "no contact with this phone (or id) in the target",
@@ -71,6 +74,9 @@ class LoadResult:
         self.seconds: dict[str, float] = {}
         self.aborted: RemoteError | None = None
         self.notes: list[str] = []
+        self.in_flight: Sequence[int] = ()
+        """Rows of the request being sent (set by a target before it sends): when the run
+        is interrupted, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -101,6 +107,20 @@ class LoadResult:
         self.aborted = exc
         reason = exc.message
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def interrupt(self, exc: RemoteError) -> None:
+        """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
+        request in flight are OUTCOME_UNKNOWN (the server may have stored them), the other
+        unsettled rows NOT_SENT."""
+        self.aborted = exc
+        unknown = [i for i in self.in_flight if self.state[i] == PENDING]
+        self.fail(
+            unknown,
+            "OUTCOME_UNKNOWN",
+            f"outcome unknown: {exc.message} while the request carrying this row was in "
+            "flight; re-run the same import to settle it",
+        )
+        self.fail(self.pending(), "NOT_SENT", f"not sent: {exc.message}")
 
     def counts(self) -> dict[str, int]:
         st = self.state
@@ -152,6 +172,10 @@ class TargetConfig:
     headers: dict[str, str]
     secrets: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers.items():  # whatever variable a target read it from
+            check_header_value(value, f"the {name} header (from a credential variable)")
 
 
 def field_map(target: str) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """Credentials and base URLs from the environment, checked before anything is sent.
 
 Plain ``http://`` is accepted only for loopback hosts (the sandbox, a local proxy): anywhere
-else it would send API keys in clear text.  Messages name variables, never their values.
+else it would send API keys in clear text.  A loopback host is a literal loopback address
+(``127.0.0.0/8``, ``::1``) or the name ``localhost`` itself; ``x.localhost`` is a name like any
+other (a resolver or a proxy may send it anywhere).  A credential with a character an HTTP
+header cannot carry (a line break, a control or non-ASCII character, usually from a copy-paste)
+is refused before any request.  Messages name variables, never their values.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from urllib.parse import urlsplit
 
 from pipeline.errors import UsageError
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and 127.0.0.0/8, ::1."""
+    """True for ``localhost`` itself and literal 127.0.0.0/8 and ::1 addresses."""
     host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+    if host in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -63,11 +67,39 @@ def base_url(
 
 
 def require(env: Mapping[str, str], var: str, title: str) -> str:
-    """The stripped value of ``var``, or UsageError naming it."""
+    """The stripped value of ``var``, or UsageError naming it (unset, or holding a character
+    an HTTP header cannot carry)."""
     value = env.get(var, "").strip()
     if not value:
         raise UsageError(
             f"{title}: {var} is not set",
             hint=f"export {var}=... (contactpipe reads credentials from the environment only)",
         )
+    check_header_value(value, f"{title}: {var}")
     return value
+
+
+def header_safe(value: str) -> bool:
+    """True when ``value`` is printable ASCII (what an HTTP header value can carry as is)."""
+    return value.isascii() and all(" " <= ch <= "~" for ch in value)
+
+
+def check_header_value(value: str, where: str) -> None:
+    """UsageError (exit 2) naming ``where`` when ``value`` cannot go into an HTTP header.
+    The value itself is never shown: it is a credential."""
+    if header_safe(value):
+        return
+    bad = next(ch for ch in value if not (ch.isascii() and " " <= ch <= "~"))
+    kind = (
+        "a line break"
+        if bad in "\r\n"
+        else "a control character"
+        if ord(bad) < 32 or ord(bad) == 127
+        else "a non-ASCII character"
+    )
+    position = value.index(bad) + 1
+    raise UsageError(
+        f"{where} contains {kind} at position {position}; it cannot be sent in an HTTP "
+        "header, so nothing was sent",
+        hint="set it again from the provider's console (copy-paste often adds such characters)",
+    )

@@ -4,10 +4,16 @@ A CSV cell is neutralised (prefixed with ``'``) when it starts with ``=``, ``@``
 carriage return, or with ``+``/``-`` followed by anything other than a plain number, so that a
 spreadsheet never evaluates it.  A plain number such as the E.164 phone ``+2290197123456`` or
 ``-12.5`` is left exactly as it is.  XLSX files need no prefix: their cells are written as text
-(never as formulas) by :mod:`pipeline.report.writer`.
+(never as formulas) by :mod:`pipeline.report.writer`.  Header names get the same guard
+(:func:`safe_header`): a column named ``=HYPERLINK(...)`` in the input is a header cell too.
+
+:func:`terminal_safe` does the same for a terminal: control characters from a file (escape
+sequences, NUL bytes, carriage returns) are shown escaped, never interpreted.
 """
 
 from __future__ import annotations
+
+import re
 
 import polars as pl
 
@@ -30,3 +36,33 @@ def excel_safe_frame(df: pl.DataFrame) -> pl.DataFrame:
         for name, dtype in df.schema.items()
         if dtype == pl.String
     )
+
+
+def _risky(text: str) -> bool:
+    return bool(re.match(_RISKY_START, text)) or (
+        text[:1] in "+-" and text[:1] != "" and not re.match(_PLAIN_NUMBER, text)
+    )
+
+
+def safe_header(names: list[str]) -> list[str]:
+    """Column names neutralised like cells (``'=HYPERLINK(...)``), still unique."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        safe = "'" + name if _risky(name) else name
+        base, n = safe, 1
+        while safe in seen:
+            n += 1
+            safe = f"{base} ({n})"
+        seen.add(safe)
+        out.append(safe)
+    return out
+
+
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters (ESC, NUL, CR, C1...) shown as ``\\xNN``; line feeds
+    and tabs are kept."""
+    return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -27,8 +27,9 @@ from typing import Any
 import polars as pl
 
 import schemas
+from pipeline.errors import UsageError
 from pipeline.frames import PUBLIC_SOURCE_COLUMNS, SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.report.safe import excel_safe_frame
+from pipeline.report.safe import excel_safe_frame, safe_header
 
 ERROR_COLUMNS = ("source_file", "sheet", "row", "column", "code", "message")
 # contacts.csv / contacts.parquet: the canonical schema's fields (``country`` is input only)
@@ -88,9 +89,13 @@ def _flat_for_csv(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_csv(df: pl.DataFrame, path: Path, *, bom: bool = False) -> None:
-    """Excel-safe UTF-8 CSV, written atomically."""
+    """Excel-safe UTF-8 CSV (cells and header names), written atomically."""
+    safe = excel_safe_frame(_flat_for_csv(df))
+    names = safe_header(safe.columns)
+    if names != safe.columns:
+        safe = safe.rename(dict(zip(safe.columns, names, strict=True)))
     with atomic(path) as tmp:
-        excel_safe_frame(_flat_for_csv(df)).write_csv(tmp, include_bom=bom)
+        safe.write_csv(tmp, include_bom=bom)
 
 
 EXPORT_FORMATS = (".csv", ".xlsx", ".parquet", ".json", ".ndjson", ".jsonl")
@@ -181,7 +186,8 @@ def problem_lines(
     """``errors.csv`` lines: ``problems`` (``__rid``, ``column``, ``code``, ``message`` and the
     source columns) joined to the original values of the same rows, in input order."""
     fixed = set(ERROR_COLUMNS)
-    user = [c for c in user_columns if c in originals.columns]
+    present = set(originals.columns)  # a set: a 16k-column file stays linear
+    user = [c for c in user_columns if c in present]
     renamed = {c: (f"{c} (original)" if c in fixed else c) for c in user}
     values = originals.select("__rid", *(pl.col(c).alias(renamed[c]) for c in user))
     lines = problems.sort("__rid").join(values, on="__rid", how="left", maintain_order="left")
@@ -194,6 +200,54 @@ def problem_lines(
         pl.col("message"),
         *(pl.col(renamed[c]) for c in user),
     )
+
+
+REPORT_FILES = (
+    "errors.csv",
+    "warnings.csv",
+    "errors.xlsx",
+    "contacts.csv",
+    "contacts.parquet",
+    "summary.json",
+)
+"""Names a run writes into its report directory (never over one of the run's inputs)."""
+
+
+def prepare_report_dir(report_dir: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Create ``report_dir`` and make sure the report can be written there, before anything is
+    sent: UsageError when it cannot be created or written, or when one of its report files
+    would overwrite an input of the run (``--report-dir`` set to the input's folder)."""
+    where = f"--report-dir {report_dir}"
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UsageError(f"{where}: is a file, not a folder") from exc
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot be created ({exc.strerror})") from exc
+    probe = report_dir / f".contactpipe-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"{where}: cannot be written ({exc.strerror})",
+            hint="choose a folder you can write to with --report-dir",
+        ) from exc
+    folder = report_dir.resolve()
+    for item in inputs:
+        source = Path(item)
+        if source.name in REPORT_FILES and _same_file(source, report_dir / source.name, folder):
+            raise UsageError(
+                f"{where}: writing the report there would overwrite the input file {source}",
+                hint="choose another --report-dir (or rename the input)",
+            )
+
+
+def _same_file(source: Path, report_file: Path, folder: Path) -> bool:
+    try:
+        return source.resolve().parent == folder or os.path.samefile(source, report_file)
+    except OSError:
+        return False
 
 
 def write_report(

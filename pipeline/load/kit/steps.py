@@ -58,7 +58,7 @@ def send_batches(
     try:
         with target.progress.counter(label, total, "contacts") as bar:
             for k, (rows, body) in enumerate(work, 1):
-                current = rows
+                current = result.in_flight = rows
                 ok = send(k, rows, body)
                 current = ()
                 bar.advance(len(rows), f"batch {k}/{len(work)}: {len(rows):,} rows, {ok:,} ok")

@@ -1,0 +1,204 @@
+"""Makers of hostile inputs, written at test time (the bombs are small on disk, huge inflated).
+
+Each ``make_*`` writes one file at ``path`` and returns it.  The XLSX files are assembled by
+hand (a zip of the few parts a reader needs) so that a part can say anything: a dimension of
+``A1:ZZZZZ4000000000``, a cell at ``XFD1048576``, a sheet or a shared string that inflates to
+gigabytes, millions of shared strings.  Large parts are streamed into the zip, never built in
+memory.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+_CT = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '<Override PartName="/xl/sharedStrings.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="xl/workbook.xml"/></Relationships>'
+)
+_WB = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WB_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+    'Target="sharedStrings.xml"/></Relationships>'
+)
+_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+
+
+def _write_part(
+    archive: zipfile.ZipFile, name: str, chunks: Iterable[str | bytes], zip64: bool = True
+) -> None:
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = 6  # no public setter before Python 3.13
+    with archive.open(info, "w", force_zip64=zip64) as part:
+        for chunk in chunks:
+            part.write(chunk.encode() if isinstance(chunk, str) else chunk)
+
+
+def make_raw_xlsx(
+    path: Path,
+    sheet: Iterable[str | bytes],
+    shared: Iterable[str | bytes] = ("<sst " + _NS + ' count="0" uniqueCount="0"/>',),
+    *,
+    zip64: bool = True,
+) -> Path:
+    """An XLSX whose ``sheet1.xml`` and ``sharedStrings.xml`` are the given chunks (deflated)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        _write_part(archive, "[Content_Types].xml", [_CT])
+        _write_part(archive, "_rels/.rels", [_RELS])
+        _write_part(archive, "xl/workbook.xml", [_WB])
+        _write_part(archive, "xl/_rels/workbook.xml.rels", [_WB_RELS])
+        _write_part(archive, "xl/worksheets/sheet1.xml", sheet, zip64)
+        _write_part(archive, "xl/sharedStrings.xml", shared, zip64)
+    return path
+
+
+def _inline(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def sheet_xml(rows: Iterable[str], dimension: str | None = None) -> Iterator[str]:
+    """Chunks of a worksheet: an optional ``<dimension ref>``, then the given ``<row>`` XML."""
+    yield f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet {_NS}>'
+    if dimension:
+        yield f'<dimension ref="{dimension}"/>'
+    yield "<sheetData>"
+    yield from rows
+    yield "</sheetData></worksheet>"
+
+
+def header_rows() -> list[str]:
+    """A plausible two-row contact table (rows 1 and 2)."""
+    return [
+        '<row r="1">' + _inline("A1", "Name") + _inline("B1", "Phone") + "</row>",
+        '<row r="2">' + _inline("A2", "Ana") + _inline("B2", "+33612345678") + "</row>",
+    ]
+
+
+def make_far_cell_xlsx(path: Path, ref: str = "XFD1048576") -> Path:
+    """A small table plus one cell at ``ref``: the used range covers the whole grid."""
+    row = int("".join(ch for ch in ref if ch.isdigit()))
+    far = f'<row r="{row}">' + _inline(ref, "x") + "</row>"
+    return make_raw_xlsx(path, sheet_xml([*header_rows(), far]))
+
+
+def make_dimension_xlsx(path: Path, dimension: str = "A1:ZZZZZ4000000000") -> Path:
+    """A small table whose ``<dimension>`` declares an absurd used range."""
+    return make_raw_xlsx(path, sheet_xml(header_rows(), dimension))
+
+
+def make_sheet_bomb_xlsx(path: Path, inflated: int = 2 << 30, *, zip64: bool = True) -> Path:
+    """A sheet whose XML inflates to about ``inflated`` bytes (rows of one repeated cell)."""
+
+    def rows() -> Iterator[str]:
+        yield from header_rows()
+        block = '<row><c t="inlineStr"><is><t>Bob</t></is></c></row>' * 20_000
+        written = 0
+        while written < inflated:
+            yield block
+            written += len(block)
+
+    return make_raw_xlsx(path, sheet_xml(rows()), zip64=zip64)
+
+
+def make_lying_xlsx(path: Path, inflated: int = 200 << 20, declared: int = 1000) -> Path:
+    """A sheet bomb whose zip headers (local and central) claim ``declared`` bytes."""
+    make_sheet_bomb_xlsx(path, inflated, zip64=False)
+    data = bytearray(path.read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        at = data.find(signature)
+        while at >= 0:
+            if data[at + name_at : at + name_at + len(name)] == name:
+                data[at + size_at : at + size_at + 4] = declared.to_bytes(4, "little")
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_string_bomb_xlsx(path: Path, length: int = 1536 << 20) -> Path:
+    """One shared string of ``length`` characters, referenced by one cell."""
+
+    def shared() -> Iterator[str]:
+        yield f'<sst {_NS} count="1" uniqueCount="1"><si><t>'
+        chunk = "A" * (1 << 20)
+        for _ in range(length // len(chunk)):
+            yield chunk
+        yield "</t></si></sst>"
+
+    rows = [*header_rows(), '<row r="3"><c r="A3" t="s"><v>0</v></c></row>']
+    return make_raw_xlsx(path, sheet_xml(rows), shared())
+
+
+def make_many_strings_xlsx(path: Path, count: int = 100_000_000) -> Path:
+    """``count`` (empty) shared strings, none of them used."""
+
+    def shared() -> Iterator[str]:
+        yield f'<sst {_NS} count="{count}" uniqueCount="{count}">'
+        block = "<si><t></t></si>" * 10_000
+        for _ in range(count // 10_000):
+            yield block
+        yield "</sst>"
+
+    return make_raw_xlsx(path, sheet_xml(header_rows()), shared())
+
+
+def make_wide_csv(path: Path, columns: int, rows: int = 3) -> Path:
+    """A CSV with ``columns`` columns: Name, Phone, then ``c3``... filled with short values."""
+    header = ["Name", "Phone", *(f"c{i}" for i in range(3, columns + 1))]
+    lines = [",".join(header)]
+    for r in range(rows):
+        lines.append(",".join([f"P{r}", f"+3361234567{r}", *("x" * (columns - 2))]))
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def make_ods_repeat_bomb(path: Path, columns: int = 100_000, rows: int = 1000) -> Path:
+    """An ODS whose rows repeat one non-empty cell ``columns`` times, ``rows`` times."""
+    from filemakers import make_ods
+
+    make_ods(path, {"S": [["Name", "Phone"], ["Ana", "+33612345678"]]})
+    with zipfile.ZipFile(path) as archive:
+        parts = {i.filename: archive.read(i) for i in archive.infolist()}
+    bomb = (
+        f'<table:table-row table:number-rows-repeated="{rows}">'
+        f'<table:table-cell table:number-columns-repeated="{columns}" '
+        'office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>'
+    )
+    parts["content.xml"] = parts["content.xml"].replace(
+        b"</table:table>", bomb.encode() + b"</table:table>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), parts.pop("mimetype"))
+        for name, data in parts.items():
+            archive.writestr(name, data, zipfile.ZIP_DEFLATED)
+    return path
