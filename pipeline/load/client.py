@@ -242,6 +242,7 @@ class ApiClient:
         *,
         json_body: Any = None,
         content: bytes | None = None,
+        content_type: str | None = None,
         files: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         endpoint: str | None = None,
@@ -253,11 +254,18 @@ class ApiClient:
         ``endpoint`` names the request in statistics (default: method + path).  When the
         request is not ``idempotent`` and an attempt ended without a clear answer (timeout,
         dropped connection, 5xx), ``recover`` is called before resending: it returns a
-        response standing for the first attempt's effect, or None to resend."""
+        response standing for the first attempt's effect, or None to resend.
+
+        ``content`` (bytes already encoded) needs its ``content_type``: a server's body parser
+        ignores a body it is not told the type of (Express leaves it empty)."""
         headers: dict[str, str] = {}
         if json_body is not None:
             content = encode_json(json_body)
-            headers["Content-Type"] = "application/json"
+            content_type = "application/json"
+        if content is not None and not content_type:
+            raise ValueError(f"{self.api} {method} {path}: a raw body needs its content type")
+        if content_type and content is not None:
+            headers["Content-Type"] = content_type
         name = endpoint or f"{method} {path}"
         label = f"{self.api} {method} {path}"
         attempt = 0

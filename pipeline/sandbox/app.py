@@ -8,8 +8,10 @@ taken by MsgFlash's ``/api/v1``; MsgFlash has no ``messaging`` endpoint):
     /api/external/contacts/...        WAAPI
     /api/v1/...                       MsgFlash
 
-Every API request goes: read body -> fault switch -> per-API latency (+ fault delay) ->
-API gate (auth, rate limit) -> handler -> journal.  Handlers run under one lock and their
+Every API request goes: read body -> (audit against the contract, when
+``settings.contract_audit``) -> fault switch -> per-API latency (+ fault delay) -> API gate
+(auth, rate limit) -> contract (``schemas/apis/<api>.yaml``: a request outside it is refused
+in the API's own error envelope) -> handler -> journal.  Handlers run under one lock and their
 response is buffered, so Python code in another thread (a test, a benchmark) can read the
 state safely while a server thread serves.  Any other path answers a plain JSON 404.
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
@@ -167,6 +170,17 @@ class Sandbox:
         if delay > 0:
             await asyncio.sleep(delay)
 
+        audit: tuple[str, ...] = ()
+        if self.settings.contract_audit:
+            problems = api.contract.check_request(
+                method,
+                path,
+                scope.get("query_string", b"").decode("latin-1"),
+                Headers(scope=scope),
+                body,
+            )
+            audit = tuple(map(str, problems))
+
         def record(status: int | None, items: int | None, kind: str | None) -> None:
             entry = JournalEntry(
                 api=api.name,
@@ -177,6 +191,7 @@ class Sandbox:
                 items=items,
                 fault=kind,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                violations=audit,
             )
             self.journal.record(entry)
 
@@ -189,7 +204,7 @@ class Sandbox:
             record(fault.status, api.count_items(method, path, body), "status")
             await response(scope, receive, send)
             return
-        scratch: dict[str, Any] = {}
+        scratch: dict[str, Any] = {"body": body}
         messages = await self._run(api, {**scope, SCOPE_KEY: scratch}, body)
         record(messages[0]["status"], scratch.get("items"), "delay" if fault else None)
         for message in messages:

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from .common import ApiError, Clock
+from .contract import Contract, Violation, contract
 from .settings import SandboxSettings
 
 SCOPE_KEY = "contactpipe.sandbox"
@@ -70,6 +71,26 @@ class ApiApp:
     def not_found(self) -> ApiError:
         return ApiError(404, "NOT_FOUND", "Route not found")
 
+    @property
+    def contract(self) -> Contract:
+        """This API's document (``schemas/apis/<name>.yaml``), which every request must meet."""
+        return contract(self.name)
+
+    def contract_error(self, problems: list[Violation]) -> ApiError:
+        """How this API refuses a request outside its contract (see each API's docstring)."""
+        first = problems[0]
+        if first.kind == "not_found":
+            return self.not_found()
+        if first.kind == "malformed":
+            return ApiError(400, "BAD_REQUEST", f"Malformed request body: {first.message}")
+        details = [{"field": p.field, "message": p.message} for p in problems]
+        summary = {
+            "security": "Missing credentials",
+            "query": "Invalid query parameter",
+            "content_type": f"Content-Type {first.message}",
+        }.get(first.kind, "Invalid request body")
+        return ApiError(400, "VALIDATION_ERROR", summary, details)
+
     def count_items(self, method: str, path: str, body: bytes) -> int | None:
         """Items a bulk request carries (for the journal when no handler ran)."""
         return None
@@ -109,10 +130,25 @@ class ApiApp:
 
         try:
             await self.gate(request)
+            self.enforce_contract(request, scratch.get("body", b""))
         except ApiError as err:
             await self.render_error(err)(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+    def enforce_contract(self, request: Request, body: bytes) -> None:
+        """Refuse (ApiError) a request outside this API's document, before any handler runs.
+        Bulk entries marked ``x-contactpipe-item-errors`` are left to the handler."""
+        problems = self.contract.check_request(
+            request.method,
+            request.url.path,
+            request.scope.get("query_string", b"").decode("latin-1"),
+            request.headers,
+            body,
+            strict=False,
+        )
+        if problems:
+            raise self.contract_error(problems)
 
 
 def json_response(

@@ -7,6 +7,10 @@ token can leak through them.  Admin requests (``/__sandbox__/...``) are not jour
 ``items`` is the number of elements a bulk call carried: MsgFlash ``contactIds`` (bulk delete,
 members add/remove), WAAPI ``contacts`` (bulk) and ``contact_ids`` (group add/remove), Vobiz
 CSV data rows (import); None for every other request.
+
+``violations`` lists how the request stepped outside its API's contract, checked strictly
+(bulk entries included), when the sandbox runs with ``contract_audit``; empty otherwise.  The
+messages name fields and parameters, never a header value.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class JournalEntry:
     items: int | None = None
     fault: str | None = None
     duration_ms: float = 0.0
+    violations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

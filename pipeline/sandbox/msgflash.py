@@ -22,8 +22,11 @@ Choices made where the docs are silent
 - Cursors are opaque base64url strings; ``nextCursor`` is null on the last page.
 - Duplicate phone on create or update -> 409 ``CONFLICT`` (setting
   ``msgflash_duplicate_phone="allow"`` accepts duplicates instead).
-- Validation errors list ``{"field", "message"}`` objects in ``details``.  Unknown body fields
-  are ignored.  A malformed JSON body -> 400 ``BAD_REQUEST``.
+- Every request is first held to ``schemas/apis/msgflash.yaml`` (see :mod:`.contract`): a
+  body without ``Content-Type: application/json``, a body field or query parameter the
+  document does not list, a wrong type or too many ids -> 400 ``VALIDATION_ERROR``.
+  Validation errors list ``{"field", "message"}`` objects in ``details``.  A malformed JSON
+  body -> 400 ``BAD_REQUEST``.
 - ``PUT`` returns the full contact (with ``meta``); ``DELETE`` returns
   ``{"data": {"id", "deleted": true}}`` with 200.
 - Add members ``total`` is the group's member count after the call.  ``notInGroup`` counts ids

@@ -159,6 +159,9 @@ class SandboxSettings:
 
     # Request journal
     journal_max_entries: int = 100_000
+    # Check every request strictly against its contract (bulk entries too) and note in the
+    # journal how it fails; the test suites turn it on to hold the client to the contract.
+    contract_audit: bool = False
 
     def __post_init__(self) -> None:
         # Messages name the setting, never the value: these are credentials.

@@ -20,6 +20,10 @@ Choices made where the docs are silent
   ``X-Request-ID`` (on errors, equal to ``requestId``).
 - Success bodies are bare (no envelope), like the documented list and import bodies; create
   and update return the contact object.  ``last_active_at`` is omitted (no activity here).
+- Every request is first held to ``schemas/apis/vobiz.yaml`` (see :mod:`.contract`): a JSON
+  body without ``Content-Type: application/json``, an import that is not ``multipart/form-data``
+  with a ``text/csv`` part ``file``, a field or query parameter the document does not list or
+  a wrong type -> 422 ``VALIDATION_ERROR`` (malformed JSON -> 400 ``BAD_REQUEST``).
 - ``limit`` above ``vobiz_page_max`` (100) is clamped; ``page`` or ``limit`` below 1 or not an
   integer -> 422.  Contacts are listed newest first.  ``search`` is a case-insensitive substring
   of name or phone; ``tag`` an exact tag.
@@ -55,6 +59,7 @@ from starlette.routing import BaseRoute, Route
 
 from .base import ApiApp, ext, json_response, read_json, set_items
 from .common import ApiError, SlidingWindowLimiter, found, is_e164, iso_s, parse_int, str_list
+from .contract import Violation
 from .settings import VOBIZ_READ, VOBIZ_WRITE
 
 PREFIX = "/api/v1/messaging"
@@ -146,6 +151,12 @@ class VobizApp(ApiApp):
 
     def not_found(self) -> ApiError:
         return ApiError(404, "NOT_FOUND", "resource not found")
+
+    def contract_error(self, problems: list[Violation]) -> ApiError:
+        err = super().contract_error(problems)
+        if err.code == "VALIDATION_ERROR":
+            err.status = 422
+        return err
 
     def count_items(self, method: str, path: str, body: bytes) -> int | None:
         if method != "POST" or not path.endswith("/contacts/import") or not body.startswith(b"--"):

@@ -22,8 +22,11 @@ Choices made where the docs are silent
 - Error codes (``error``): ``VALIDATION_ERROR``, ``BAD_REQUEST`` (malformed JSON),
   ``UNAUTHORIZED``, ``FORBIDDEN``, ``NOT_FOUND``, ``CONFLICT``, ``RATE_LIMIT_EXCEEDED``,
   ``INTERNAL_ERROR``.  Messages are the doc's where it gives one.
-- ``page`` / ``limit`` are parsed leniently as Express code usually does: not a number ->
-  default, above the maximum -> clamped, below 1 -> 1.  Contacts and groups are listed newest
+- Every request is first held to ``schemas/apis/waapi.yaml`` (see :mod:`.contract`): no
+  ``Content-Type: application/json`` on a body, a field or query parameter it does not list,
+  a wrong type, ``limit`` above 100 or ``page`` below 1 -> 400 ``VALIDATION_ERROR`` (malformed
+  JSON -> 400 ``BAD_REQUEST``).  Bulk entries are checked one by one (see below).
+  Contacts and groups are listed newest
   first.  ``search`` is a case-insensitive substring of the name or the stored phone (a
   leading ``+`` in the query is ignored); ``tag`` an exact tag; ``opt_out`` ``true``/``false``.
 - List items carry the doc example's subset (``_id, name, phone, email, tags, opt_out,
@@ -54,6 +57,7 @@ from starlette.routing import BaseRoute, Route
 
 from .base import ApiApp, ext, json_field_count, json_response, read_json, set_items
 from .common import ApiError, FixedWindowLimiter, found, str_list
+from .contract import Violation
 from .settings import WAAPI_READ, WAAPI_WRITE
 from .waapi_store import Contact, FieldError, Group, WaapiStore, check_fields
 
@@ -120,6 +124,12 @@ class WaapiApp(ApiApp):
 
     def not_found(self) -> ApiError:
         return ApiError(404, "NOT_FOUND", "Route not found.")
+
+    def contract_error(self, problems: list[Violation]) -> ApiError:
+        err = super().contract_error(problems)
+        if err.code == "VALIDATION_ERROR":  # no details field in WAAPI's envelope
+            err.message = f"{err.message}: " + "; ".join(map(str, problems[:5]))
+        return err
 
     def count_items(self, method: str, path: str, body: bytes) -> int | None:
         if method == "POST" and path.endswith("/bulk"):

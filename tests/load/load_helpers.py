@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 
 from pipeline.demo import sandbox_env
@@ -15,6 +17,7 @@ from pipeline.load.client import ClientStats, RetryPolicy
 from pipeline.load.targets import get
 from pipeline.report.writer import CONTACT_COLUMNS
 from pipeline.sandbox import SandboxServer, SandboxSettings
+from pipeline.sandbox.contract import contract
 
 LIST_FIELDS = ("tags", "groups")
 BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
@@ -30,6 +33,7 @@ def fast_settings(**overrides: Any) -> SandboxSettings:
         "vobiz_rate_limit": None,
         "msgflash_job_pending_s": 0.02,
         "msgflash_job_items_per_s": 200_000.0,
+        "contract_audit": True,
     }
     values.update(overrides)
     return SandboxSettings(**values)
@@ -83,3 +87,40 @@ def make_target(
     config: TargetConfig = cls.config_from_env(env or sandbox_env(server), None)
     options.setdefault("poll_interval_s", 0.02)
     return cls(config, LoadOptions(**options), stats=ClientStats(), policy=policy)
+
+
+def request_file_violations(path: Path) -> list[str]:
+    """How a ``--dry-run`` request file steps outside its API's contract, checked as the
+    request it stands for (strictly: bulk entries included).  Files that are not request
+    bodies (``msgflash-groups.json``: group -> phones) have no contract and pass."""
+    name = path.name
+    json_type = {"Content-Type": "application/json"}
+    if name.startswith("waapi-bulk-"):
+        api, url = "waapi", "http://h/api/external/contacts/MTAw/bulk"
+        auth = {"Authorization": "Bearer t"}
+        requests = [httpx.Request("POST", url, content=path.read_bytes(), headers=json_type)]
+    elif name.startswith("msgflash-contacts-"):
+        api, url, auth = "msgflash", "http://h/api/v1/contacts", {"x-api-key": "k"}
+        lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+        requests = [httpx.Request("POST", url, content=line, headers=json_type) for line in lines]
+    elif name.startswith("vobiz-import-"):
+        api, url = "vobiz", "http://h/api/v1/messaging/contacts/import"
+        auth = {"X-Auth-ID": "MA_X", "X-Auth-Token": "t"}
+        header = path.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+        missing = {"phone_number", "name"} - set(header)
+        if missing:
+            return [f"{name}: CSV header lacks {sorted(missing)}"]
+        files = {"file": (name, path.read_bytes(), "text/csv")}
+        requests = [httpx.Request("POST", url, files=files)]
+    elif name == "msgflash-groups.json":
+        return []
+    else:
+        return [f"{name}: no known request"]
+    out = []
+    for k, request in enumerate(requests, 1):
+        request.headers.update(auth)
+        problems = contract(api).check_request(
+            request.method, request.url.path, "", request.headers, request.read()
+        )
+        out += [f"{name} #{k}: {p}" for p in problems]
+    return out

@@ -232,3 +232,22 @@ def test_one_parser_reads_every_api_s_error_envelope() -> None:
         "HTTP_500",
         "Internal Server Error",
     )
+
+
+@pytest.mark.off_contract  # the second request is sent without its content type on purpose
+def test_a_raw_body_needs_its_content_type_and_the_audit_sees_it(server: SandboxServer) -> None:
+    path = f"/external/contacts/{server.settings.waapi_encoded_phone_id}/bulk"
+    auth = {"Authorization": f"Bearer {server.settings.waapi_token}"}
+    body = b'{"contacts":[{"phone":"+33612345678","name":"A"}]}'
+    with ApiClient("waapi", server.base_urls["waapi"], auth, policy=POLICY) as client:
+        with pytest.raises(ValueError, match="content type"):
+            client.request("POST", path, content=body)
+        assert client.request("POST", path, content=body, content_type="application/json")
+    # what a client without the guard would send: the sandbox refuses it, the audit names it
+    raw = httpx.post(server.base_urls["waapi"] + path, content=body, headers=auth)
+    assert raw.status_code == 400 and raw.json()["error"] == "VALIDATION_ERROR"
+    first, second = server.app.journal.entries(api="waapi")
+    assert first.violations == ()
+    assert second.violations == (
+        "content_type Content-Type: must be application/json, got no Content-Type",
+    )

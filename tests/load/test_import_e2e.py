@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from load_helpers import sandbox_env
+from load_helpers import request_file_violations, sandbox_env
 
 from pipeline import run as run_module
 from pipeline.cli import main
@@ -170,6 +170,7 @@ def test_dry_run_writes_payloads_and_sends_nothing(
     assert files and all(f.parent == tmp_path / "r" / "dry-run" and f.stat().st_size for f in files)
     text = "".join(f.read_text(encoding="utf-8") for f in files)
     assert "+33612340000" in text and "Client 29" in text and "Bad phone" not in text
+    assert [v for f in files for v in request_file_violations(f)] == []
     assert sum(line["items"] for line in load["plan"] if "contacts" in line["endpoint"]) >= VALID
     assert len(server.app.journal.entries(api=target)) == 0
 

@@ -8,7 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from load_helpers import contacts_df, make_target, phone, sandbox_env, simple_contacts
+from load_helpers import (
+    contacts_df,
+    make_target,
+    phone,
+    request_file_violations,
+    sandbox_env,
+    simple_contacts,
+)
 
 from pipeline.errors import UsageError
 from pipeline.load.base import FAILED, LOADED
@@ -60,6 +67,7 @@ def test_changed_rows_are_updated(server: SandboxServer) -> None:
     assert result.counts()["unchanged"] == 7
 
 
+@pytest.mark.off_contract  # an invalid phone on purpose: how a refusal is reported
 def test_entries_the_api_refuses_are_mapped_to_their_rows(server: SandboxServer) -> None:
     rows = [{"phone": phone(i), "name": f"C{i}"} for i in range(6)]
     rows[4]["phone"] = "+12"  # WAAPI refuses it: not E.164
@@ -143,6 +151,7 @@ def test_dry_run_writes_the_exact_bodies(server: SandboxServer, tmp_path: Path) 
         "waapi-bulk-0002.json",
         "waapi-bulk-0003.json",
     ]
+    assert [v for f in files for v in request_file_violations(f)] == []
     first = json.loads(files[0].read_bytes())
     assert first["contacts"][0] == {"phone": phone(0), "name": "Contact 0", "groups": ["G"]}
     assert len(server.app.journal.entries(api="waapi")) == 0  # nothing sent
@@ -174,3 +183,17 @@ def test_config_from_env(server: SandboxServer) -> None:
     assert Waapi.config_from_env(env, "https://waapi.example.com/api/").base_url == (
         "https://waapi.example.com/api"
     )
+
+
+def test_the_request_file_check_catches_a_body_outside_the_contract(tmp_path: Path) -> None:
+    bad = tmp_path / "waapi-bulk-0001.json"
+    bad.write_bytes(encode_json({"contacts": [{"name": "No phone", "nickname": "x"}]}))
+    assert request_file_violations(bad) == [
+        "waapi-bulk-0001.json #1: body contacts/0/phone: required field missing",
+        "waapi-bulk-0001.json #1: body contacts/0/nickname: field not in the contract",
+    ]
+    csv = tmp_path / "vobiz-import-0001.csv"
+    csv.write_text("phone,name\n+33612345678,A\n", encoding="utf-8")
+    assert request_file_violations(csv) == [
+        "vobiz-import-0001.csv: CSV header lacks ['phone_number']"
+    ]

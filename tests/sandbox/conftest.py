@@ -1,5 +1,6 @@
 """Fixtures for the sandbox tests: an in-process client (httpx over ASGITransport, driven
-synchronously), a manual clock, and fast settings (rate limits off unless a test sets them)."""
+synchronously) whose every response is checked against the API's document, a manual clock,
+and fast settings (rate limits off unless a test sets them)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def make_client(sandbox: Sandbox) -> Iterator[Any]:
         return client
 
     yield make
+    violations = [v for client in clients for v in client.violations]
     for client in clients:
         client.close()
+    assert not violations, "sandbox responses outside the contract:\n" + "\n".join(violations)
 
 
 @pytest.fixture

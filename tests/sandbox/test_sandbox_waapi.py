@@ -233,7 +233,7 @@ def test_custom_fields_unknown_names_ignored(make_client: Any, settings: Any, wa
     assert contact["custom_fields"] == {"city": "Delhi"}
 
 
-def test_page_walk_and_limit_clamp(wa: SyncClient, wa_path: str) -> None:
+def test_page_walk_and_limit_bounds(wa: SyncClient, wa_path: str) -> None:
     wa.post(
         f"{wa_path}/bulk",
         json={"contacts": [{"name": f"N{i}", "phone": f"+9191{i:08d}"} for i in range(45)]},
@@ -244,7 +244,11 @@ def test_page_walk_and_limit_clamp(wa: SyncClient, wa_path: str) -> None:
         assert data["pagination"]["totalPages"] == 3
         seen += [c["_id"] for c in data["contacts"]]
     assert len(seen) == len(set(seen)) == 45
-    assert wa.get(f"{wa_path}?limit=500").json()["data"]["pagination"]["limit"] == 100
+    too_big = wa.get(f"{wa_path}?limit=500")
+    assert too_big.status_code == 400, too_big.text
+    assert too_big.json()["error"] == "VALIDATION_ERROR"
+    assert "limit" in too_big.json()["message"]
+    assert wa.get(f"{wa_path}?limit=100").json()["data"]["pagination"]["limit"] == 100
     assert wa.get(wa_path).json()["data"]["pagination"]["limit"] == 20
     wa.put(f"{wa_path}/{seen[0]}", json={"opt_out": True})
     assert wa.get(f"{wa_path}?opt_out=true").json()["data"]["pagination"]["total"] == 1

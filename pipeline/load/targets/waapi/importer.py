@@ -65,7 +65,13 @@ class WaapiImporter(WaapiCore):
         self, rows: Sequence[int], body: bytes, phones: list[str], result: LoadResult
     ) -> int:
         try:
-            resp = self.client().request("POST", self.bulk_path, content=body, endpoint="POST bulk")
+            resp = self.client().request(
+                "POST",
+                self.bulk_path,
+                content=body,
+                content_type="application/json",
+                endpoint="POST bulk",
+            )
         except ApiRefused as exc:
             result.fail(
                 rows, "LOAD_FAILED", f"batch refused ({exc.status} {exc.code}): {exc.message}"
