@@ -53,6 +53,9 @@ class TargetInfo:
     optional: tuple[str, ...] = ()
     """Variables read when set (``MSGFLASH_TEAM_ID``)."""
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    export_filters: frozenset[str] = frozenset({"search"})
+    """Which of ``search``, ``tag``, ``group``, ``opt_out`` the export offers (the others are
+    refused before any request)."""
     credentials_note: str = ""
     """One line for ``--help`` when a variable needs explaining."""
 
@@ -114,6 +117,17 @@ def get(name: str) -> type[Target]:
 def with_capability(capability: str) -> tuple[str, ...]:
     """The names of the targets that have ``capability``."""
     return tuple(i.name for i in infos() if i.can(capability))
+
+
+def titles(capability: str | None = None, *, export_filter: str | None = None) -> str:
+    """``MsgFlash, WAAPI``: the titles of the targets with ``capability`` (or offering
+    ``export_filter``), for help texts."""
+    return ", ".join(
+        i.title
+        for i in infos()
+        if (capability is None or i.can(capability))
+        and (export_filter is None or export_filter in i.export_filters)
+    )
 
 
 def register(meta: TargetInfo, cls: type[Target] | None = None) -> None:

@@ -15,12 +15,13 @@ from load_helpers import request_file_violations, sandbox_env
 
 from pipeline import run as run_module
 from pipeline.cli import main
+from pipeline.load import registry
 from pipeline.load.base import LoadOptions, Target
 from pipeline.load.client import RetryPolicy
 from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
 from pipeline.sandbox import SandboxServer
 
-TARGETS = ("msgflash", "waapi", "vobiz")
+TARGETS = registry.names()
 VALID = 30
 # the default number of attempts, without the waiting
 POLICY = RetryPolicy(attempts=6, backoff_s=0.005, backoff_cap_s=0.02, throttle_backoff_s=0.02)

@@ -396,7 +396,9 @@ def test_team_key_sends_team_id(server: SandboxServer) -> None:
 def test_personal_key_never_sends_team_id(server: SandboxServer) -> None:
     server.settings.msgflash_team_key = DEFAULT_MSGFLASH_TEAM_KEY
     server.settings.msgflash_team_id = DEFAULT_MSGFLASH_TEAM_ID
-    env = {**sandbox_env(server), "MSGFLASH_TEAM_ID": DEFAULT_MSGFLASH_TEAM_ID}
+    personal = server.settings.msgflash_api_key
+    env = {**sandbox_env(server), "MSGFLASH_API_KEY": personal}
+    env["MSGFLASH_TEAM_ID"] = DEFAULT_MSGFLASH_TEAM_ID
     target = fast_target(server, env=env)
     assert "X-Team-Id" not in target.config.headers
     result = target.load(simple_contacts(3))  # with X-Team-Id: 403 TEAM_KEY_REQUIRED

@@ -23,7 +23,8 @@ INFO = TargetInfo(
     base_url_var="MSGFLASH_BASE_URL",
     default_base_url="https://srv.msgflash.com",
     capabilities=frozenset({"groups", "custom_fields", "async_jobs", "export", "delete"}),
-    credentials_note="MSGFLASH_TEAM_ID goes with msgf_team_ keys",
+    export_filters=frozenset({"search", "group"}),
+    credentials_note="the team id for msgf_team_ keys",
 )
 
 

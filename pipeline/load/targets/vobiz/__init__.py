@@ -21,6 +21,7 @@ INFO = TargetInfo(
     base_url_var="VOBIZ_BASE_URL",
     default_base_url="https://api.vobiz.ai/api/v1/messaging",
     capabilities=frozenset({"csv_import", "export", "delete"}),
+    export_filters=frozenset({"search", "tag"}),
 )
 
 

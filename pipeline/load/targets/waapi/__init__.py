@@ -20,7 +20,8 @@ INFO = TargetInfo(
     base_url_var="WAAPI_BASE_URL",
     default_base_url=None,
     capabilities=frozenset({"bulk_upsert", "groups", "custom_fields", "export", "delete"}),
-    credentials_note="WAAPI_PHONE_ID raw or base64; WAAPI has no public host: WAAPI_BASE_URL",
+    export_filters=frozenset({"search", "tag", "group", "opt_out"}),
+    credentials_note="the phone id raw or base64",
 )
 
 
