@@ -317,21 +317,6 @@ def test_delete_by_phone_and_id_sync(server: SandboxServer) -> None:
     assert t.result is result
 
 
-def test_delete_dry_run_and_safety_limit_send_no_write(server: SandboxServer) -> None:
-    seed(server, 160)
-    df = frame([{"phone": phone(i)} for i in range(150)] + [{"phone": phone(999)}])
-    result = target(server).delete(df, dry_run=True)
-    assert result.state.count(LOADED) == 150 and result.failures[150][0] == "NOT_FOUND"
-    assert writes(server) == [] and len(store(server).contacts) == 160
-    with pytest.raises(
-        UsageError, match=r"150 contacts would be deleted, above the safety limit of 100: .*--yes"
-    ):
-        target(server).delete(df, limit=100)
-    assert writes(server) == [] and len(store(server).contacts) == 160
-    result = target(server).delete(df, limit=150)  # at the limit: allowed
-    assert result.state.count(LOADED) == 150 and len(store(server).contacts) == 10
-
-
 def test_delete_async_jobs_in_batches(server: SandboxServer) -> None:
     ids = seed(server, 260)
     df = frame([{"phone": phone(i)} for i in range(230)])

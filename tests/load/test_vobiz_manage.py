@@ -398,36 +398,6 @@ def test_dry_run_sends_no_write(server: SandboxServer) -> None:
     assert store(server).keys() == held.keys()
 
 
-def test_safety_limit_raises_before_any_delete(server: SandboxServer) -> None:
-    seed(server, 6)
-    df = phones_df(*(phone(i) for i in range(6)), phone(0))
-    with pytest.raises(UsageError) as info:
-        run_delete(server, df, limit=5)
-    assert str(info.value) == (
-        "6 contacts would be deleted, above the safety limit of 5: check the file, "
-        "or re-run with --yes"
-    )
-    assert writes(server) == [] and len(store(server)) == 6
-    result, _ = run_delete(server, df, limit=6)  # at the limit: allowed
-    assert set(result.state) == {LOADED} and store(server) == {}
-
-
-def test_delete_by_id_column(server: SandboxServer) -> None:
-    seed(server, 3)
-    held = store(server)
-    ids = list(held)
-    df = phones_df("+33700000003", phone(2), phone(1)).with_columns(
-        pl.Series("id", [ids[0], "no-such-id", None], dtype=pl.String)
-    )
-    result, target = run_delete(server, df)
-    assert list(result.state) == [LOADED, FAILED, LOADED]
-    assert result.failures[1][0] == "NOT_FOUND" and "no-such-id" in result.failures[1][1]
-    assert [c.phone_number for c in store(server).values()] == [phone(2)]
-    # ids are checked by the lookup like phones (the same listing page): the unknown one is
-    # never sent
-    assert target.stats.by_endpoint == {"GET /contacts": 1, "DELETE /contacts/{id}": 2}
-
-
 def test_delete_retries_server_errors_and_drops(server: SandboxServer) -> None:
     seed(server, 4)
     server.app.faults.add("vobiz", "DELETE", ONE, status=500)

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-import polars as pl
 import pytest
 from load_helpers import contacts_df, make_target, phone, sandbox_env, simple_contacts
 
@@ -293,38 +292,6 @@ def test_delete_reads_the_listing_when_that_is_cheaper(server: SandboxServer) ->
     assert result.counts()["loaded"] == 20
     assert [q["page"] for q in queries(server)] == [["1"], ["2"], ["3"]]
     assert len(server.app.state.waapi.contacts) == 230
-
-
-def test_delete_dry_run_and_safety_limit_send_no_write(server: SandboxServer) -> None:
-    seed(server, 30)
-    df = simple_contacts(12, start=25)  # 5 found, 7 not
-    t = target(server)
-    result = t.delete(df, dry_run=True)
-    assert result.counts()["loaded"] == 5 and result.counts()["failed"] == 7
-    assert t.result is result
-    with pytest.raises(
-        UsageError, match="5 contacts would be deleted, above the safety limit of 4"
-    ):
-        t.delete(df, limit=4)
-    assert requests(server, "DELETE") == [] and len(server.app.state.waapi.contacts) == 30
-    assert t.delete(df, limit=5).counts()["loaded"] == 5
-
-
-def test_delete_by_id_column(server: SandboxServer) -> None:
-    seed(server, 5)
-    ids = list(server.app.state.waapi.contacts)
-    df = contacts_df([{"phone": None}] * 3).with_columns(
-        pl.Series("id", [ids[0], "0" * 24, ids[1]])
-    )
-    server.app.faults.add("waapi", "DELETE", LIST, times=1, status=502)
-    server.app.journal.clear()
-    result = target(server).delete(df)
-    assert list(result.state) == [LOADED, FAILED, LOADED]
-    assert result.failures[1][0] == "NOT_FOUND"
-    # ids are checked like phones (one listing page here: cheaper than a read per id), so the
-    # unknown id is never sent; the 502 is checked with a GET (still there), then resent
-    assert [e.method for e in requests(server)] == ["GET", "DELETE", "GET", "DELETE", "DELETE"]
-    assert set(server.app.state.waapi.contacts) == set(ids[2:])
 
 
 SLOW_RETRY = RetryPolicy(attempts=3, backoff_s=1.0, backoff_cap_s=1.0)
