@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-api install clean
+.PHONY: demo test lint format bench bench-api install clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: lint
 	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; \
 	exit $$rc
+
+# make test fuzzes each reader and the phone cleaner for a few dozen examples; this runs
+# thousands (FUZZ_EXAMPLES=N to change).  A crash found becomes a case of tests/test_hostile.py.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	CONTACTPIPE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -n 2 -q
 
 format: $(STAMP)
 	$(BIN)/ruff format .

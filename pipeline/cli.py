@@ -49,18 +49,19 @@ def _redact(text: str) -> str:
 def _errors(debug: bool) -> Iterator[None]:
     """PipelineError -> one clear line and its exit code; anything else -> exit 1.  SIGTERM is
     handled like Ctrl-C (:mod:`pipeline.signals`); outside a load it ends the run with 143."""
-    from pipeline.signals import EXIT_SIGTERM, Terminated, sigterm_as_interrupt
+    from pipeline.signals import interrupt_reason, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():
             yield
-    except Terminated:
-        click.echo("Error: terminated (SIGTERM); the run stopped", err=True)
-        sys.exit(EXIT_SIGTERM)
+    except KeyboardInterrupt as stop:  # outside a load (a load settles and reports instead)
+        reason, code = interrupt_reason(stop)
+        click.echo(f"Error: {reason}; the run stopped", err=True)
+        sys.exit(code)
     except PipelineError as exc:
         click.echo(_redact(f"Error: {exc}"), err=True)
         sys.exit(exc.exit_code)
-    except (click.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
+    except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
     except Exception as exc:
         if debug:

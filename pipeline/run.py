@@ -528,7 +528,7 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
         reason, code = interrupt_reason(stop)
         error = Interrupted(reason)
         error.exit_code = code
-        result.interrupt(error)
+        result.interrupt(error, target.stats.requests)
         return result
 
 

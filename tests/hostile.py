@@ -202,3 +202,22 @@ def make_ods_repeat_bomb(path: Path, columns: int = 100_000, rows: int = 1000) -
         for name, data in parts.items():
             archive.writestr(name, data, zipfile.ZIP_DEFLATED)
     return path
+
+
+def make_corrupt_xlsx(path: Path, kind: str) -> Path:
+    """A small XLSX broken the ways fuzzing found: ``deflate`` (the sheet's compressed bytes
+    overwritten: zlib fails) or ``version`` (a central directory asking for zip version 6.4)."""
+    make_raw_xlsx(path, sheet_xml(header_rows()), zip64=False)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    if kind == "deflate":
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        data[start : start + 8] = b"\xff" * 8
+    else:
+        at = data.find(b"PK\x01\x02")
+        while at >= 0:
+            data[at + 6 : at + 8] = (64).to_bytes(2, "little")  # version needed: 6.4
+            at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    return path

@@ -283,6 +283,28 @@ CASES = [
     ),
     Case("report-dir-unwritable", _unwritable_report_dir, 2, "is a file, not a folder"),
     Case("control-chars-in-header", _control_header, 2, "Headers seen: '[31mName'"),
+    # found by test_fuzz.py
+    Case(
+        "xlsx-bad-deflate-stream",
+        one(hostile.make_corrupt_xlsx, "deflate.xlsx", kind="deflate"),
+        2,
+        "is a corrupt or truncated ZIP/Excel file",
+    ),
+    Case(
+        "xlsx-unknown-zip-version",
+        one(hostile.make_corrupt_xlsx, "version.xlsx", kind="version"),
+        2,
+        "is a corrupt or truncated ZIP/Excel file",
+    ),
+    Case(
+        "header-star-and-regex",
+        lambda tmp: [
+            str(make_text(tmp / "star.csv", "Name,*,^Phone$,Phone\nAna,x,y,+33612345678\n")),
+            "--keep-extra-columns",
+        ],
+        0,
+        "contacts",
+    ),
     Case("control-chars-in-file-name", _control_file_name, 2, "x\\x1b[2Jy.csv"),
 ]
 

@@ -76,3 +76,13 @@ def test_atomic_writes_leave_nothing_under_the_final_name_when_interrupted(tmp_p
         raise KeyboardInterrupt
     assert final.read_text("utf-8") == "previous run\n"  # untouched, never half-written
     assert list(tmp_path.iterdir()) == [final]  # and no temporary file left behind
+
+
+def test_a_wide_frame_is_neutralised_like_a_narrow_one() -> None:
+    from pipeline.report.safe import excel_safe_frame
+
+    cells = ["x", "=1+1", "+33612345678", "-a", "@b", None]
+    wide = pl.DataFrame({f"c{i}": [cells[i % 6], cells[(i + 1) % 6]] for i in range(200)})
+    narrow = [excel_safe_frame(wide.select(c)) for c in wide.columns]
+    assert excel_safe_frame(wide).equals(pl.concat(narrow, how="horizontal"))
+    assert excel_safe_frame(wide)["c1"].to_list() == ["'=1+1", "+33612345678"]

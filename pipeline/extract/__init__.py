@@ -3,8 +3,11 @@
 ``read_file(path)`` returns one :class:`Extracted` per sheet read.  Every frame holds the
 user's columns as ``pl.String`` (original header text; blank headers become ``column_N``,
 duplicates ``Phone_2``) followed by ``__source_file``, ``__sheet`` and ``__row`` (see
-:mod:`pipeline.frames`).  Values are not trimmed or changed, except that empty strings become
-null; rows whose cells are all empty are dropped and counted in ``empty_rows``.
+:mod:`pipeline.frames`), and, when a reader had to change a row (control characters removed,
+bytes repaired), ``__read_warning`` / ``__read_warning_msg``.  Values are not trimmed or
+changed otherwise, except that empty strings become null; rows whose cells are all empty are
+dropped and counted in ``empty_rows``.  Size limits (:mod:`.limits`) are checked before any
+reader allocates.
 
 Formats are detected from content (:func:`detect_format`); each reader documents its rules:
 :mod:`.text` (CSV/TSV/TXT), :mod:`.excel` (XLSX/XLSM/XLS/ODS), :mod:`.columnar`

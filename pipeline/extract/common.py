@@ -107,7 +107,9 @@ def column_names(header: Sequence[str | None]) -> list[str]:
     A blank (or merged-away) header cell in position ``i`` (1-based) becomes ``column_i``;
     a repeated name gets ``_2``, ``_3``... (``Phone``, ``Phone_2``).  Leading underscores are
     removed from a name that would collide with the pipeline's reserved ``__`` columns.
-    Names are otherwise kept exactly as written (not trimmed).
+    A header ``*`` or ``^...$`` (which polars would take for a wildcard or a regular
+    expression) is quoted: ``'*'``.  Names are otherwise kept exactly as written (not
+    trimmed).
     """
     names: list[str] = []
     seen: set[str] = set()
@@ -115,6 +117,8 @@ def column_names(header: Sequence[str | None]) -> list[str]:
         name = f"column_{position}" if _blank(cell) else str(cell)
         if is_reserved(name):
             name = name.lstrip("_") or f"column_{position}"
+        if name == "*" or (name.startswith("^") and name.endswith("$")):
+            name = f"'{name}'"  # polars reads these as "every column" / a regex: quote them
         base, n = name, 1
         while name in seen:
             n += 1

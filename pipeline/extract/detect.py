@@ -10,6 +10,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -102,7 +103,15 @@ def _zip_format(path: Path) -> str:
                 if "word/document.xml" in names:
                     raise InputError(f"{describe(path)}: is a Word document, not a spreadsheet")
                 raise InputError(f"{describe(path)}: is an Office document but not a workbook")
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+        ValueError,
+        NotImplementedError,  # "zip file version 6.4", an unknown compression method
+    ) as exc:
         raise InputError(
             f"{describe(path)}: is a corrupt or truncated ZIP/Excel file ({exc})",
             hint="open it in Excel or LibreOffice and save it again",

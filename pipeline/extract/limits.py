@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,14 @@ def check_workbook(path: Path, fmt: str, name: str, limits: Limits) -> None:
                     for piece in _tags(_stream(archive, info, budget, name, limits)):
                         strings += len(_SI_TAG.findall(piece))
                     check_cells(name, "has a shared-string table of", strings, limits)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+    ) as exc:
         raise InputError(
             f"{name}: is a corrupt or truncated ZIP/Excel file, or one whose parts are larger "
             f"than its directory says ({exc})",

@@ -75,8 +75,10 @@ class LoadResult:
         self.aborted: RemoteError | None = None
         self.notes: list[str] = []
         self.in_flight: Sequence[int] = ()
-        """Rows of the request being sent (set by a target before it sends): when the run
-        is interrupted, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
+        """Rows of the request being sent (see :meth:`sending`): when the run is interrupted
+        after it went out, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
+        self.in_flight_after = 0
+        """The client's request count when :meth:`sending` was called."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -108,12 +110,20 @@ class LoadResult:
         reason = exc.message
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
 
-    def interrupt(self, exc: RemoteError) -> None:
+    def sending(self, rows: Sequence[int], requests: int) -> None:
+        """A target is about to send ``rows`` in one request; ``requests`` is its client's
+        request count now (``ClientStats.requests``, counted as each attempt goes out)."""
+        self.in_flight = rows
+        self.in_flight_after = requests
+
+    def interrupt(self, exc: RemoteError, requests: int | None = None) -> None:
         """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
         request in flight are OUTCOME_UNKNOWN (the server may have stored them), the other
-        unsettled rows NOT_SENT."""
+        unsettled rows NOT_SENT.  ``requests``, the client's request count now, tells a
+        request that went out (or was retried) from one still waiting for the rate limit."""
         self.aborted = exc
-        unknown = [i for i in self.in_flight if self.state[i] == PENDING]
+        went_out = requests is None or requests > self.in_flight_after
+        unknown = [i for i in self.in_flight if self.state[i] == PENDING] if went_out else []
         self.fail(
             unknown,
             "OUTCOME_UNKNOWN",

@@ -130,3 +130,32 @@ def test_sigterm_before_any_load_exits_143(tmp_path: Path, monkeypatch: pytest.M
     result = CliRunner().invoke(main, ["validate", str(src), "-q"])
     assert result.exit_code == 143
     assert "terminated (SIGTERM)" in result.output
+
+
+def test_ctrl_c_before_any_load_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "validate_files", interrupted)
+    result = CliRunner().invoke(main, ["validate", str(contacts(tmp_path)), "-q"])
+    assert result.exit_code == 130
+    assert "interrupted (Ctrl-C)" in result.output
+
+
+def test_a_batch_still_waiting_for_the_rate_limit_is_not_sent_not_unknown() -> None:
+    from pipeline.load.base import LOADED, LoadResult
+    from pipeline.run import Interrupted
+
+    waiting = LoadResult("waapi", 6)
+    waiting.mark(range(2), LOADED)
+    waiting.sending(range(2, 4), requests=1)
+    waiting.interrupt(Interrupted("interrupted (Ctrl-C)"), requests=1)  # nothing went out
+    assert {waiting.failures[i][0] for i in range(2, 6)} == {"NOT_SENT"}
+
+    sent = LoadResult("waapi", 6)
+    sent.mark(range(2), LOADED)
+    sent.sending(range(2, 4), requests=1)
+    sent.interrupt(Interrupted("terminated (SIGTERM)"), requests=2)  # the POST went out
+    assert [sent.failures[i][0] for i in range(2, 6)] == ["OUTCOME_UNKNOWN"] * 2 + ["NOT_SENT"] * 2
+    assert "outcome unknown: terminated (SIGTERM)" in sent.failures[2][1]
+    assert sent.counts()["loaded"] == 2 and sent.counts()["failed"] == 4

@@ -58,7 +58,8 @@ def send_batches(
     try:
         with target.progress.counter(label, total, "contacts") as bar:
             for k, (rows, body) in enumerate(work, 1):
-                current = result.in_flight = rows
+                current = rows
+                result.sending(rows, target.stats.requests)
                 ok = send(k, rows, body)
                 current = ()
                 bar.advance(len(rows), f"batch {k}/{len(work)}: {len(rows):,} rows, {ok:,} ok")
