@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 
 from pipeline import __version__
-from pipeline.errors import EXIT_THRESHOLD, PipelineError, UsageError
+from pipeline.errors import EXIT_INCOMPLETE, EXIT_THRESHOLD, PipelineError, UsageError
 from pipeline.load import registry
 
 EXIT_CODES = """\b
@@ -27,9 +27,12 @@ Exit codes (shared by every command):
   0  the run completed
   2  unusable input or usage (file unreadable or above a size limit, no
      phone column, bad option, malformed credential, unwritable report dir)
-  3  the rejected share is above --max-error-rate
+  3  the rejected share (rows rejected here or refused by the API) is above
+     --max-error-rate
   4  the remote side aborted the run (credentials refused, quota used up,
      target unreachable after retries); the report lists what was not sent
+  5  incomplete load: rows did not reach the API for a system reason
+     (LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED); re-run the same command to finish
   130  interrupted (Ctrl-C); during a load the report lists what was not sent
   143  terminated (SIGTERM, e.g. by timeout or a scheduler): same as Ctrl-C"""
 
@@ -308,7 +311,7 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
 
 def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
     """Print the summary; exit 4/130 when the remote side or the user stopped the run, 3 when
-    too many rows were rejected."""
+    too many rows were rejected (here or by the API), 5 when rows did not reach the API."""
     from pipeline.report.summary import print_summary
 
     if opts["json_out"]:
@@ -330,6 +333,14 @@ def _finish(result: Any, opts: dict[str, Any], options: Any) -> None:
             err=True,
         )
         sys.exit(EXIT_THRESHOLD)
+    if result.incomplete:
+        click.echo(
+            f"Error: incomplete load: {result.incomplete:,} rows did not reach the API "
+            "(LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED). Re-running the same command finishes "
+            f"them; the report lists each one: {result.report_files['errors_csv']}",
+            err=True,
+        )
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def _terminal_safe(doc: Any) -> Any:

@@ -19,6 +19,10 @@ EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_THRESHOLD = 3
 EXIT_REMOTE = 4
+EXIT_INCOMPLETE = 5
+"""The run ended, but rows did not reach the API for a system reason (a batch failed after
+every retry, rows not sent, a group not applied): re-running the same command finishes it."""
+INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED")
 
 
 class PipelineError(Exception):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import RemoteError, UsageError
+from pipeline.errors import INCOMPLETE_CODES, RemoteError, UsageError
 from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
 from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
@@ -111,6 +111,13 @@ class RunResult:
         """True when the rejected share is above ``--max-error-rate``."""
         limit = self.summary["options"].get("max_error_rate")
         return limit is not None and self.summary["error_rate"] > limit
+
+    @property
+    def incomplete(self) -> int:
+        """Rows that did not reach the API for a system reason (``INCOMPLETE_CODES``): the
+        run must not look done to a scheduler (exit 5); re-running finishes them."""
+        by_code = self.summary.get("by_code", {})
+        return sum(by_code.get(code, 0) for code in INCOMPLETE_CODES)
 
 
 def _label(e: Extracted) -> str:
@@ -381,6 +388,8 @@ def validate_files(
             pl.col("__warning_msg").alias("message"),
         )
         warnings = problem_lines(warn_rows, originals, user_cols)
+        # --max-error-rate counts the rows the API refused as well as the ones we rejected
+        api_rejected = load_failures.get_column("code").eq("API_REJECTED").sum()
         by_code = _counts(rejected.get_column("__error"))
         if duplicates.height:
             by_code["DUPLICATE"] = duplicates.height
@@ -397,7 +406,9 @@ def validate_files(
             "rejected": rejected.height,
             "duplicates": duplicates.height,
             "warnings": warn_rows.height,
-            "error_rate": round(rejected.height / non_empty, 6) if non_empty else 0.0,
+            "error_rate": round((rejected.height + api_rejected) / non_empty, 6)
+            if non_empty
+            else 0.0,
             "by_code": dict(sorted(by_code.items())),
             "codes": {
                 c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]

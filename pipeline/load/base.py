@@ -25,6 +25,7 @@ from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
 from .config import check_header_value
+from .kit.phones import norm_phone
 from .kit.timing import PlanLine, Rate
 from .ratelimit import Limiter
 
@@ -41,6 +42,10 @@ LOAD_CODES: dict[str, str] = {
     "NOT_FOUND": "no contact with this phone (or id) in the target",
     "NOT_IN_GROUP": "the contact is not a member of the group",
 }
+
+phone_key = norm_phone
+"""The one rule by which every target compares phones (:mod:`pipeline.load.kit.phones`)."""
+
 
 PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
 """Row states in :class:`LoadResult`.  ``LOADED``: in the target, kind known only in aggregate

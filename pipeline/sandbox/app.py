@@ -76,6 +76,8 @@ class Sandbox:
         self.waapi = WaapiApp(self.settings, self.clock)
         self.vobiz = VobizApp(self.settings, self.clock)
         self.admin = build_admin(self)
+        for api in self.apis.values():
+            _ = api.contract  # load and warm the documents now, not on a first request
         self._servers: list[Any] = []
 
     # -- Python surface ----------------------------------------------------------------

@@ -215,6 +215,24 @@ class Contract:
             key=lambda op: tuple(s.startswith("{") for s in op.template.strip("/").split("/"))
         )
 
+    def warm(self) -> Contract:
+        """Build every request validator now, so that no request pays for it (a first request
+        stalled by it would bunch the ones behind it against a rate limit)."""
+        for op in self.operations:
+            for param in op.params.values():
+                self._validator(param["pointer"], True).is_valid(None)
+            body = op.spec.get("requestBody")
+            if body is None:
+                continue
+            pointer = f"{op.pointer}/requestBody"
+            if "$ref" in body:
+                pointer, body = body["$ref"].removeprefix("#"), self.resolve(body["$ref"])
+            for media in body.get("content", {}):
+                for strict in (True, False):
+                    schema = f"{pointer}/content/{_escape(media)}/schema"
+                    self._validator(schema, strict).is_valid(None)
+        return self
+
     def _add_param(self, op: Operation, param: dict[str, Any], at: str) -> None:
         index = None
         if "$ref" in param:
@@ -473,4 +491,4 @@ def read_document(api: str) -> dict[str, Any]:
 @cache
 def contract(api: str) -> Contract:
     """The (cached) :class:`Contract` of ``api``: ``msgflash``, ``waapi`` or ``vobiz``."""
-    return Contract(api, read_document(api))
+    return Contract(api, read_document(api)).warm()

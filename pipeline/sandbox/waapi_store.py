@@ -15,7 +15,9 @@ Choices made where the docs are silent
   every other field sent replaces the stored value.
 - Bulk: entries accept the create fields plus ``first_name`` / ``last_name`` (joined with a
   space when ``name`` is absent) and ``groups`` (names, matched case-insensitively, created
-  when missing).  A new contact without any name gets ``""``.  Groups are only ever added,
+  when missing); an entry with another field, or any field of the wrong type, is skipped
+  and listed in ``errors`` (``BulkEntry`` in ``schemas/apis/waapi.yaml``).  A new contact
+  without any name gets ``""``.  Groups are only ever added,
   never removed, by a bulk call.
 - Bulk counts: ``created + updated + skipped == len(contacts)``.  ``skipped`` counts entries
   not written: invalid entries, a phone repeated within the same request (the first occurrence
@@ -165,6 +167,8 @@ OPTIONAL: dict[str, Callable[[Any, SandboxSettings], Any]] = {
     **{key: _boolean(key) for key in BOOLS},
 }
 OPTIONAL_KEYS = frozenset(OPTIONAL)
+BULK_KEYS = OPTIONAL_KEYS | {"name", "first_name", "last_name", "phone", "groups"}
+"""The fields of a bulk entry (``BulkEntry`` in ``schemas/apis/waapi.yaml``)."""
 
 
 def optional_fields(body: dict[str, Any], settings: SandboxSettings, out: dict[str, Any]) -> None:
@@ -316,6 +320,9 @@ class WaapiStore:
             try:
                 if type(entry) is not dict:
                     raise FieldError("Each contact must be an object.")
+                if not entry.keys() <= BULK_KEYS:
+                    unknown = ", ".join(sorted(map(str, entry.keys() - BULK_KEYS)))
+                    raise FieldError(f"Unknown field(s): {unknown}.")
                 if phone is None:
                     raise FieldError("phone is required.")
                 if type(phone) is not str or match(phone) is None:
@@ -325,7 +332,9 @@ class WaapiStore:
                     raise FieldError("Duplicate phone in this request; first occurrence kept.")
                 fields = self._bulk_fields(entry)
                 names = entry.get("groups", ())
-                if names and (type(names) is not list or not all(map(_group_name, names))):
+                if ("groups" in entry and type(names) is not list) or (
+                    names and not all(map(_group_name, names))
+                ):
                     raise FieldError("groups must be an array of non-empty group names.")
             except FieldError as exc:
                 skipped += 1
@@ -362,10 +371,10 @@ class WaapiStore:
 
     def _bulk_fields(self, entry: dict[str, Any]) -> dict[str, Any]:
         name = entry.get("name")
+        parts = [entry.get("first_name"), entry.get("last_name")]
+        if not all(p is None or isinstance(p, str) for p in parts):
+            raise FieldError("first_name and last_name must be strings.")
         if name is None and ("first_name" in entry or "last_name" in entry):
-            parts = [entry.get("first_name"), entry.get("last_name")]
-            if not all(p is None or isinstance(p, str) for p in parts):
-                raise FieldError("first_name and last_name must be strings.")
             name = " ".join(p.strip() for p in parts if p and p.strip())
         if name is not None and type(name) is not str:
             raise FieldError("name must be a string.")

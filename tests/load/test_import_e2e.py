@@ -283,3 +283,60 @@ def test_dry_run_prints_the_plan(
         "msgflash-contacts-0002.ndjson",
     ]
     assert len(server.app.journal.entries()) == 0
+
+
+def run_cli(server: SandboxServer, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    for k, v in sandbox_env(server).items():
+        monkeypatch.setenv(k, v)
+    return CliRunner().invoke(main, ["import", *args, "--region", "FR", "-q"])
+
+
+def test_a_batch_that_did_not_reach_the_api_exits_5_until_a_rerun_finishes(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: WAAPI answered 400 to a bulk batch; the run used to exit 0."""
+    server.app.faults.add("waapi", *WRITE["waapi"], times=1, status=400)
+    src = str(source_csv(tmp_path))
+    args = [src, "--target", "waapi", "--batch-size", "10"]
+    first = run_cli(server, monkeypatch, *args, "--report-dir", str(tmp_path / "r1"))
+    assert first.exit_code == 5, first.output
+    assert "incomplete load: 10 rows did not reach the API" in first.stderr
+    assert "Re-running the same command finishes them" in first.stderr
+    assert list(error_rows_from(tmp_path / "r1").values()).count("LOAD_FAILED") == 10
+    assert len(phones_in(server, "waapi")) == VALID - 10
+    again = run_cli(server, monkeypatch, *args, "--report-dir", str(tmp_path / "r2"))
+    assert again.exit_code == 0, again.output
+    assert len(phones_in(server, "waapi")) == VALID
+
+
+def test_a_group_not_applied_exits_5(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.app.faults.add("msgflash", "POST", "/api/v1/contacts/groups/*/members", status=400)
+    args = [str(source_csv(tmp_path)), "--target", "msgflash", "--group", "Newsletter"]
+    result = run_cli(server, monkeypatch, *args, "--report-dir", str(tmp_path / "r"))
+    assert result.exit_code == 5, result.output
+    codes = list(error_rows_from(tmp_path / "r").values())
+    assert codes.count("GROUP_NOT_ADDED") == VALID
+    assert len(phones_in(server, "msgflash")) == VALID  # the contacts are there, not the group
+
+
+def test_max_error_rate_counts_the_rows_the_api_refused(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = str(source_csv(tmp_path))
+    server.app.faults.add("msgflash", *WRITE["msgflash"], times=2, status=400)
+    r0 = str(tmp_path / "r0")
+    lenient = run_cli(server, monkeypatch, src, "--target", "msgflash", "--report-dir", r0)
+    assert lenient.exit_code == 0, lenient.output  # refused rows are reported, not a failure
+    server.app.reset()
+    server.app.faults.add("msgflash", *WRITE["msgflash"], times=2, status=400)
+    out = tmp_path / "r"
+    args = [src, "--target", "msgflash", "--report-dir", str(out), "--max-error-rate", "0.1"]
+    result = run_cli(server, monkeypatch, *args)
+    # 2 rows rejected here (bad and missing phone) + 2 refused by the API, of 33 non-empty
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["by_code"]["API_REJECTED"] == 2
+    assert summary["error_rate"] == round(4 / 33, 6)
+    assert result.exit_code == 3, result.output
+    assert "12.1% of rows rejected" in result.stderr

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from sandbox_helpers import SyncClient, fast_settings
 from starlette.routing import Route
@@ -224,3 +226,33 @@ def test_audit_notes_violations_in_the_journal_without_header_values() -> None:
     assert first.violations == ("body contacts/0/x: field not in the contract",)  # ...not audit
     assert second.violations == ()
     assert settings.waapi_token not in json.dumps([e.to_dict() for e in app.journal])
+
+
+# -- WAAPI bulk entries: the sandbox's per-entry check is the document's BulkEntry ----------
+BULK_FIELDS = list(read_document("waapi")["components"]["schemas"]["BulkEntry"]["properties"])
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1, 1),
+    st.text(max_size=3),
+    st.sampled_from(["+919876543210", "919876543210", "a@b.co", "", " ", "x" * 2001]),
+    st.lists(st.one_of(st.sampled_from(["vip", "", " "]), st.integers(0, 1)), max_size=2),
+    st.dictionaries(st.sampled_from(["city", "tier"]), st.text(max_size=2), max_size=1),
+)
+ENTRIES = st.dictionaries(st.sampled_from([*BULK_FIELDS, "nickname"]), VALUES, max_size=6)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@example(entry={"name": "A", "first_name": 5, "phone": "+919876543210"})
+@example(entry={"phone": "+919876543210", "groups": None})
+@given(entry=st.one_of(ENTRIES, ENTRIES.map(lambda e: {**e, "phone": "+919876543210"})))
+def test_the_sandbox_skips_exactly_the_bulk_entries_outside_the_document(entry: Any) -> None:
+    from jsonschema import Draft202012Validator
+
+    from pipeline.sandbox import ManualClock
+    from pipeline.sandbox.waapi_store import WaapiStore
+
+    checker = contract("waapi")._validator("/components/schemas/BulkEntry", True)
+    assert isinstance(checker, Draft202012Validator)
+    answer = WaapiStore(fast_settings(), ManualClock()).bulk_upsert([entry])
+    assert (answer["errors"] == []) is checker.is_valid(entry), (entry, answer["errors"])

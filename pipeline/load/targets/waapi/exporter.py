@@ -175,8 +175,7 @@ CANONICAL = (*(f for f in EXPORT_FIELDS if f != "phone"), "custom_fields")
 def canonical(item: Mapping[str, Any], groups_of: Mapping[str, list[str]] | None) -> dict[str, Any]:
     """One WAAPI contact as a canonical export dict (keys the item lacks stay absent)."""
     cid = str(item.get("_id") or "")
-    phone = norm_phone(item.get("phone"))
-    out: dict[str, Any] = {"phone": phone or str(item.get("phone") or "").strip()}
+    out: dict[str, Any] = {"phone": norm_phone(item.get("phone")) or ""}
     for key in CANONICAL:
         if key not in item:
             continue
