@@ -12,28 +12,17 @@ from pipeline.errors import UsageError
 
 from ...base import ExportFilters, PlanLine
 from ...client import ApiRefused
+from ...kit.export import check_filters, fresh
 from ...kit.phones import norm_phone
 from ...kit.timing import Step, pages, timed
+from . import INFO
 from .core import CONTACTS, GROUPS, MEMBERS, MsgFlashCore, _data, member_count, quote, remote
 
 
 class MsgFlashExporter(MsgFlashCore):
     def _export_search(self, filters: ExportFilters) -> str | None:
         """The ``--search`` value, after refusing what the API cannot filter (no request)."""
-        missing = [
-            opt
-            for opt, given in (
-                ("--tag", bool(filters.tag)),
-                ("--opt-out", filters.opt_out is not None),
-            )
-            if given
-        ]
-        if missing:
-            raise UsageError(
-                f"MsgFlash cannot filter an export by {' or '.join(missing)}: its contact "
-                "listing offers --search (name or phone) and --group only",
-                hint="drop the option and filter the exported file instead",
-            )
+        check_filters(filters, False, INFO)
         search = (filters.search or "").strip()
         if len(search) > 100:
             raise UsageError("MsgFlash: --search must be at most 100 characters (the API's limit)")
@@ -164,13 +153,11 @@ class MsgFlashExporter(MsgFlashCore):
         seen: set[str] = set()
         with self.progress.counter("msgflash export", bar_total, "contacts") as counter:
             for data in itertools.chain([first], raw):
-                page: list[dict[str, Any]] = []
-                for item in data.get(key) or []:
-                    cid = str(item.get("id") or "") if isinstance(item, dict) else ""
-                    if not cid or cid in seen:
-                        continue
-                    seen.add(cid)
-                    page.append(export_item(cid, item, membership))
+                items = [x for x in data.get(key) or [] if isinstance(x, dict) and x.get("id")]
+                page = [
+                    export_item(str(item["id"]), item, membership)
+                    for item in fresh(items, lambda x: str(x["id"]), seen)
+                ]
                 if page:
                     counter.advance(len(page), "exported")
                     yield page

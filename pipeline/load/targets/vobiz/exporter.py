@@ -8,13 +8,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
-from pipeline.errors import UsageError
 from pipeline.report.progress import Counter
 
 from ...base import ExportFilters, PlanLine
+from ...kit.export import check_filters, fresh
 from ...kit.phones import norm_phone
 from ...kit.timing import Step, timed
-from .core import NO_GROUPS, VobizCore
+from . import INFO
+from .core import VobizCore
 
 EXPORT_EXTRAS = ("account_id", "last_active_at")
 """Vobiz fields an export adds after the canonical and meta columns."""
@@ -48,15 +49,7 @@ class VobizExporter(VobizCore):
     @staticmethod
     def export_params(filters: ExportFilters, with_groups: bool) -> dict[str, str]:
         """The listing's query for ``filters``; UsageError for what Vobiz does not offer."""
-        if filters.group is not None:
-            raise UsageError(f"--group: {NO_GROUPS}")
-        if with_groups:
-            raise UsageError(f"--with-groups: {NO_GROUPS}")
-        if filters.opt_out is not None:
-            raise UsageError(
-                "--opt-out: Vobiz contacts have no opt-out field to filter on; its listing "
-                "filters by --search (name or phone) and --tag"
-            )
+        check_filters(filters, with_groups, INFO)
         params: dict[str, str] = {}
         if filters.search is not None and filters.search.strip():
             params["search"] = filters.search.strip()
@@ -91,6 +84,10 @@ class VobizExporter(VobizCore):
 
     def _export(self, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
         seen: set[str] = set()
+
+        def key(item: Mapping[str, Any]) -> str:
+            return str(item.get("id") or "") or str(norm_phone(item.get("phone_number")) or "")
+
         with ExitStack() as stack:
             bar: Counter | None = None
             for k, (items, body) in enumerate(self._pages(params, "the contact list"), 1):
@@ -101,13 +98,7 @@ class VobizExporter(VobizCore):
                     bar = stack.enter_context(
                         self.progress.counter("vobiz export", self.export_total or 0, "contacts")
                     )
-                out: list[dict[str, Any]] = []
-                for item in items:
-                    key = str(item.get("id") or "") or str(norm_phone(item.get("phone_number")))
-                    if key in seen:  # a contact inserted meanwhile pushed it onto this page
-                        continue
-                    seen.add(key)
-                    out.append(export_contact(item))
+                out = [export_contact(item) for item in fresh(items, key, seen)]
                 repeated = len(items) - len(out)
                 bar.advance(
                     len(out), f"page {k}" + (f", {repeated} already exported" if repeated else "")

@@ -10,8 +10,10 @@ from typing import Any
 from pipeline.errors import UsageError
 
 from ...base import EXPORT_FIELDS, ExportFilters, PlanLine
+from ...kit.export import check_filters, fresh
 from ...kit.phones import norm_phone
 from ...kit.timing import Step, pages, timed
+from . import INFO
 from .core import PAGE_MAX, WaapiCore, member_ids
 
 
@@ -31,6 +33,7 @@ class WaapiExporter(WaapiCore):
     def _check_filters(filters: ExportFilters) -> None:
         """Every filter is offered (``--group`` by the group endpoint): only an empty group
         name is refused, before any request."""
+        check_filters(filters, False, INFO)
         if filters.group is not None and not filters.group.strip():
             raise UsageError("--group needs a group name")
 
@@ -113,12 +116,8 @@ class WaapiExporter(WaapiCore):
         self.export_total = int(total) if isinstance(total, int) else None
         with self.progress.counter("waapi export", self.export_total or 0, "contacts") as bar:
             for number, (items, meta) in enumerate(itertools.chain([first], listing), 1):
-                out = []
-                for item in items:
-                    cid = str(item.get("_id") or "")
-                    if cid not in seen:
-                        seen.add(cid)
-                        out.append(canonical(item, groups_of))
+                unique = fresh(items, lambda x: str(x.get("_id") or ""), seen)
+                out = [canonical(item, groups_of) for item in unique]
                 bar.advance(len(out), f"page {number}/{meta.get('totalPages', '?')}")
                 yield out
 
