@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.errors import TerminalRemoteError
 from pipeline.load.client import ApiRefused
+from pipeline.load.kit.groups import create_once, named
 from pipeline.load.kit.jobs import STALLED, UNREADABLE, follow_jobs
 from pipeline.load.kit.lookup import lookup_requests
 from pipeline.load.kit.paging import cursor_pages, more_pages, numbered_pages
@@ -126,3 +127,25 @@ def test_the_job_follower_reports_each_end() -> None:
     statuses = {job: status for job, status, _ in ends}
     assert statuses == {"done": "done", "stuck": STALLED, "refused": UNREADABLE}
     assert ("done", 5) in moved and ("stuck", 1) in moved
+
+
+def test_groups_match_in_any_case_and_are_created_once() -> None:
+    groups = [{"id": "1", "name": "Clients VIP"}, {"id": "2", "name": "Other"}]
+    assert named(groups, "  clients vip ") == groups[0] and named(groups, "VIP") is None
+    posted: list[str] = []
+
+    def post(name: str) -> dict[str, Any]:
+        posted.append(name)
+        if name == "Late":  # someone else created it between our look and our post
+            groups.append({"id": "3", "name": "late"})
+            raise ApiRefused(409, "CONFLICT", "exists")
+        return {"id": "9", "name": name}
+
+    find = lambda name: named(groups, name)  # noqa: E731
+    assert create_once("other", find, post) == (groups[1], False) and posted == []
+    assert create_once("New", find, post) == ({"id": "9", "name": "New"}, True)
+    assert create_once("Late", find, post) == ({"id": "3", "name": "late"}, False)
+    with pytest.raises(ApiRefused):
+        create_once(
+            "x", lambda name: None, lambda name: (_ for _ in ()).throw(ApiRefused(409, "C", "m"))
+        )

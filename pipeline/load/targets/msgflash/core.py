@@ -16,6 +16,7 @@ from pipeline.errors import RemoteError, UsageError
 from ... import config
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused, AuthRefused
+from ...kit.groups import create_once, group_key, named
 from ...kit.lookup import Directory, Listing
 from ...kit.paging import Page, cursor_pages
 from ...kit.phones import norm_phone, search_digits
@@ -213,10 +214,9 @@ class MsgFlashCore(Target):
     ) -> dict[str, Any] | None:
         """The group called ``name`` (any case, surrounding blanks ignored), from ``groups``
         or else from the API's group search."""
-        key = group_key(name)
         if groups is None:
             groups = self._groups_raw(search=name.strip()[:100])
-        return next((g for g in groups if group_key(str(g.get("name") or "")) == key), None)
+        return named(groups, name)
 
     def _no_group(self, name: str) -> UsageError:
         return UsageError(
@@ -224,28 +224,26 @@ class MsgFlashCore(Target):
             hint="`contactpipe groups list` shows the groups (names match in any case)",
         )
 
-    def _post_group(self, name: str) -> tuple[dict[str, Any], bool]:
+    def _post_group(self, name: str, *, look_first: bool = False) -> tuple[dict[str, Any], bool]:
         """Create the group; (group, created).  A 409 (created meanwhile) finds it instead;
         the plan's group limit raises :class:`GroupLimit`; another refusal ApiRefused."""
-        try:
-            resp = self._request(
-                "POST", GROUPS, json_body={"name": name}, endpoint=f"POST {GROUPS}"
-            )
-        except ApiRefused as exc:
-            if exc.status == 409:
-                found = self._group_named(name)
-                if found is not None:
-                    return found, False
-            raise
-        except AuthRefused as exc:  # a plan limit is a 403 too: the client cannot tell
-            if exc.code == GROUP_LIMIT or GROUP_LIMIT in exc.message:
-                raise GroupLimit(
-                    f"MsgFlash: group {name!r} not created: the plan's group limit is reached "
-                    f"({GROUP_LIMIT})",
-                    hint="delete unused groups in MsgFlash, or upgrade the plan",
-                ) from exc
-            raise
-        return dict(_data(resp, f"POST {GROUPS}")), True
+
+        def post(name: str) -> dict[str, Any]:
+            try:
+                resp = self._request(
+                    "POST", GROUPS, json_body={"name": name}, endpoint=f"POST {GROUPS}"
+                )
+            except AuthRefused as exc:  # a plan limit is a 403 too: the client cannot tell
+                if exc.code == GROUP_LIMIT or GROUP_LIMIT in exc.message:
+                    raise GroupLimit(
+                        f"MsgFlash: group {name!r} not created: the plan's group limit is "
+                        f"reached ({GROUP_LIMIT})",
+                        hint="delete unused groups in MsgFlash, or upgrade the plan",
+                    ) from exc
+                raise
+            return dict(_data(resp, f"POST {GROUPS}"))
+
+        return create_once(name, self._group_named, post, look_first=look_first)
 
 
 def _data(resp: httpx.Response, what: str) -> Any:
@@ -259,10 +257,6 @@ def _data(resp: httpx.Response, what: str) -> Any:
             f"MsgFlash {what}: unexpected answer (HTTP {resp.status_code} without a data object)"
         )
     return body["data"]
-
-
-def group_key(name: str) -> str:
-    return name.strip().casefold()
 
 
 def group_rows(contacts: pl.DataFrame) -> dict[str, tuple[str, list[int]]]:

@@ -104,10 +104,7 @@ class MsgFlashManager(MsgFlashBulk):
         name = check_group_name(name)
         self._api()
         try:
-            found = self._group_named(name)
-            if found is not None:
-                return group_out(found), False
-            group, created = self._post_group(name)
+            group, created = self._post_group(name, look_first=True)
             return group_out(group), created
         except ApiRefused as exc:
             raise remote(exc, f"creating group {name!r}") from exc

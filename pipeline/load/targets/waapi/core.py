@@ -14,6 +14,7 @@ from pipeline.errors import TerminalRemoteError, UsageError
 from ... import config as cfg
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused
+from ...kit.groups import create_once, named
 from ...kit.lookup import Directory, Listing
 from ...kit.paging import Page, more_pages, numbered_pages
 from ...kit.phones import norm_phone, search_digits
@@ -194,11 +195,7 @@ class WaapiCore(Target):
     def _find_group(self, name: str) -> dict[str, Any] | None:
         """The group named ``name`` (any case, outer spaces ignored), found with the
         listing's ``search`` and checked here (a server ignoring ``search`` still works)."""
-        key = name.strip().casefold()
-        for group in self._all_groups(name.strip()):
-            if str(group.get("name") or "").strip().casefold() == key:
-                return group
-        return None
+        return named(self._all_groups(name.strip()), name)
 
     def _no_group(self, name: str) -> UsageError:
         return UsageError(
@@ -210,9 +207,6 @@ class WaapiCore(Target):
         name = name.strip()
         if not name:
             raise UsageError("a group needs a name")
-        existing = self._find_group(name)
-        if existing is not None:
-            return existing, False
 
         def recover() -> httpx.Response | None:
             # the answer was lost: if the group exists now, the first attempt created it
@@ -221,7 +215,7 @@ class WaapiCore(Target):
                 return None
             return httpx.Response(201, json={"success": True, "data": {"group": group}})
 
-        try:
+        def post(name: str) -> dict[str, Any]:
             resp = self.client().request(
                 "POST",
                 self.groups_path,
@@ -230,16 +224,14 @@ class WaapiCore(Target):
                 idempotent=False,
                 recover=recover,
             )
+            return dict(((resp.json() or {}).get("data") or {}).get("group") or {})
+
+        try:
+            return create_once(name, self._find_group, post)
         except ApiRefused as exc:
-            if exc.status == 409:
-                existing = self._find_group(name)
-                if existing is not None:
-                    return existing, False
             raise TerminalRemoteError(
                 f"WAAPI refused to create group {name!r} ({exc.status} {exc.code}: {exc.message})"
             ) from exc
-        group = ((resp.json() or {}).get("data") or {}).get("group") or {}
-        return group, True
 
 
 def member_ids(group: Mapping[str, Any]) -> list[str]:
