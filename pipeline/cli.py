@@ -178,8 +178,9 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-cells",
             type=click.IntRange(min=1),
-            help="Refuse a sheet whose used range, or a workbook whose shared strings, has "
-            "more cells (default 20000000).",
+            help="Refuse a sheet's used range, a workbook's shared strings or a Parquet "
+            "file's rows x columns above this many cells; a text file may hold 4x as many "
+            "fields (default 20000000).",
         ),
         click.option(
             "--max-columns",

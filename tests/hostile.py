@@ -221,3 +221,31 @@ def make_corrupt_xlsx(path: Path, kind: str) -> Path:
             at = data.find(b"PK\x01\x02", at + 4)
     path.write_bytes(bytes(data))
     return path
+
+
+def make_unreferenced_xlsx(path: Path, rows: int = 200_000, width: int = 16_384) -> Path:
+    """Cells without ``r`` attributes (allowed: a reader places them one after the other):
+    ``rows`` one-cell rows and one row of ``width`` cells make a used range of their product
+    from few cells."""
+
+    def body() -> Iterator[str]:
+        yield from header_rows()
+        yield "<row>" + '<c t="inlineStr"><is><t>x</t></is></c>' * width + "</row>"
+        block = '<row><c t="inlineStr"><is><t>y</t></is></c></row>' * 10_000
+        for _ in range(rows // 10_000):
+            yield block
+
+    return make_raw_xlsx(path, sheet_xml(body()))
+
+
+def make_parquet_bomb(path: Path, rows: int = 25_000_000) -> Path:
+    """A Parquet file of ``rows`` identical phone numbers: a few KB on disk (run-length and
+    dictionary encoding), millions of cells once read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    block = pa.table({"phone": pa.array(["+33612345678"] * 1_000_000)})
+    with pq.ParquetWriter(path, block.schema) as writer:
+        for _ in range(rows // 1_000_000):
+            writer.write_table(block)
+    return path

@@ -243,3 +243,45 @@ def test_report_dir_checks(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file, not a folder"):
         prepare_report_dir(tmp_path / "file", [])
+
+
+@pytest.mark.parametrize("space", [" ", "\n", "\t", "\r\n"])
+def test_a_far_cell_is_found_whatever_the_whitespace(tmp_path: Path, space: str) -> None:
+    far = f'<row r="2"><c{space}r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    path = hostile.make_raw_xlsx(
+        tmp_path / "w.xlsx", hostile.sheet_xml([*hostile.header_rows(), far])
+    )
+    with pytest.raises(InputError, match="used range of 17,179,869,184 cells"):
+        check_workbook(path, "xlsx", "w.xlsx", Limits())  # the check alone: never the reader
+
+
+def test_namespace_prefixed_cells_are_counted(tmp_path: Path) -> None:
+    rows = "".join(f'<x:row r="{r}"><x:c r="A{r}"><x:v>1</x:v></x:c></x:row>' for r in range(1, 60))
+    path = hostile.make_raw_xlsx(tmp_path / "ns.xlsx", [rows])
+    with pytest.raises(InputError, match="has 59 cells, above the limit of 50"):
+        check_workbook(path, "xlsx", "ns.xlsx", Limits(max_cells=50))
+
+
+def test_parquet_cells_are_counted_from_the_footer(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"phone": ["+33612345678"] * 3000, "name": ["Ana"] * 3000}).write_parquet(path)
+    with pytest.raises(InputError, match="has 6,000 cells, above the limit of 5,000"):
+        read_file(path, limits=Limits(max_cells=5000))
+    assert len(rows(path, limits=Limits(max_cells=6000))) == 3000
+
+
+def test_json_is_capped_at_an_eighth_of_the_file_limit(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"phone": "+33612345678"}] * 100), "utf-8")
+    size = path.stat().st_size
+    with pytest.raises(InputError, match="the most JSON read at once"):
+        read_file(path, limits=Limits(max_bytes=size * 8 - 8))
+    assert len(rows(path, limits=Limits(max_bytes=size * 8))) == 100
+
+
+def test_a_text_file_of_empty_fields_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    path.write_bytes(b"Name,Phone" + b"," * 98 + b"\n" + (b"Ana,1" + b"," * 98 + b"\n") * 200)
+    with pytest.raises(InputError, match=r"has about 20,10\d fields, above the limit of 20,000"):
+        read_file(path, limits=Limits(max_cells=5000))
+    read_file(path, limits=Limits(max_cells=6000))  # 24,000 allowed

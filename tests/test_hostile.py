@@ -216,6 +216,12 @@ CASES = [
         "shared-string table of 2,000,000 cells, above the limit of 1,000,000",
     ),
     Case(
+        "xlsx-cells-without-references",  # placed one after the other: rows x widest row
+        one(hostile.make_unreferenced_xlsx, "noref.xlsx"),
+        2,
+        "has a used range of 3,276,849,152 cells",
+    ),
+    Case(
         "xlsx-lying-directory",  # calamine trusts the data, not the directory: refuse
         one(hostile.make_lying_xlsx, "lying.xlsx", inflated=100 * MIB),
         2,
@@ -226,6 +232,36 @@ CASES = [
         one(hostile.make_ods_repeat_bomb, "rep.ods"),
         2,
         "100,000 columns, above the limit of 16,384",
+    ),
+    Case(
+        "parquet-run-length-bomb",
+        one(hostile.make_parquet_bomb, "bomb.parquet"),
+        2,
+        "has 25,000,000 cells, above the limit of 20,000,000",
+    ),
+    Case(
+        "json-above-its-share-of-the-size-limit",
+        lambda tmp: [
+            str(make_json(tmp / "big.json", [{"phone": "+33612345678"}] * 40_000)),
+            "--max-file-size",
+            "4M",
+        ],
+        2,
+        "is larger than 512.0 KiB, the most JSON read at once",
+    ),
+    Case(
+        "csv-one-line-of-commas",  # 20 M empty fields on one line: refused before parsing
+        lambda tmp: [str(make_text(tmp / "commas.csv", "Name,Phone\n" + "," * 20_000_000))],
+        2,
+        "above the limit of 16,384",
+    ),
+    Case(
+        "csv-many-lines-of-commas",
+        lambda tmp: [
+            str(make_text(tmp / "rows.csv", "Name,Phone" + "," * 98 + "\n" + "," * 99_999_999))
+        ],
+        2,
+        "fields, above the limit of 80,000,000 for a text file",
     ),
     Case(
         "csv-too-wide",

@@ -24,19 +24,22 @@ import polars as pl
 from pipeline.errors import InputError
 from pipeline.extract.common import Extracted, finish, series_to_text
 from pipeline.extract.detect import describe
-from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns, read_capped
+from pipeline.extract.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_cells,
+    check_columns,
+    human,
+    read_capped,
+    too_big,
+)
 from pipeline.extract.text import decode
 
 
 def read_parquet(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
     """Read a Parquet file; every column rendered as text."""
     name = describe(path)
-    try:
-        check_columns(name, len(pl.read_parquet_schema(path)), limits)
-    except InputError:
-        raise
-    except Exception:
-        pass  # a corrupt footer: the read below says so
+    _check_parquet(path, name, limits)
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:
@@ -48,6 +51,33 @@ def read_parquet(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:
         raise InputError(f"{name}: has no columns")
     grid = pl.DataFrame([series_to_text(frame.get_column(c)) for c in frame.columns])
     return _finish(grid, frame.columns, name, "parquet")
+
+
+def _check_parquet(path: Path, name: str, limits: Limits) -> None:
+    """Columns, cells (rows x columns) and decoded size from the footer, before reading:
+    Parquet compresses and dictionary-encodes, so a small file can hold billions of cells."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+        width = len(pl.read_parquet_schema(path))
+    except Exception:
+        return  # a corrupt footer: the read says so
+    check_columns(name, width, limits)
+    check_cells(name, "has", meta.num_rows * max(width, 1), limits)
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > limits.max_uncompressed:
+        raise too_big(
+            name,
+            f"decodes to {human(size)}, above the limit of {human(limits.max_uncompressed)}",
+            "--max-uncompressed",
+            human(DEFAULT_LIMITS.max_uncompressed),
+        )
+
+
+JSON_SHARE = 8
+"""JSON and NDJSON are parsed into Python objects, about ten times their size in memory: they
+may be at most 1/8 of ``max_bytes`` (256 MiB by default)."""
 
 
 def _text(value: Any) -> str | None:
@@ -71,6 +101,15 @@ def _text(value: Any) -> str | None:
 
 def _load_json_bytes(path: Path, limits: Limits) -> bytes:
     name = describe(path)
+    cap = limits.max_bytes // JSON_SHARE
+    if path.stat().st_size > cap:
+        raise too_big(
+            name,
+            f"is larger than {human(cap)}, the most JSON read at once (it is parsed into "
+            f"objects about ten times its size; 1/{JSON_SHARE} of --max-file-size)",
+            "--max-file-size",
+            human(DEFAULT_LIMITS.max_bytes),
+        )
     raw = read_capped(path, name, limits)
     data, _encoding = decode(raw, name)
     if not data.strip():

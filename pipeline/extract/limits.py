@@ -12,8 +12,9 @@ limit                  default          what it bounds (option that lifts it)
                                         (``--max-uncompressed``)
 ``max_cells``          20,000,000       cells of one sheet's used range (the rectangle from
                                         the first to the last cell, which the reader
-                                        allocates) and shared strings of a workbook
-                                        (``--max-cells``)
+                                        allocates) and shared strings of a workbook;
+                                        rows x columns of Parquet; 4 x as many fields
+                                        of a text file (``--max-cells``)
 ``max_columns``        16,384           columns of any input (Excel's own cap)
                                         (``--max-columns``)
 =====================  ===============  ===================================================
@@ -51,6 +52,10 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+TEXT_CELLS_FACTOR = 4
+"""A text file may hold this many times ``max_cells`` fields (80 M by default): its cells cost
+about half a spreadsheet reader's, and wide CRM exports are common."""
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -124,12 +129,13 @@ def _stream(
             yield chunk
 
 
-def _tags(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Re-cut chunks so that no XML tag is split between two pieces."""
+def _tags(chunks: Iterator[bytes], end: bytes = b">") -> Iterator[bytes]:
+    """Re-cut chunks so that no XML tag (or, with ``end=b"row>"``, no worksheet row) is split
+    between two pieces."""
     tail = b""
     for chunk in chunks:
         data = tail + chunk
-        cut = data.rfind(b">") + 1
+        cut = data.rfind(end) + len(end) if end in data else 0
         tail = data[cut:]
         if len(tail) > _CHUNK:  # a tag this long is itself absurd: no need to keep it whole
             yield tail
@@ -138,10 +144,28 @@ def _tags(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield tail
 
 
-_CELL_REF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\b[^>]*?\br=\"([A-Z]{1,8})([0-9]{1,12})\"")
+# Only cells have r="A1"-like attributes.  The space-led patterns let the regex engine skip
+# ahead by a literal (twice as fast); another whitespace before r= switches to the \s ones.
+_REF_COLUMNS = re.compile(rb' r="([A-Z]{1,8})[0-9]')
+_REF_ROWS = re.compile(rb' r="[A-Z]{1,8}([0-9]{1,12})"')
+_REF_COLUMNS_ANY = re.compile(rb'\sr="([A-Z]{1,8})[0-9]')
+_REF_ROWS_ANY = re.compile(rb'\sr="[A-Z]{1,8}([0-9]{1,12})"')
 _CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
 _ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_ROW_BLOCK = re.compile(
+    rb"<(?:[A-Za-z_][\w.-]*:)?row\b[^>]*>(.*?)</(?:[A-Za-z_][\w.-]*:)?row>", re.DOTALL
+)
 _SI_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+
+
+def _count(piece: bytes, tag: bytes, pattern: re.Pattern[bytes]) -> int:
+    """About how many ``tag`` elements ``piece`` holds, never fewer: ``<c`` also counts the
+    few ``<col>``/``<cfRule>`` elements.  The regex is used when the XML has a namespace
+    prefix (``<x:c ...>``)."""
+    n = piece.count(b"<" + tag)
+    if n == 0 and b":" + tag in piece:
+        return len(pattern.findall(piece))
+    return n
 
 
 def _column_number(letters: bytes) -> int:
@@ -152,24 +176,34 @@ def _column_number(letters: bytes) -> int:
 
 
 def _check_worksheet(chunks: Iterator[bytes], where: str, limits: Limits) -> None:
+    """Bound the rectangle a reader allocates: from the first to the last cell reference, and
+    for cells written without a reference (placed one after the other), by the widest row
+    and the number of rows."""
     columns: set[bytes] = set()
     rows: set[bytes] = set()
-    cells = row_tags = 0
-    for piece in _tags(chunks):
-        for col, row in _CELL_REF.findall(piece):
-            columns.add(col)
-            rows.add(row)
-        cells += len(_CELL_TAG.findall(piece))
-        row_tags += len(_ROW_TAG.findall(piece))
+    cells = row_tags = widest = 0
+    for piece in _tags(chunks, b"row>"):
+        odd = b'\nr="' in piece or b'\tr="' in piece or b'\rr="' in piece
+        letters = (_REF_COLUMNS_ANY if odd else _REF_COLUMNS).findall(piece)
+        columns.update(letters)
+        rows.update((_REF_ROWS_ANY if odd else _REF_ROWS).findall(piece))
+        in_piece = _count(piece, b"c", _CELL_TAG)
+        cells += in_piece
+        row_tags += _count(piece, b"row", _ROW_TAG)
         check_cells(where, "has", cells, limits)
+        if in_piece > len(letters):  # rare: measure each row's width
+            for block in _ROW_BLOCK.finditer(piece):
+                widest = max(widest, len(_CELL_TAG.findall(block.group(1))))
+    first_col = last_col = first_row = last_row = 1
     if columns:
         numbers = [_column_number(c) for c in columns]
         first_col, last_col = min(numbers), max(numbers)
         row_numbers = [int(r) for r in rows]
         first_row, last_row = min(row_numbers), max(row_numbers)
-        check_columns(where, last_col - first_col + 1, limits)
-        height = max(last_row - first_row + 1, row_tags)
-        check_cells(where, "has a used range of", height * (last_col - first_col + 1), limits)
+    width = max(last_col - first_col + 1, widest)
+    check_columns(where, width, limits)
+    height = max(last_row - first_row + 1, row_tags)
+    check_cells(where, "has a used range of", height * width, limits)
 
 
 _ODS_TOKEN = re.compile(

@@ -45,10 +45,20 @@ from pipeline.extract.common import (
     finish,
 )
 from pipeline.extract.detect import describe
-from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns, read_capped
+from pipeline.extract.limits import (
+    DEFAULT_LIMITS,
+    TEXT_CELLS_FACTOR,
+    Limits,
+    check_columns,
+    read_capped,
+    too_big,
+)
 
 DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
+_MAX_SAMPLE = 64 << 20
+_SAMPLE_RECORD = 1 << 20
+_DETECT_CHARS = 16 << 10
 _CHUNK = 1 << 23
 _SEP_HINT = re.compile(rb"^sep=([,;\t|])[ \t]*\r?\n")
 _CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r", "\f", "\v", "\x1a"}
@@ -273,14 +283,23 @@ def _read(
     want = max(HEADER_SAMPLE_ROWS, header_row or 0) + 1
     size = _SAMPLE_BYTES
     while True:
-        records = split_records(data[:size], at_eof=size >= len(data))
-        if len(records) >= want or size >= len(data):
+        at_eof = size >= len(data)
+        records = split_records(data[:size], at_eof=at_eof)
+        if len(records) >= want or at_eof:
+            break
+        if size >= _MAX_SAMPLE:  # a record of tens of MiB: sample what there is
+            if not records:
+                raise InputError(
+                    f"{name}: its first line is longer than {_MAX_SAMPLE >> 20} MiB; "
+                    "not a contact list"
+                )
             break
         size *= 4
-    texts = [record.decode("utf-8", "replace") for _, record in records]
+    # detection looks at the start of each record: a giant line costs no more than a short one
+    texts = [record[:_SAMPLE_RECORD].decode("utf-8", "replace") for _, record in records]
     if delimiter is None:
         default = "\t" if path.suffix.lower() == ".tsv" else ","
-        delimiter = detect_delimiter(texts[:60], default)
+        delimiter = detect_delimiter([t[:_DETECT_CHARS] for t in texts[:60]], default)
     sample = [_fields(t, delimiter) for t in texts[:HEADER_SAMPLE_ROWS]]
     check_columns(name, max((len(row) for row in sample), default=0), limits)
     if header_row is not None:
@@ -295,6 +314,7 @@ def _read(
             raise InputError(f"{name}: has no content in its first {len(sample)} rows")
         index = found
     body = data[records[index][0] :] if index else data
+    _check_fields(body, delimiter, name, limits)
     grid = _read_grid(body, delimiter, name, index + 1)
     if grid.height == 0:
         raise InputError(f"{name}: is empty")
@@ -316,6 +336,23 @@ def _read(
     if result.rows_read == 0:
         raise InputError(f"{name}: has a header row (row {index + 1}) but no data rows")
     return result
+
+
+def _check_fields(body: bytes, delimiter: str, name: str, limits: Limits) -> None:
+    """Refuse a file of (mostly empty) fields that would cost far more parsed than on disk:
+    delimiters and line ends, counted before parsing, bound the number of cells."""
+    cap = limits.max_cells * TEXT_CELLS_FACTOR
+    if len(body) <= cap:  # at least one byte per field: cannot be above
+        return
+    fields = body.count(delimiter.encode()) + body.count(b"\n") + 1
+    if fields > cap:
+        raise too_big(
+            name,
+            f"has about {fields:,} fields, above the limit of {cap:,} for a text file "
+            f"({TEXT_CELLS_FACTOR} x --max-cells)",
+            "--max-cells",
+            f"{DEFAULT_LIMITS.max_cells:,}",
+        )
 
 
 def _clean(grid: pl.DataFrame, data: bytes, encoding: str) -> tuple[pl.DataFrame, ReadWarnings]:
