@@ -155,7 +155,8 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--max-error-rate",
             type=click.FloatRange(0, 1),
-            help="Exit 3 when rejected / non-empty rows is above this (e.g. 0.05).",
+            help="Exit 3 when rejected rows (here, or refused by the API on a load) / non-empty "
+            "rows is above this (e.g. 0.05).",
         ),
         click.option(
             "--report-dir",

@@ -309,16 +309,19 @@ class Contract:
         body: bytes,
         *,
         strict: bool = True,
+        parsed: dict[str, Any] | None = None,
     ) -> list[Violation]:
         """Every way this request is outside the document (empty: it conforms).
-        ``headers`` must be case-insensitive (httpx / Starlette headers) or lower-cased."""
+        ``headers`` must be case-insensitive (httpx / Starlette headers) or lower-cased.
+        ``parsed`` (a dict) receives the decoded JSON body under ``"json"``, so that a server
+        does not decode a 50,000-entry body twice."""
         matched = self.match(method, path)
         if matched is None:
             return [Violation("not_found", "", f"no operation {method.upper()} {path}")]
         op, path_params = matched
         problems = self._check_security(op, headers)
         problems += self._check_params(op, path_params, query)
-        problems += self._check_body(op, headers.get("content-type"), body, strict)
+        problems += self._check_body(op, headers.get("content-type"), body, strict, parsed)
         return problems
 
     def _check_security(self, op: Operation, headers: Mapping[str, str]) -> list[Violation]:
@@ -374,7 +377,12 @@ class Contract:
         return problems
 
     def _check_body(
-        self, op: Operation, content_type: str | None, body: bytes, strict: bool
+        self,
+        op: Operation,
+        content_type: str | None,
+        body: bytes,
+        strict: bool,
+        parsed: dict[str, Any] | None = None,
     ) -> list[Violation]:
         spec = op.spec.get("requestBody")
         if spec is None:
@@ -401,6 +409,8 @@ class Contract:
                 instance = json.loads(body)
             except (ValueError, UnicodeDecodeError):
                 return [Violation("malformed", "", "the body is not valid JSON")]
+            if parsed is not None:
+                parsed["json"] = instance
             return self._schema_errors(f"{pointer}/schema", instance, "body", "", strict)
         if media == "multipart/form-data":
             return self._check_multipart(content[media], pointer, content_type or "", body)

@@ -340,3 +340,10 @@ def test_max_error_rate_counts_the_rows_the_api_refused(
     assert summary["error_rate"] == round(4 / 33, 6)
     assert result.exit_code == 3, result.output
     assert "12.1% of rows rejected" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["import"], ["delete"], ["migrate"], ["groups", "add"]])
+def test_help_documents_the_incomplete_load_exit_code(command: list[str]) -> None:
+    text = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
+    assert "5 incomplete load: rows did not reach the API" in text
+    assert "re-run the same command to finish" in text

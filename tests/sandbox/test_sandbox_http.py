@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import fast_settings
+from sandbox_helpers import fast_settings, response_violations
 
 from pipeline.sandbox import SandboxServer
 
@@ -27,9 +27,19 @@ def server() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def http(server: SandboxServer) -> Iterator[httpx.Client]:
+    """A client whose every answer from an API is checked against that API's document."""
     server.app.reset()
-    with httpx.Client(timeout=10) as client:
+    outside: list[str] = []
+
+    def check(response: httpx.Response) -> None:
+        response.read()
+        faulted = server.app.journal and server.app.journal[-1].fault is not None
+        if not faulted:
+            outside.extend(response_violations(server.app, response))
+
+    with httpx.Client(timeout=10, event_hooks={"response": [check]}) as client:
         yield client
+    assert not outside, "sandbox responses outside the contract:\n" + "\n".join(outside)
 
 
 def test_connections_use_tcp_nodelay(server: SandboxServer, http: httpx.Client) -> None:
