@@ -446,7 +446,14 @@ def import_(
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
-        result = import_files(list(files), options, imp, report_dir, progress)
+        result = import_files(
+            list(files),
+            options,
+            imp,
+            report_dir,
+            progress,
+            on_plan=None if opts["quiet"] else lambda plan: _print_plan(plan, target),
+        )
         _finish(result, opts, options)
 
 
@@ -759,6 +766,7 @@ def migrate(
             with_groups=not without_groups,
             progress=_progress(quiet, log_format),
             on_plan=None if quiet else lambda plan: _print_plan(plan, source),
+            on_import_plan=None if quiet else lambda plan: _print_plan(plan, dest),
         )
         opts = {"json_out": json_out}
         if not json_out:
