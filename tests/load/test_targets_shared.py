@@ -180,3 +180,45 @@ def test_group_create_is_idempotent_or_refused(server: SandboxServer, name: str)
         assert [g["name"] for g in t.list_groups()] == ["Team"]
     finally:
         t.close()
+
+
+LISTING = {  # the sandbox path each API lists contacts on (where the faults go)
+    "msgflash": "/api/v1/contacts",
+    "waapi": "/api/external/contacts/*",
+    "vobiz": "/api/v1/messaging/contacts",
+}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_faults_during_a_long_export_lose_and_repeat_nothing(
+    server: SandboxServer, name: str
+) -> None:
+    """429s, 5xx and dropped connections before and during the walk: every contact exported
+    once, each fault retried (the listing's loop guard never mistakes a retry for a loop)."""
+    seed(server, name, 450)
+    faults = server.app.faults
+    path = LISTING[name]
+    injected = [
+        {"status": 429, "retry_after": 0},
+        {"status": 500},
+        {"drop": True},
+        {"status": 503},
+        {"drop": True},
+    ]
+    t = target(server, name)
+    server.app.journal.clear()
+    rows: list[dict[str, Any]] = []
+    try:
+        for k, page in enumerate(t.export(ExportFilters(), False)):
+            rows += page
+            if k in (0, 2):  # between pages: the next request meets them
+                for fault in injected[:3] if k == 0 else injected[3:]:
+                    faults.add(name, "GET", path, **fault)
+    finally:
+        t.close()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 450
+    assert sorted(r["phone"] for r in rows) == sorted(phone(i) for i in range(450))
+    faulted = [e for e in server.app.journal.entries(api=name) if e.fault]
+    assert len(faulted) == 5
+    assert t.stats.retries == 5 and t.stats.rate_limited == 1
