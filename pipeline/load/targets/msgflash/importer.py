@@ -210,8 +210,8 @@ class MsgFlashImporter(MsgFlashGroupLoader):
             self._fail_unconfirmed_groups(result, "the run was interrupted")
             raise
         finally:
-            for k in seconds:
-                seconds[k] = round(seconds[k], 3)
+            for step in seconds:
+                seconds[step] = round(seconds[step], 3)
         return result
 
     def _each(self, rows: list[int], what: str, work: Callable[[int], None]) -> None:
