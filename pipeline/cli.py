@@ -593,9 +593,13 @@ def delete(
         _finish(result, opts, options)
 
 
-@main.group(epilog=EXIT_CODES)
+@main.group(
+    epilog=EXIT_CODES,
+    help=f"List, create and fill contact groups ({registry.titles('groups')}; the other APIs "
+    "have none).",
+)
 def groups() -> None:
-    """List, create and fill contact groups (of the APIs that have them)."""
+    pass
 
 
 @groups.command("list", epilog=EXIT_CODES)
