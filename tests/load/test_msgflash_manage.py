@@ -387,18 +387,6 @@ def test_ctrl_c_cancels_the_delete_job_and_settles_each_row(
     assert len(store(server).contacts) == 320 - deleted
 
 
-def test_delete_aborts_when_the_api_stays_down(server: SandboxServer) -> None:
-    seed(server, 20)
-    server.app.faults.add("msgflash", "POST", BULK_DELETE, times=None, status=503)
-    result = target(server).delete(
-        frame([{"phone": phone(i)} for i in range(5)] + [{"phone": phone(99)}])
-    )
-    assert result.aborted is not None
-    assert [result.failures[i][0] for i in range(6)] == ["LOAD_FAILED"] * 5 + ["NOT_FOUND"]
-    assert "unknown" in result.failures[0][1]
-    assert len(store(server).contacts) == 20
-
-
 # -- groups -----------------------------------------------------------------------------------
 def test_list_groups_every_page(server: SandboxServer) -> None:
     ids = seed(server, 3)

@@ -407,16 +407,6 @@ def test_delete_404_after_a_retry_counts_as_deleted(server: SandboxServer) -> No
     assert "already gone when the delete ran" in result.notes[0]
 
 
-def test_delete_aborts_when_the_api_stays_down(server: SandboxServer) -> None:
-    seed(server, 5)
-    server.app.faults.add("vobiz", "DELETE", ONE, status=503, times=None)
-    result, _ = run_delete(server, phones_df(*(phone(i) for i in range(5))))
-    assert result.aborted is not None and result.pending() == []
-    codes = [result.failures[i][0] for i in range(5)]
-    assert codes.count("LOAD_FAILED") == 1 and codes.count("NOT_SENT") == 4
-    assert len(store(server)) == 5
-
-
 def test_delete_with_wrong_credentials_aborts_every_row(server: SandboxServer) -> None:
     from load_helpers import sandbox_env
 
