@@ -28,9 +28,9 @@ rows, distinct phones, group memberships.
 Rate limits: MsgFlash 10 req/s and Vobiz 100/s (undocumented; the client's adaptive limiter
 meets it) are on.  WAAPI's documented 100 requests / 15 min would make 1,000 pages take
 about 2.5 h, so its sandbox limiter is off (``waapi_rate_limit=None``) and the client's too:
-``Waapi.rate_limit`` (a class attribute its limiter and plan read) is raised in the client
+``Waapi.rate`` (a class attribute its limiter and plan read) is raised in the client
 process.  The plan's minimum time under the documented limit is recomputed with the target's
-own formula (``Waapi._window_seconds``) and printed next to the measured time.
+time model (``Rate.least_seconds``) and printed next to the measured time.
 
 Goals (exit 1 when one fails): every export writes exactly N rows and N distinct phones;
 listing pages answered = ``ceil(N / 100)``; the export's requests (the plan's own count
@@ -52,7 +52,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -199,10 +198,11 @@ def _run_export(
 
     documented = None
     if target == "waapi":  # the sandbox does not limit WAAPI here: neither does the client
+        from pipeline.load.kit.timing import Rate
         from pipeline.load.targets.waapi import Waapi
 
-        documented = SimpleNamespace(rate_limit=Waapi.rate_limit, rate_window_s=Waapi.rate_window_s)
-        Waapi.rate_limit = 1_000_000_000  # type: ignore[misc]
+        documented = Waapi.rate
+        Waapi.rate = Rate(1_000_000_000, documented.window_s)  # type: ignore[misc]
 
     probes: dict[str, int] = {}
 
@@ -222,17 +222,16 @@ def _run_export(
     wall = time.perf_counter() - t
     rss = vm_mib("VmHWM")
     plan = summary["plan"]
-    if documented is not None:  # the plan's minimum under 100 requests / 15 min, its formula
-        from pipeline.load.targets.waapi import Waapi
-
+    if documented is not None:  # the plan's minimum under 100 requests / 15 min: the time model
         # the plan's own count requests come first, in the same 15-minute window
         sent = summary["requests"] - summary["rate_limited"]
         before = sent - sum(line["requests"] for line in plan)
         for line in plan:
-            line["min_seconds"] = Waapi._window_seconds(documented, before, line["requests"])  # type: ignore[arg-type]
+            least = documented.least_seconds
+            line["min_seconds"] = least(before + line["requests"]) - least(before)
             before += line["requests"]
         every = summary["requests"] - summary["rate_limited"]
-        summary["documented_min_all_s"] = Waapi._window_seconds(documented, 0, every)  # type: ignore[arg-type]
+        summary["documented_min_all_s"] = documented.least_seconds(every)
     return {
         **summary,
         **probes,

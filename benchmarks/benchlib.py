@@ -152,7 +152,8 @@ class Sandbox:
         """Credentials and base URLs, as ``contactpipe sandbox`` tells a user to export."""
         from pipeline.demo import sandbox_env
 
-        return sandbox_env(SimpleNamespace(settings=self.settings, base_urls=self.base_urls))  # type: ignore[arg-type]
+        server = SimpleNamespace(settings=self.settings, base_urls=self.base_urls, url=self.url)
+        return sandbox_env(server)  # type: ignore[arg-type]
 
     def journal(self, api: str, method: str | None = None, path: str | None = None) -> list[dict]:
         """The sandbox's request journal for ``api``, optionally of one method and path."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from pipeline import __version__
 from pipeline.errors import PipelineError, UsageError
+from pipeline.load import registry
 
 EXIT_CODES = """\b
 Exit codes (shared by every command):
@@ -241,7 +243,7 @@ poll_interval_option = click.option(
     type=click.FloatRange(0.05, 60),
     default=2.0,
     show_default=True,
-    help="Seconds between polls of an asynchronous job (MsgFlash).",
+    help=f"Seconds between polls of an asynchronous job ({registry.titles('async_jobs')}).",
 )
 
 
@@ -390,7 +392,28 @@ def _terminal_safe(doc: Any) -> Any:
     return doc
 
 
-TARGETS = ("msgflash", "waapi", "vobiz")
+TARGETS = registry.names()
+
+
+def _base_url_help() -> str:
+    infos = registry.infos()
+    variables = ", ".join(f"${i.base_url_var}" for i in infos)
+    none = [i.title for i in infos if i.default_base_url is None]
+    return (
+        f"The API's base URL as its doc defines it (default: {variables}, else the public "
+        f"host{'; ' + ', '.join(none) + ' has none' if none else ''}). "
+        "http:// only for loopback hosts."
+    )
+
+
+def _credentials_help() -> str:
+    """The variables each target reads, one line per target (for ``import --help``)."""
+    lines = ["\b", "Credentials come from the environment only:"]
+    for i in registry.infos():
+        names = i.credentials + i.optional + ((i.base_url_var,) if not i.default_base_url else ())
+        note = f" ({i.credentials_note})" if i.credentials_note else ""
+        lines.append(f"  {i.title:<9} {', '.join(names)}{note}")
+    return "\n".join(lines)
 
 
 def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -398,9 +421,7 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--base-url",
         metavar="URL",
-        help="The API's base URL as its doc defines it (default: $MSGFLASH_BASE_URL, "
-        "$WAAPI_BASE_URL, $VOBIZ_BASE_URL, else the public host; WAAPI has none). "
-        "http:// only for loopback hosts.",
+        help=_base_url_help(),
     )(f)
     return click.option(
         "--target", required=True, type=click.Choice(TARGETS), help="The API to use."
@@ -414,7 +435,8 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     "groups",
     multiple=True,
     metavar="NAME",
-    help="Add every contact to this group (repeatable; created when missing; not Vobiz).",
+    help="Add every contact to this group (repeatable; created when missing; "
+    f"{registry.titles('groups')}).",
 )
 @click.option(
     "--batch-size",
@@ -444,12 +466,6 @@ def import_(
     """Validate FILES like `validate`, then load the valid contacts into --target through its
     bulk endpoints, within its rate limit, with retries; every row ends loaded or in
     errors.csv with its source row and a reason.  Re-running the same import is safe.
-
-    \b
-    Credentials come from the environment only:
-      MsgFlash  MSGFLASH_API_KEY (+ MSGFLASH_TEAM_ID for msgf_team_ keys)
-      WAAPI     WAAPI_TOKEN, WAAPI_PHONE_ID (raw or base64), WAAPI_BASE_URL
-      Vobiz     VOBIZ_AUTH_ID, VOBIZ_AUTH_TOKEN
     """
     from pipeline.load.base import LoadOptions
     from pipeline.run import ImportOptions, import_files
@@ -463,8 +479,18 @@ def import_(
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
-        result = import_files(list(files), options, imp, report_dir, progress)
+        result = import_files(
+            list(files),
+            options,
+            imp,
+            report_dir,
+            progress,
+            on_plan=None if opts["quiet"] else lambda plan: _print_plan(plan, target),
+        )
         _finish(result, opts, options)
+
+
+import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}"
 
 
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:
@@ -491,12 +517,17 @@ def _print_plan(plan: list[dict[str, Any]], target: str) -> None:
     help="File to write; the format comes from the extension: .csv .xlsx .parquet .json .ndjson",
 )
 @click.option("--search", help="Only contacts whose name or phone matches (every target).")
-@click.option("--tag", help="Only contacts with this tag (WAAPI, Vobiz).")
-@click.option("--group", help="Only the members of this group (MsgFlash, WAAPI).")
+@click.option(
+    "--tag", help=f"Only contacts with this tag ({registry.titles(export_filter='tag')})."
+)
+@click.option(
+    "--group", help=f"Only the members of this group ({registry.titles(export_filter='group')})."
+)
 @click.option(
     "--opt-out/--no-opt-out",
     default=None,
-    help="Only opted-out (or not opted-out) contacts (WAAPI).",
+    help="Only opted-out (or not opted-out) contacts "
+    f"({registry.titles(export_filter='opt_out')}).",
 )
 @click.option(
     "--with-groups",
@@ -575,9 +606,10 @@ def delete(
     **opts: Any,
 ) -> None:
     """Delete from --target the contacts whose phones (or ids, from an `id` column) FILES
-    list, after the same validation as import.  Rows not found are reported.  MsgFlash deletes
-    in bulk jobs (Ctrl-C cancels the job and reports what was deleted); WAAPI and Vobiz one by
-    one at their rate limit."""
+    list, after the same validation as import.  Rows not found are reported; the plan
+    (requests, least time) is printed first.  APIs with bulk jobs delete in batches (Ctrl-C
+    cancels the job and reports what was deleted), the others one by one at their rate
+    limit."""
     from pipeline.run import delete_files
 
     with _errors(opts["debug"]):
@@ -586,14 +618,24 @@ def delete(
         report_dir = opts["report_dir"] or _default_report_dir("delete")
         progress = _progress(opts["quiet"], opts["log_format"])
         result = delete_files(
-            list(files), options, imp, report_dir, progress, limit=None if yes else max_delete
+            list(files),
+            options,
+            imp,
+            report_dir,
+            progress,
+            limit=None if yes else max_delete,
+            on_plan=None if opts["quiet"] else lambda plan: _print_plan(plan, target),
         )
         _finish(result, opts, options)
 
 
-@main.group(epilog=EXIT_CODES)
+@main.group(
+    epilog=EXIT_CODES,
+    help=f"List, create and fill contact groups ({registry.titles('groups')}; the other APIs "
+    "have none).",
+)
 def groups() -> None:
-    """List, create and fill contact groups (MsgFlash and WAAPI; Vobiz has no groups)."""
+    pass
 
 
 @groups.command("list", epilog=EXIT_CODES)
@@ -671,7 +713,14 @@ def _members_command(add: bool) -> Callable[..., Any]:
             report_dir = opts["report_dir"] or _default_report_dir(f"groups-{verb}")
             progress = _progress(opts["quiet"], opts["log_format"])
             result = change_group_files(
-                list(files), options, imp, report_dir, group_name, add=add, progress=progress
+                list(files),
+                options,
+                imp,
+                report_dir,
+                group_name,
+                add=add,
+                progress=progress,
+                on_plan=None if opts["quiet"] else lambda plan: _print_plan(plan, target),
             )
             _finish(result, opts, options)
 
@@ -694,8 +743,12 @@ groups_remove = _members_command(add=False)
 @click.option("--from-base-url", metavar="URL", help="Base URL of --from (default: its variable).")
 @click.option("--to-base-url", metavar="URL", help="Base URL of --to (default: its variable).")
 @click.option("--search", help="Only contacts whose name or phone matches.")
-@click.option("--tag", help="Only contacts with this tag (WAAPI, Vobiz).")
-@click.option("--group", help="Only the members of this group (MsgFlash, WAAPI).")
+@click.option(
+    "--tag", help=f"Only contacts with this tag ({registry.titles(export_filter='tag')})."
+)
+@click.option(
+    "--group", help=f"Only the members of this group ({registry.titles(export_filter='group')})."
+)
 @click.option(
     "--without-groups", is_flag=True, help="Do not carry group membership (saves requests)."
 )
@@ -756,6 +809,7 @@ def migrate(
             with_groups=not without_groups,
             progress=_progress(quiet, log_format),
             on_plan=None if quiet else lambda plan: _print_plan(plan, source),
+            on_import_plan=None if quiet else lambda plan: _print_plan(plan, dest),
         )
         opts = {"json_out": json_out}
         if not json_out:

@@ -12,28 +12,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.load import registry
 from pipeline.load.base import LoadOptions
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
-from pipeline.sandbox import SandboxServer, SandboxSettings
+from pipeline.sandbox import SandboxServer, SandboxSettings, describe
 
-TARGETS = ("msgflash", "waapi", "vobiz")
+
+def sandbox_targets(server: SandboxServer) -> list[str]:
+    """The registered targets this sandbox serves."""
+    return [name for name in registry.names() if name in server.base_urls]
 
 
 def sandbox_env(server: SandboxServer) -> dict[str, str]:
-    """The variables a user would export to import into this sandbox."""
-    s = server.settings
-    urls = server.base_urls
-    return {
-        "MSGFLASH_API_KEY": s.msgflash_api_key,
-        "MSGFLASH_BASE_URL": urls["msgflash"],
-        "WAAPI_TOKEN": s.waapi_token,
-        "WAAPI_PHONE_ID": s.waapi_phone_id,
-        "WAAPI_BASE_URL": urls["waapi"],
-        "VOBIZ_AUTH_ID": s.vobiz_auth_id,
-        "VOBIZ_AUTH_TOKEN": s.vobiz_auth_token,
-        "VOBIZ_BASE_URL": urls["vobiz"],
-    }
+    """The variables a user would export to import into this sandbox: the credentials the
+    sandbox describes, and each served target's base URL variable."""
+    env: dict[str, str] = {}
+    served = set(sandbox_targets(server))
+    for api in describe(server.settings, server.url):
+        if api["api"] in served:
+            env.update(api["env"])
+            env[registry.info(api["api"]).base_url_var] = api["base_url"]
+    return env
 
 
 def run_demo(
@@ -51,7 +51,7 @@ def run_demo(
     settings = SandboxSettings(msgflash_job_pending_s=0.2, msgflash_job_items_per_s=5_000)
     with SandboxServer(settings) as server:
         env = sandbox_env(server)
-        for name in TARGETS:
+        for name in sandbox_targets(server):
             opts = RunOptions(**{**options.__dict__, "extra_groups": groups})
             imp = ImportOptions(target=name, load=LoadOptions(poll_interval_s=0.5), env=env)
             result = import_files(inputs, opts, imp, report_root / name, progress or NullProgress())

@@ -24,10 +24,11 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import InputError, Interrupted, PipelineError, UsageError
+from pipeline.errors import InputError, Interrupted, PipelineError, RemoteError, UsageError
 from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
 from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from pipeline.load import registry
 from pipeline.load.base import (
     EXPORT_FIELDS,
     EXPORT_META_COLUMNS,
@@ -35,6 +36,7 @@ from pipeline.load.base import (
     ExportFilters,
     LoadOptions,
     LoadResult,
+    PlanLine,
     Target,
     TargetConfig,
 )
@@ -631,11 +633,7 @@ def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
     try:  # a dry run sends nothing: it may plan without credentials
         return cls.config_from_env(env, imp.base_url)
     except UsageError:
-        return TargetConfig(
-            base_url=imp.base_url or "(base URL not set)",
-            headers={},
-            extra={"encoded_phone_id": "{encodedPhoneId}"},
-        )
+        return cls.placeholder_config(imp.base_url)
 
 
 def mask(text: str, secrets: Sequence[str]) -> str:
@@ -660,6 +658,8 @@ def _failures_frame(result: LoadResult, secrets: Sequence[str] = ()) -> pl.DataF
 
 
 Action = Callable[[Target, pl.DataFrame], LoadResult]
+Planner = Callable[[Target, pl.DataFrame], list[PlanLine]]
+OnPlan = Callable[[list[dict[str, Any]]], None]
 
 
 def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
@@ -709,22 +709,32 @@ def _run_with_target(
     command: str,
     section: str,
     act: Action,
+    plan: Planner,
+    on_plan: OnPlan | None,
     label: str,
     carry: Sequence[str] = (),
 ) -> RunResult:
-    """validate_files with a step that hands the valid contacts to ``act`` on the target and
-    reports its ledger under ``summary[section]``."""
-    from pipeline.load.targets import get
-
-    cls = get(imp.target)
+    """validate_files with a step that plans (``on_plan`` sees the plan before anything is
+    written), hands the valid contacts to ``act`` on the target and reports its ledger and
+    plan under ``summary[section]``."""
+    cls = registry.get(imp.target)
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
     target = cls(config, imp.load)
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
+        lines: list[dict[str, Any]] = []
         with progress.stage(section, f"{label} {cls.title} at {config.base_url}") as st:
-            result = _settle(target, contacts, act)
+            try:
+                lines = [dataclasses.asdict(line) for line in plan(target, contacts)]
+            except RemoteError as exc:  # the plan's one request was refused: nothing is sent
+                result = target.new_result(contacts.height)
+                result.abort(exc)
+            else:
+                if on_plan is not None:
+                    on_plan(lines)
+                result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
         codes = [c for c, _ in result.failures.values()]
@@ -732,6 +742,7 @@ def _run_with_target(
             **_head(target, imp),
             **_ledger(target, result),
             "not_found": codes.count("NOT_FOUND"),
+            "plan": lines,
         }
         return summary, _failures_frame(result, config.secrets), result.aborted
 
@@ -758,6 +769,7 @@ def delete_files(
     progress: Progress | None = None,
     *,
     limit: int | None = 100,
+    on_plan: OnPlan | None = None,
 ) -> RunResult:
     """Delete from ``imp.target`` the contacts whose phones (or ``id``) the files list, after
     the same validation as import.  More than ``limit`` found -> UsageError, nothing deleted;
@@ -777,6 +789,8 @@ def delete_files(
         command="delete",
         section="delete",
         act=act,
+        plan=lambda target, contacts: target.delete_plan(contacts),
+        on_plan=on_plan,
         label="deleting from",
         carry=("id",),
     )
@@ -791,6 +805,7 @@ def change_group_files(
     *,
     add: bool,
     progress: Progress | None = None,
+    on_plan: OnPlan | None = None,
 ) -> RunResult:
     """Add (or remove) the contacts the files list to (from) ``group`` of ``imp.target``;
     ``summary["groups"]``: ``loaded`` = changed, ``not_found``, ``failed``."""
@@ -807,15 +822,15 @@ def change_group_files(
         command="groups " + ("add" if add else "remove"),
         section="groups",
         act=act,
+        plan=lambda target, contacts: target.members_plan(group, contacts, add=add),
+        on_plan=on_plan,
         label=f"{'adding to' if add else 'removing from'} group {group!r} of",
     )
 
 
 def open_target(imp: ImportOptions, progress: Progress | None = None) -> Target:
     """A target with credentials from the environment, for export and group listings."""
-    from pipeline.load.targets import get
-
-    cls = get(imp.target)
+    cls = registry.get(imp.target)
     env = os.environ if imp.env is None else imp.env
     return cls(cls.config_from_env(env, imp.base_url), imp.load, progress)
 
@@ -937,6 +952,7 @@ def migrate(
     with_groups: bool = True,
     progress: Progress | None = None,
     on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_import_plan: OnPlan | None = None,
 ) -> RunResult:
     """Export ``source.target`` to ``report_dir/export-<source>.csv``, then import that file
     into ``dest.target`` through the canonical schema, with the same report as import.
@@ -945,7 +961,7 @@ def migrate(
         raise UsageError("--from and --to are the same API", hint="give another --to")
     prepare_report_dir(report_dir, [])
     exported = report_dir / f"export-{source.target}.csv"
-    can_group = source.target != "vobiz" and with_groups
+    can_group = with_groups and registry.info(source.target).can("groups")
     ex = export_contacts(
         source,
         exported,
@@ -954,7 +970,9 @@ def migrate(
         progress=progress,
         on_plan=on_plan,
     )
-    result = import_files([str(exported)], options, dest, report_dir, progress)
+    result = import_files(
+        [str(exported)], options, dest, report_dir, progress, on_plan=on_import_plan
+    )
     load = result.summary.get("load", {})
     dropped = {  # columns the import has no field for: the source's ids, timestamps, extras
         c: n
@@ -983,13 +1001,13 @@ def import_files(
     imp: ImportOptions,
     report_dir: Path,
     progress: Progress | None = None,
+    on_plan: OnPlan | None = None,
 ) -> RunResult:
     """Run extract -> transform -> load -> report: validate the files, send the valid contacts
     to ``imp.target`` (or, with ``dry_run``, write the exact request bodies and the plan), and
-    write one report where every row is loaded, rejected, a duplicate or failed at load."""
-    from pipeline.load.targets import get
-
-    cls = get(imp.target)
+    write one report where every row is loaded, rejected, a duplicate or failed at load.
+    ``on_plan`` sees the plan before the first request (a dry run's plan is in its summary)."""
+    cls = registry.get(imp.target)
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
 
@@ -997,6 +1015,8 @@ def import_files(
         target.progress = progress
         head = _head(target, imp)
         plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
+        if on_plan is not None and not imp.load.dry_run:
+            on_plan(plan)
         if imp.load.dry_run:
             with progress.stage("dry-run", "writing request bodies") as st:
                 bodies = report_dir / "dry-run"

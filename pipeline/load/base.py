@@ -11,7 +11,6 @@ source rows.
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pipeline.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
 from .config import check_header_value
+from .kit.phones import norm_phone
+from .kit.timing import PlanLine, Rate
 from .ratelimit import Limiter
 
 DEFAULT_BATCH = 10_000
@@ -43,19 +44,8 @@ LOAD_CODES: dict[str, str] = {
     "NOT_IN_GROUP": "the contact is not a member of the group",
 }
 
-_NOT_DIGITS = re.compile(r"\D")
-
-
-def phone_key(value: Any) -> str | None:
-    """The one rule by which every target compares phones: normalised E.164, ``+`` then the
-    digits.  Contacts come back in each API's own spelling (WAAPI drops the ``+``; a console
-    may add blanks or dashes); the frame's phones are E.164 already.  Comparing anything else
-    (a raw phone, digits on one side) misses a contact and creates it twice.  None when the
-    value holds no digit."""
-    if value is None:
-        return None
-    digits = _NOT_DIGITS.sub("", str(value))
-    return f"+{digits}" if digits else None
+phone_key = norm_phone
+"""The one rule by which every target compares phones (:mod:`pipeline.load.kit.phones`)."""
 
 
 PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
@@ -81,18 +71,6 @@ class LoadOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
-
-
-@dataclass(frozen=True)
-class PlanLine:
-    """One endpoint in a dry-run plan: how many requests, and the least time the documented
-    rate limit allows for them (None: no documented limit)."""
-
-    endpoint: str
-    requests: int
-    items: int
-    min_seconds: float | None
-    note: str = ""
 
 
 class LoadResult:
@@ -309,7 +287,12 @@ class Target(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    """Among: ``bulk_upsert``, ``groups``, ``custom_fields``, ``async_jobs``, ``csv_import``."""
+    """Among :data:`pipeline.load.registry.CAPABILITIES` (the target's ``INFO`` has them)."""
+    rate: ClassVar[Rate | None] = None
+    """The documented rate limit (None: none documented); plans time requests with it."""
+    fields: ClassVar[dict[str, Any] | None] = None
+    """The field map, when it is not ``schemas/targets/<name>.json`` (a target outside the
+    package tree)."""
 
     def __init__(
         self,
@@ -324,7 +307,7 @@ class Target(ABC):
         self.policy = policy or self.options.retry
         self.progress = progress or NullProgress()
         self.stats = stats or ClientStats()
-        self.fmap = field_map(self.name)
+        self.fmap = self.fields if self.fields is not None else field_map(self.name)
         self._client: ApiClient | None = None
         self.export_total: int | None = None
         """Set by :meth:`export` once the API has said how many contacts match."""
@@ -356,6 +339,12 @@ class Target(ABC):
     def config_from_env(cls, env: Mapping[str, str], base_url: str | None) -> TargetConfig:
         """Credentials and base URL from the environment (``base_url`` from ``--base-url``
         wins); :class:`~pipeline.errors.UsageError` naming the missing variable."""
+
+    @classmethod
+    def placeholder_config(cls, base_url: str | None) -> TargetConfig:
+        """A configuration for planning without credentials (``import --dry-run``): paths
+        that hold a credential show a placeholder."""
+        return TargetConfig(base_url=base_url or "(base URL not set)", headers={})
 
     @abstractmethod
     def plan(self, contacts: pl.DataFrame) -> list[PlanLine]:
@@ -392,6 +381,15 @@ class Target(ABC):
         LOADED (deleted, or would be with ``dry_run``) or failed (``NOT_FOUND``...).  More
         than ``limit`` found: UsageError before any delete."""
         raise UsageError(f"{self.title}: delete is not supported")
+
+    def delete_plan(self, contacts: pl.DataFrame) -> list[PlanLine]:
+        """Requests a delete of ``contacts`` will make at most, with the least time (may make
+        one request to learn how many contacts the lookup would list)."""
+        raise UsageError(f"{self.title}: delete is not supported")
+
+    def members_plan(self, group: str, contacts: pl.DataFrame, *, add: bool) -> list[PlanLine]:
+        """Requests :meth:`change_members` will make at most, with the least time."""
+        raise UsageError(f"{self.title} has no contact groups")
 
     def list_groups(self) -> list[dict[str, Any]]:
         """Every group: ``{"id", "name", "members" (count or None), "description"}``."""

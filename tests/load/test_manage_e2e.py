@@ -23,11 +23,12 @@ from test_import_e2e import (
 )
 
 from pipeline.cli import main
+from pipeline.load import registry
 from pipeline.load.base import ExportFilters, LoadOptions
 from pipeline.run import ImportOptions, RunOptions, export_contacts, import_files, migrate
 from pipeline.sandbox import SandboxServer
 
-GROUPED = ("msgflash", "waapi")
+GROUPED = registry.with_capability("groups")
 
 
 def imp(server: SandboxServer, target: str, **load: Any) -> ImportOptions:
@@ -108,7 +109,7 @@ def test_migrate_between_every_pair(
     moved = result.summary["migrate"]
     assert (moved["from"], moved["to"], moved["exported"]) == (source, dest, VALID)
     assert moved["not_carried"]["id"] == VALID  # the source's own ids stay behind, listed
-    if source in GROUPED and dest == "vobiz":
+    if source in GROUPED and dest not in GROUPED:
         assert moved["not_carried"]["groups"] == VALID  # Vobiz has no groups: listed
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["command"] == "migrate" and summary["migrate"]["to"] == dest
@@ -220,3 +221,33 @@ def test_vobiz_says_it_has_no_groups(
     assert result.exit_code == 2
     assert "Vobiz has no contact groups" in result.stderr
     assert len(server.app.journal.entries()) == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        *((t, ["delete"]) for t in TARGETS),
+        *((t, ["groups", "add", "--group", "VIP"]) for t in GROUPED),
+    ],
+)
+def test_delete_and_group_changes_print_their_plan_first(
+    server: SandboxServer,
+    target: str,
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = source_csv(tmp_path)
+    do_import(server, target, src, tmp_path / "r0")
+    args = [*command, str(src), "--target", target, "--region", "FR"]
+    result = cli(server, monkeypatch, *args, "--report-dir", str(tmp_path / "r1"))
+    assert result.exit_code == 0, result.output
+    planned = [line for line in result.stderr.splitlines() if line.startswith("plan: ")]
+    assert planned and all(line.startswith(f"plan: {target}: ") for line in planned)
+    assert any(f"request(s) for {VALID} item(s)" in line for line in planned)
+    section = "delete" if command == ["delete"] else "groups"
+    summary = json.loads((tmp_path / "r1" / "summary.json").read_text())[section]
+    assert summary["plan"] and summary["loaded"] == VALID
+    assert summary["plan"][-1]["items"] == VALID  # the writes: one item per contact found
+    quiet = cli(server, monkeypatch, *args, "-q", "--report-dir", str(tmp_path / "r2"))
+    assert "plan: " not in quiet.stderr

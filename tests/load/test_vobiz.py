@@ -17,6 +17,7 @@ from pipeline.errors import UsageError
 from pipeline.load.base import CREATED, FAILED, UNCHANGED, UPDATED, LoadResult
 from pipeline.load.client import AuthRefused, QuotaExceeded, Unreachable
 from pipeline.load.targets.vobiz import Vobiz
+from pipeline.load.targets.vobiz.importer import row_errors
 from pipeline.report.progress import Counter
 from pipeline.sandbox import SandboxServer
 
@@ -200,11 +201,11 @@ def test_error_with_a_wrong_row_number_is_matched_by_phone() -> None:
         {"row": 99, "phone_number": "+999", "reason": "lost"},
         "not an object",
     ]
-    got = Vobiz._row_errors(1, [3, 4, 5], errors, phones, result)
+    got = row_errors(1, [3, 4, 5], errors, phones, result)
     assert got == {4: "bad", 5: "worse"}
     assert len(result.notes) == 1 and "+999" in result.notes[0]
     # no phone given: the row number is trusted
-    assert Vobiz._row_errors(1, [3, 4, 5], [{"row": 3, "reason": "r"}], phones, result) == {4: "r"}
+    assert row_errors(1, [3, 4, 5], [{"row": 3, "reason": "r"}], phones, result) == {4: "r"}
 
 
 def test_comma_in_a_tag_or_no_name_is_not_representable(server: SandboxServer) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-import polars as pl
 import pytest
 from load_helpers import contacts_df, make_target, phone, sandbox_env, simple_contacts
 
@@ -176,23 +175,6 @@ def test_with_groups_adds_each_contacts_group_names(server: SandboxServer) -> No
     assert len(paths) == 2 and paths[0] == paths[1] + "/groups"  # 1 groups page, 1 contacts page
 
 
-def test_faults_during_a_long_export_lose_nothing(server: SandboxServer) -> None:
-    seed(server, 450)
-    server.app.faults.add("waapi", "GET", LIST, times=1, status=500)
-    server.app.faults.add("waapi", "GET", LIST, times=2, status=429, retry_after=0)
-    server.app.faults.add("waapi", "GET", LIST, times=1, drop=True)
-    server.app.faults.add("waapi", "GET", LIST, times=1, status=503)
-    t = target(server)
-    pages = t.export(NONE, False)
-    rows = next(pages)
-    server.app.faults.add("waapi", "GET", LIST, times=1, drop=True)  # mid-export too
-    rows += [c for p in pages for c in p]
-    ids = [c["id"] for c in rows]
-    assert len(ids) == 450 and set(ids) == store_ids(server)
-    assert t.stats.rate_limited == 2
-    assert t.stats.retries == 6
-
-
 def test_export_at_the_servers_rate_limit_is_never_refused(server: SandboxServer) -> None:
     server.settings.waapi_rate_limit = 2
     server.settings.waapi_rate_window_s = 0.4
@@ -293,37 +275,6 @@ def test_delete_reads_the_listing_when_that_is_cheaper(server: SandboxServer) ->
     assert result.counts()["loaded"] == 20
     assert [q["page"] for q in queries(server)] == [["1"], ["2"], ["3"]]
     assert len(server.app.state.waapi.contacts) == 230
-
-
-def test_delete_dry_run_and_safety_limit_send_no_write(server: SandboxServer) -> None:
-    seed(server, 30)
-    df = simple_contacts(12, start=25)  # 5 found, 7 not
-    t = target(server)
-    result = t.delete(df, dry_run=True)
-    assert result.counts()["loaded"] == 5 and result.counts()["failed"] == 7
-    assert t.result is result
-    with pytest.raises(
-        UsageError, match="5 contacts would be deleted, above the safety limit of 4"
-    ):
-        t.delete(df, limit=4)
-    assert requests(server, "DELETE") == [] and len(server.app.state.waapi.contacts) == 30
-    assert t.delete(df, limit=5).counts()["loaded"] == 5
-
-
-def test_delete_by_id_column(server: SandboxServer) -> None:
-    seed(server, 5)
-    ids = list(server.app.state.waapi.contacts)
-    df = contacts_df([{"phone": None}] * 3).with_columns(
-        pl.Series("id", [ids[0], "0" * 24, ids[1]])
-    )
-    server.app.faults.add("waapi", "DELETE", LIST, times=1, status=502)
-    server.app.journal.clear()
-    result = target(server).delete(df)
-    assert list(result.state) == [LOADED, FAILED, LOADED]
-    assert result.failures[1][0] == "NOT_FOUND"
-    # no lookup; the 502 is checked with a GET (still there), then resent
-    assert [e.method for e in requests(server)] == ["DELETE", "GET", "DELETE", "DELETE", "DELETE"]
-    assert set(server.app.state.waapi.contacts) == set(ids[2:])
 
 
 SLOW_RETRY = RetryPolicy(attempts=3, backoff_s=1.0, backoff_cap_s=1.0)

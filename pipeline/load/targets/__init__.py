@@ -1,23 +1,12 @@
-"""The targets: one module per API, each a small class over the shared client.
+"""The targets: one package per API, found by :mod:`pipeline.load.registry`.
 
-Adding a target is one module here plus its field map in ``schemas/targets/<name>.json``.
+Adding a target is one package here (``INFO`` in its ``__init__``, the class in
+``INFO.module``), its field map in ``schemas/targets/<name>.json``, its contract in
+``docs/targets/`` and its sandbox module.
 """
 
 from __future__ import annotations
 
-import importlib
+from ..registry import get, names
 
-from pipeline.errors import UsageError
-
-from ..base import Target
-
-NAMES = ("msgflash", "waapi", "vobiz")
-
-
-def get(name: str) -> type[Target]:
-    """The target class called ``name`` (imported on first use)."""
-    if name not in NAMES:
-        raise UsageError(f"unknown target {name!r}", hint=f"choose one of {', '.join(NAMES)}")
-    module = importlib.import_module(f"{__name__}.{name}")
-    cls: type[Target] = module.TARGET
-    return cls
+__all__ = ["get", "names"]
