@@ -418,6 +418,21 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Send nothing: write each request body to <report-dir>/dry-run and print the plan "
     "(requests per endpoint, least time under the rate limits).",
 )
+@click.option(
+    "--state",
+    "state",
+    metavar="PATH",
+    help="The sync state file (default: $CONTACTPIPE_STATE, else the per-user file, see "
+    "README 'Sync state'): rows the API already confirmed with the same content are not "
+    "sent again.",
+)
+@click.option("--no-state", is_flag=True, help="Neither read nor write the sync state.")
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Ignore the sync state's answers: load every row as if for the first time (listing "
+    "the account where the API needs it) and rebuild the state.",
+)
 @poll_interval_option
 @transform_options
 def import_(
@@ -427,6 +442,9 @@ def import_(
     groups: tuple[str, ...],
     batch_size: int,
     dry_run: bool,
+    state: str | None,
+    no_state: bool,
+    full_refresh: bool,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -443,6 +461,8 @@ def import_(
             target=target,
             base_url=base_url,
             load=LoadOptions(batch_size=batch_size, dry_run=dry_run, poll_interval_s=poll_interval),
+            state=_state_path(state, no_state),
+            full_refresh=full_refresh,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
@@ -451,6 +471,14 @@ def import_(
 
 
 import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}"
+
+
+def _state_path(option: str | None, off: bool) -> Path | None:
+    from pipeline.state import resolve_state_path
+
+    if off and option:
+        raise UsageError("--state and --no-state contradict each other")
+    return None if off else resolve_state_path(option)
 
 
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:

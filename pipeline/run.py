@@ -39,6 +39,7 @@ from pipeline.load.base import (
     Target,
     TargetConfig,
 )
+from pipeline.load.kit import state as sync
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import (
     contacts_frame,
@@ -48,6 +49,7 @@ from pipeline.report.writer import (
     write_report,
 )
 from pipeline.signals import interrupt_reason
+from pipeline.state import open_store
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -473,6 +475,12 @@ class ImportOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
+    state: Path | None = None
+    """The sync state file (``--state``; the CLI defaults it to the per-user file): an import
+    then sends only the rows whose payload changed since the API last confirmed them.
+    None: no state (every row is sent)."""
+    full_refresh: bool = False
+    """Ignore the state's answers, load every row the stateless way and rebuild the state."""
 
 
 class Interrupted(RemoteError):
@@ -861,10 +869,18 @@ def import_files(
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
 
+    store = None if imp.state is None or imp.load.dry_run else open_store(imp.state)
+
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
         head = _head(target, imp)
-        plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
+        inc = None
+        if store is not None:
+            inc = sync.prepare(store, target, contacts, full_refresh=imp.full_refresh)
+            inc.saved = sync.savings(target, contacts, inc)
+            target.state_known = inc.known
+        plan = [dataclasses.asdict(line) for line in target.plan(_sent(contacts, inc))]
+        target.state_known = None
         if imp.load.dry_run:
             with progress.stage("dry-run", "writing request bodies") as st:
                 bodies = report_dir / "dry-run"
@@ -879,7 +895,11 @@ def import_files(
                 None,
             )
         with progress.stage("load", f"{cls.title} at {config.base_url}") as st:
-            result = _settle(target, contacts, lambda t, c: t.load(c))
+
+            def act(t: Target, c: pl.DataFrame) -> LoadResult:
+                return t.load(c) if store is None or inc is None else sync.load(t, c, inc, store)
+
+            result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(
                 f"{counts['loaded']:,} loaded ({counts['created']:,} created, "
@@ -892,9 +912,18 @@ def import_files(
             "not_carried": result.not_carried,
             "plan": plan,
         }
+        if store is not None and inc is not None:
+            summary["state"] = sync.summary(inc, result, store)
         return summary, _failures_frame(result, config.secrets), result.aborted
 
     try:
         return validate_files(inputs, options, report_dir, progress, command="import", load=step)
     finally:
         target.close()
+        if store is not None:
+            store.close()
+
+
+def _sent(contacts: pl.DataFrame, inc: sync.Incremental | None) -> pl.DataFrame:
+    """The rows an import will send: all, or those the sync state could not skip."""
+    return contacts if inc is None or not inc.skip else contacts[inc.send]

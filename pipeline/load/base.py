@@ -84,6 +84,9 @@ class LoadResult:
         after it went out, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
         self.in_flight_after = 0
         """The client's request count when :meth:`sending` was called."""
+        self.ids: dict[int, str] = {}
+        """Row -> the contact's id in the target, for the rows whose id the load learnt
+        (kept in the sync state, :mod:`pipeline.load.kit.state`)."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -187,6 +190,9 @@ class TargetConfig:
     headers: dict[str, str]
     secrets: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    account: str = ""
+    """The account / workspace / phone id the credentials write to, never a secret (the sync
+    state is keyed by it with the base URL; empty: the credentials alone name it)."""
 
     def __post_init__(self) -> None:
         for name, value in self.headers.items():  # whatever variable a target read it from
@@ -283,6 +289,9 @@ class Target(ABC):
     """Among :data:`pipeline.load.registry.CAPABILITIES` (the target's ``INFO`` has them)."""
     rate: ClassVar[Rate | None] = None
     """The documented rate limit (None: none documented); plans time requests with it."""
+    import_page_size: ClassVar[int] = 0
+    """Page size of the listing an import makes to find existing contacts (0: none); the
+    sync state counts the pages it avoids with it."""
     fields: ClassVar[dict[str, Any] | None] = None
     """The field map, when it is not ``schemas/targets/<name>.json`` (a target outside the
     package tree)."""
@@ -304,6 +313,11 @@ class Target(ABC):
         self._client: ApiClient | None = None
         self.export_total: int | None = None
         """Set by :meth:`export` once the API has said how many contacts match."""
+        self.state_known: Mapping[str, str] | None = None
+        """Set by the sync state (:mod:`pipeline.load.kit.state`) during a load: E.164 phone
+        -> remote id ('' when unknown) of the contacts the state says exist.  A target must
+        then not list the account: a phone absent is taken as new (a create that meets an
+        existing contact falls back on the API's duplicate answer)."""
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""

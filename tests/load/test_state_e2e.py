@@ -1,0 +1,261 @@
+"""Sync state end to end, one suite for every target, over real HTTP to the sandbox on
+127.0.0.1: a re-import of an unchanged file sends no contact request, 1% changed sends only
+that, ``--full-refresh`` rebuilds the state from the account, an interrupted run keeps what
+was confirmed, and two runs share one state file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from load_helpers import sandbox_env
+
+from pipeline.cli import main
+from pipeline.load import registry
+from pipeline.load.base import LoadOptions, Target
+from pipeline.load.client import RetryPolicy
+from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
+from pipeline.sandbox import SandboxServer
+
+TARGETS = registry.names()
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = RetryPolicy(attempts=6, backoff_s=0.005, backoff_cap_s=0.02, throttle_backoff_s=0.02)
+WRITE = {
+    "msgflash": ("POST", "/api/v1/contacts"),
+    "waapi": ("POST", "/api/external/contacts/*/bulk"),
+    "vobiz": ("POST", "/api/v1/messaging/contacts/import"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Target.__init__
+
+    def init(self: Target, *args: Any, **kwargs: Any) -> None:
+        kwargs["policy"] = POLICY
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Target, "__init__", init)
+
+
+def write_csv(path: Path, n: int, changed: set[int] = frozenset(), start: int = 0) -> Path:  # type: ignore[assignment]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Name", "Phone", "Tags"])
+        for i in range(start, start + n):
+            name = f"Client {i}" + (" (new name)" if i in changed else "")
+            w.writerow(
+                [name, f"+33 6 12 {i // 10000:02d} {i // 100 % 100:02d} {i % 100:02d}", "vip"]
+            )
+    return path
+
+
+def stored(server: SandboxServer, target: str) -> dict[str, str]:
+    """Phone -> name of every contact in the sandbox account."""
+    state = server.app.state
+    if target == "msgflash":
+        return {c.phone: c.name for c in state.msgflash.contacts.values()}
+    if target == "waapi":
+        return {"+" + c.phone: c.name for c in state.waapi.contacts.values()}
+    return {c.phone_number: c.name for c in state.vobiz.contacts.values()}
+
+
+def do_import(
+    server: SandboxServer, target: str, src: Path, out: Path, state: Path, **kw: Any
+) -> RunResult:
+    imp = ImportOptions(
+        target=target,
+        load=LoadOptions(poll_interval_s=0.02, batch_size=kw.pop("batch_size", 10_000)),
+        env=sandbox_env(server),
+        state=state,
+        **kw,
+    )
+    return import_files([str(src)], RunOptions(region="FR"), imp, out)
+
+
+def requests_made(server: SandboxServer) -> list[str]:
+    return [f"{e.method} {e.path}" for e in server.app.journal]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_unchanged_reimport_sends_nothing_and_one_percent_sends_only_that(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    src = write_csv(tmp_path / "in.csv", 200)
+    first = do_import(server, target, src, tmp_path / "r1", state)
+    load = first.summary["load"]
+    assert (load["loaded"], load["failed"]) == (200, 0)
+    assert load["state"]["mode"] == "first"
+    assert load["state"]["decided"] == {"sent": 200, "skipped_by_state": 0}
+    assert len(stored(server, target)) == 200
+
+    server.app.journal.clear()
+    again = do_import(server, target, src, tmp_path / "r2", state)
+    load = again.summary["load"]
+    assert requests_made(server) == []  # not a listing, not a write
+    assert (load["unchanged"], load["loaded"], load["failed"]) == (200, 200, 0)
+    assert load["state"]["mode"] == "incremental"
+    assert load["state"]["decided"] == {"sent": 0, "skipped_by_state": 200}
+    avoided = {"msgflash": 202, "waapi": 1, "vobiz": 3}  # listing pages and writes
+    assert load["state"]["saved"]["requests_avoided"] == avoided[target]
+    assert load["state"]["saved"]["requests_planned"] == 0
+
+    server.app.journal.clear()
+    changed = {7, 150}  # 1%
+    src2 = write_csv(tmp_path / "in2.csv", 200, changed=changed)
+    third = do_import(server, target, src2, tmp_path / "r3", state)
+    load = third.summary["load"]
+    assert load["state"]["decided"] == {"sent": 2, "skipped_by_state": 198}
+    assert (load["loaded"], load["failed"], load["unchanged"]) == (200, 0, 198)
+    made = requests_made(server)
+    assert not any(m.startswith("GET") for m in made), made  # the state answered: no listing
+    if target == "msgflash":  # one update each, by the id the state kept
+        assert sorted(m.split(" ")[0] for m in made) == ["PUT", "PUT"]
+        assert load["updated"] == 2
+    else:  # one batch
+        assert len(made) == 1
+    names = stored(server, target)
+    assert len(names) == 200
+    assert names["+33612000007"] == "Client 7 (new name)"
+    assert names["+33612000150"] == "Client 150 (new name)"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_new_rows_are_created_and_a_contact_made_elsewhere_is_not_duplicated(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    do_import(server, target, write_csv(tmp_path / "a.csv", 20), tmp_path / "r1", state)
+    # a contact the state does not know, already in the account (loaded without state)
+    other = write_csv(tmp_path / "b.csv", 1, start=20)
+    imp = ImportOptions(
+        target=target, load=LoadOptions(poll_interval_s=0.02), env=sandbox_env(server)
+    )
+    import_files([str(other)], RunOptions(region="FR"), imp, tmp_path / "r-other")
+    src = write_csv(tmp_path / "c.csv", 25)  # 20 known + 1 made elsewhere + 4 new
+    result = do_import(server, target, src, tmp_path / "r2", state)
+    load = result.summary["load"]
+    assert load["state"]["decided"] == {"sent": 5, "skipped_by_state": 20}
+    assert (load["loaded"], load["failed"]) == (25, 0)
+    phones = stored(server, target)
+    assert len(phones) == 25  # no duplicate of the contact made elsewhere
+    if target == "msgflash":  # created, met the duplicate answer, looked up: unchanged
+        assert (load["created"], load["unchanged"]) == (4, 21)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_full_refresh_sees_drift_the_state_cannot(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    src = write_csv(tmp_path / "in.csv", 10)
+    do_import(server, target, src, tmp_path / "r1", state)
+    server.app.reset()  # someone emptied the account behind contactpipe's back
+    blind = do_import(server, target, src, tmp_path / "r2", state)
+    assert blind.summary["load"]["state"]["decided"]["skipped_by_state"] == 10
+    assert stored(server, target) == {}  # the drift the state cannot see
+    full = do_import(server, target, src, tmp_path / "r3", state, full_refresh=True)
+    load = full.summary["load"]
+    assert load["state"]["mode"] == "full_refresh"
+    assert (load["created"], load["loaded"]) == (10, 10)
+    assert len(stored(server, target)) == 10
+    # the state was rebuilt: only the input's contacts, and the next run skips them all
+    smaller = write_csv(tmp_path / "small.csv", 4)
+    do_import(server, target, smaller, tmp_path / "r4", state, full_refresh=True)
+    with sqlite3.connect(state) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM contacts WHERE target = ?", (target,)
+        ).fetchone()
+    assert count == 4
+
+
+def test_two_concurrent_runs_share_one_state_file(server: SandboxServer, tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    results: dict[str, RunResult] = {}
+    errors: list[BaseException] = []
+
+    def run(target: str) -> None:
+        try:
+            src = write_csv(tmp_path / f"{target}.csv", 300)
+            results[target] = do_import(
+                server, target, src, tmp_path / f"out-{target}", state, batch_size=50
+            )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in TARGETS]
+    threads += [threading.Thread(target=run, args=(TARGETS[0],))]  # twice the same account
+    for t in threads[:-1]:
+        t.start()
+    for t in threads[:-1]:
+        t.join()
+    assert not errors, errors
+    for target in TARGETS:
+        assert results[target].summary["load"]["loaded"] == 300
+    server.app.journal.clear()
+    both = []
+    for k in range(2):  # two runs at once on the same account: both skip everything
+        both.append(threading.Thread(target=run, args=(TARGETS[k % len(TARGETS)],)))
+    for t in both:
+        t.start()
+    for t in both:
+        t.join()
+    assert not errors, errors
+    assert requests_made(server) == []
+    with sqlite3.connect(state) as db:
+        rows = dict(db.execute("SELECT target, count(*) FROM contacts GROUP BY target").fetchall())
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert rows == dict.fromkeys(TARGETS, 300)
+    assert mode == "wal"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_sigterm_keeps_what_was_confirmed_and_the_rerun_sends_only_the_rest(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    src = write_csv(tmp_path / "in.csv", 40)
+    method, _ = WRITE[target]
+    setattr(server.settings, f"{target}_latency_ms", 300.0)  # time to stop it mid-way
+    env = {**os.environ, **sandbox_env(server), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
+    args += ["--batch-size", "10", "--report-dir", str(tmp_path / "out"), "-q"]
+    args += ["--state", str(state), "--region", "FR"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def writes() -> int:
+        return sum(1 for e in server.app.journal if e.method == method and e.status in (200, 201))
+
+    deadline = time.monotonic() + 60
+    while writes() < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (stdout + stderr).decode()
+    time.sleep(0.5)  # a request still in flight lands
+    setattr(server.settings, f"{target}_latency_ms", 0.0)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    confirmed = summary["load"]["state"]["confirmed_this_run"]
+    assert 2 <= confirmed < 40
+    assert confirmed == summary["load"]["loaded"]
+
+    args = ["import", str(src), "--target", target, "--state", str(state), "-q"]
+    args += ["--region", "FR", "--report-dir", str(tmp_path / "again")]
+    result = CliRunner().invoke(main, args, env=sandbox_env(server))
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again" / "summary.json").read_text("utf-8"))
+    assert again["load"]["state"]["decided"]["skipped_by_state"] == confirmed
+    assert again["load"]["failed"] == 0
+    assert len(stored(server, target)) == 40  # exact, no duplicate
