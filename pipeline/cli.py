@@ -485,7 +485,9 @@ def _imp(target: str, base_url: str | None, **load: Any) -> Any:
     from pipeline.load.base import LoadOptions
     from pipeline.run import ImportOptions
 
-    return ImportOptions(target=target, base_url=base_url, load=LoadOptions(**load))
+    return ImportOptions(
+        target=target, base_url=base_url, load=LoadOptions(**load), state=_state_path(None, False)
+    )
 
 
 def _print_plan(plan: list[dict[str, Any]], target: str) -> None:

@@ -602,6 +602,9 @@ def _run_with_target(
                 result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
+        if imp.state is not None and not imp.load.dry_run and imp.state.exists():
+            with open_store(imp.state) as store:  # the next import re-sends what changed here
+                sync.forget_contacts(store, target, contacts)
         codes = [c for c, _ in result.failures.values()]
         summary = {
             **_head(target, imp),

@@ -215,6 +215,14 @@ def record(store: StateStore, target: Target, inc: Incremental, result: LoadResu
     return n
 
 
+def forget_contacts(store: StateStore, target: Target, contacts: pl.DataFrame) -> int:
+    """After ``delete`` or a group change: forget these phones, so that the next import sends
+    them again instead of trusting a state those commands made stale."""
+    account, _ = fingerprint(target)
+    phones = [p for p in contacts.get_column("phone").to_list() if p]
+    return store.forget(target.name, account, phones)
+
+
 def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str, Any]:
     """``summary.json``'s ``load.state``: how each row was decided and what the state saved."""
     confirmed = sum(1 for i in inc.send if result.state[i] in CONFIRMED)
