@@ -466,7 +466,14 @@ def import_(
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
-        result = import_files(list(files), options, imp, report_dir, progress)
+        result = import_files(
+            list(files),
+            options,
+            imp,
+            report_dir,
+            progress,
+            on_plan=None if opts["quiet"] else lambda plan: _print_plan(plan, target),
+        )
         _finish(result, opts, options)
 
 
@@ -616,9 +623,13 @@ def delete(
         _finish(result, opts, options)
 
 
-@main.group(epilog=EXIT_CODES)
+@main.group(
+    epilog=EXIT_CODES,
+    help=f"List, create and fill contact groups ({registry.titles('groups')}; the other APIs "
+    "have none).",
+)
 def groups() -> None:
-    """List, create and fill contact groups (of the APIs that have them)."""
+    pass
 
 
 @groups.command("list", epilog=EXIT_CODES)
@@ -789,6 +800,7 @@ def migrate(
             with_groups=not without_groups,
             progress=_progress(quiet, log_format),
             on_plan=None if quiet else lambda plan: _print_plan(plan, source),
+            on_import_plan=None if quiet else lambda plan: _print_plan(plan, dest),
         )
         opts = {"json_out": json_out}
         if not json_out:

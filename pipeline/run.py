@@ -820,6 +820,7 @@ def migrate(
     with_groups: bool = True,
     progress: Progress | None = None,
     on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
+    on_import_plan: OnPlan | None = None,
 ) -> RunResult:
     """Export ``source.target`` to ``report_dir/export-<source>.csv``, then import that file
     into ``dest.target`` through the canonical schema, with the same report as import.
@@ -837,7 +838,9 @@ def migrate(
         progress=progress,
         on_plan=on_plan,
     )
-    result = import_files([str(exported)], options, dest, report_dir, progress)
+    result = import_files(
+        [str(exported)], options, dest, report_dir, progress, on_plan=on_import_plan
+    )
     load = result.summary.get("load", {})
     dropped = {  # columns the import has no field for: the source's ids, timestamps, extras
         c: n
@@ -864,10 +867,12 @@ def import_files(
     imp: ImportOptions,
     report_dir: Path,
     progress: Progress | None = None,
+    on_plan: OnPlan | None = None,
 ) -> RunResult:
     """Run extract -> transform -> load -> report: validate the files, send the valid contacts
     to ``imp.target`` (or, with ``dry_run``, write the exact request bodies and the plan), and
-    write one report where every row is loaded, rejected, a duplicate or failed at load."""
+    write one report where every row is loaded, rejected, a duplicate or failed at load.
+    ``on_plan`` sees the plan before the first request (a dry run's plan is in its summary)."""
     cls = registry.get(imp.target)
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
@@ -884,6 +889,8 @@ def import_files(
             target.state_known = inc.known
         plan = [dataclasses.asdict(line) for line in target.plan(_sent(contacts, inc))]
         target.state_known = None
+        if on_plan is not None and not imp.load.dry_run:
+            on_plan(plan)
         if imp.load.dry_run:
             with progress.stage("dry-run", "writing request bodies") as st:
                 bodies = report_dir / "dry-run"

@@ -67,10 +67,6 @@ class TargetInfo:
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def env_vars(self) -> tuple[str, ...]:
-        """Every variable the target reads, credentials first."""
-        return (*self.credentials, *self.optional, self.base_url_var)
-
 
 _PACKAGE = "pipeline.load.targets"
 _extra: dict[str, tuple[TargetInfo, type[Target] | None]] = {}

@@ -16,6 +16,7 @@ from load_helpers import sandbox_env
 from test_import_e2e import _fast_retries  # noqa: F401 - the same autouse fixture here
 
 from pipeline.cli import main
+from pipeline.load import registry
 from pipeline.sandbox import SandboxServer
 
 ROWS = 150
@@ -80,7 +81,7 @@ def summary(report: Path, section: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["msgflash", "waapi", "vobiz"])
+@pytest.mark.parametrize("target", registry.names())
 def test_a_150_row_file_through_every_command_ends_in_the_expected_state(
     server: SandboxServer, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

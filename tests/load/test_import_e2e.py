@@ -347,3 +347,18 @@ def test_help_documents_the_incomplete_load_exit_code(command: list[str]) -> Non
     text = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
     assert "5 incomplete load: rows did not reach the API" in text
     assert "re-run the same command to finish" in text
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_import_prints_its_plan_before_the_first_request(
+    server: SandboxServer, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in sandbox_env(server).items():
+        monkeypatch.setenv(k, v)
+    args = ["import", str(source_csv(tmp_path)), "--target", target, "--region", "FR"]
+    result = CliRunner().invoke(main, [*args, "--report-dir", str(tmp_path / "r")])
+    planned = [line for line in result.stderr.splitlines() if line.startswith("plan: ")]
+    assert planned and all(line.startswith(f"plan: {target}: ") for line in planned)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())["load"]
+    assert summary["loaded"] == VALID and summary["plan"]
+    assert len(planned) >= len(summary["plan"])  # every line, then the total when timed

@@ -180,3 +180,76 @@ def test_group_create_is_idempotent_or_refused(server: SandboxServer, name: str)
         assert [g["name"] for g in t.list_groups()] == ["Team"]
     finally:
         t.close()
+
+
+LISTING = {  # the sandbox path each API lists contacts on (where the faults go)
+    "msgflash": "/api/v1/contacts",
+    "waapi": "/api/external/contacts/*",
+    "vobiz": "/api/v1/messaging/contacts",
+}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_faults_during_a_long_export_lose_and_repeat_nothing(
+    server: SandboxServer, name: str
+) -> None:
+    """429s, 5xx and dropped connections before and during the walk: every contact exported
+    once, each fault retried (the listing's loop guard never mistakes a retry for a loop)."""
+    seed(server, name, 450)
+    faults = server.app.faults
+    path = LISTING[name]
+    injected = [
+        {"status": 429, "retry_after": 0},
+        {"status": 500},
+        {"drop": True},
+        {"status": 503},
+        {"drop": True},
+    ]
+    t = target(server, name)
+    server.app.journal.clear()
+    rows: list[dict[str, Any]] = []
+    try:
+        for k, page in enumerate(t.export(ExportFilters(), False)):
+            rows += page
+            if k in (0, 2):  # between pages: the next request meets them
+                for fault in injected[:3] if k == 0 else injected[3:]:
+                    faults.add(name, "GET", path, **fault)
+    finally:
+        t.close()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 450
+    assert sorted(r["phone"] for r in rows) == sorted(phone(i) for i in range(450))
+    faulted = [e for e in server.app.journal.entries(api=name) if e.fault]
+    assert len(faulted) == 5
+    assert t.stats.retries == 5 and t.stats.rate_limited == 1
+
+
+DELETE_WRITE = {  # the sandbox endpoint each API deletes through (where the faults go)
+    "msgflash": ("POST", "/api/v1/contacts/bulk-delete"),
+    "waapi": ("DELETE", "/api/external/contacts/*"),
+    "vobiz": ("DELETE", "/api/v1/messaging/contacts/*"),
+}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_a_delete_stops_when_the_api_stays_down(server: SandboxServer, name: str) -> None:
+    """The request in flight fails LOAD_FAILED (whether it took effect is unknown), every row
+    after it is NOT_SENT, a row not found stays NOT_FOUND, and nothing is deleted."""
+    seed(server, name, 8)
+    method, path = DELETE_WRITE[name]
+    server.app.faults.add(name, method, path, status=503, times=None)
+    t = target(server, name)
+    try:
+        result = t.delete(simple_contacts(5).vstack(simple_contacts(1, start=99)))
+    finally:
+        t.close()
+    assert result.aborted is not None and result.pending() == []
+    codes = [result.failures[i][0] for i in range(6)]
+    assert codes[5] == "NOT_FOUND"
+    in_flight = 5 if "async_jobs" in t.capabilities else 1  # one bulk request, or one contact
+    assert codes[:5] == ["LOAD_FAILED"] * in_flight + ["NOT_SENT"] * (5 - in_flight)
+    t2 = target(server, name)
+    try:
+        assert t2.delete(simple_contacts(8), dry_run=True).counts()["loaded"] == 8  # all there
+    finally:
+        t2.close()

@@ -175,23 +175,6 @@ def test_with_groups_adds_each_contacts_group_names(server: SandboxServer) -> No
     assert len(paths) == 2 and paths[0] == paths[1] + "/groups"  # 1 groups page, 1 contacts page
 
 
-def test_faults_during_a_long_export_lose_nothing(server: SandboxServer) -> None:
-    seed(server, 450)
-    server.app.faults.add("waapi", "GET", LIST, times=1, status=500)
-    server.app.faults.add("waapi", "GET", LIST, times=2, status=429, retry_after=0)
-    server.app.faults.add("waapi", "GET", LIST, times=1, drop=True)
-    server.app.faults.add("waapi", "GET", LIST, times=1, status=503)
-    t = target(server)
-    pages = t.export(NONE, False)
-    rows = next(pages)
-    server.app.faults.add("waapi", "GET", LIST, times=1, drop=True)  # mid-export too
-    rows += [c for p in pages for c in p]
-    ids = [c["id"] for c in rows]
-    assert len(ids) == 450 and set(ids) == store_ids(server)
-    assert t.stats.rate_limited == 2
-    assert t.stats.retries == 6
-
-
 def test_export_at_the_servers_rate_limit_is_never_refused(server: SandboxServer) -> None:
     server.settings.waapi_rate_limit = 2
     server.settings.waapi_rate_window_s = 0.4

@@ -17,7 +17,7 @@ directly.  Lookups run ``workers`` at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -30,7 +30,7 @@ from .pool import Ticker, run_pool
 
 Key = tuple[str, str]
 """(``"id"``, id) or (``"phone"``, normalised E.164)."""
-Listing = Iterator[tuple[list[tuple[str, str | None]], int | None]]
+Listing = Generator[tuple[list[tuple[str, str | None]], int | None], None, None]
 """Pages of (id, normalised phone); the first page's second item is how many pages are left
 (None: the API did not say)."""
 

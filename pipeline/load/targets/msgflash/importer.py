@@ -210,8 +210,8 @@ class MsgFlashImporter(MsgFlashGroupLoader):
             self._fail_unconfirmed_groups(result, "the run was interrupted")
             raise
         finally:
-            for k in seconds:
-                seconds[k] = round(seconds[k], 3)
+            for step in seconds:
+                seconds[step] = round(seconds[step], 3)
             result.ids.update((i, cid) for i, cid in enumerate(self._ids) if cid)
         return result
 

@@ -115,8 +115,7 @@ class WaapiCore(Target):
         def fetch(page: int) -> Page:
             data = self._get(path, {**params, "page": page, "limit": PAGE_MAX}, endpoint)
             items = [x for x in data.get(key) or [] if isinstance(x, dict)]
-            meta = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
-            return items, meta
+            return items, _dict(data.get("pagination"))
 
         return numbered_pages(
             fetch,
@@ -128,8 +127,7 @@ class WaapiCore(Target):
     def _count(self, path: str, key: str, params: Mapping[str, Any], endpoint: str) -> int:
         """How many items a listing has, from its smallest first page (one request)."""
         data = self._get(path, {**params, "page": 1, "limit": 1}, endpoint)
-        meta = data.get("pagination") if isinstance(data.get("pagination"), dict) else {}
-        total = meta.get("total")
+        total = _dict(data.get("pagination")).get("total")
         return int(total) if isinstance(total, int) else len(data.get(key) or [])
 
     # -- finding contacts ----------------------------------------------------------------
@@ -233,6 +231,11 @@ class WaapiCore(Target):
             raise TerminalRemoteError(
                 f"WAAPI refused to create group {name!r} ({exc.status} {exc.code}: {exc.message})"
             ) from exc
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def member_ids(group: Mapping[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from ...kit.export import check_filters, fresh
 from ...kit.phones import norm_phone
 from ...kit.timing import Step, pages, timed
 from . import INFO
-from .core import PAGE_MAX, WaapiCore, member_ids
+from .core import PAGE_MAX, WaapiCore, _dict, member_ids
 
 
 class WaapiExporter(WaapiCore):
@@ -129,7 +129,7 @@ class WaapiExporter(WaapiCore):
         if found is None:
             raise self._no_group(name)
         data = self._get(f"{self.groups_path}/{found['_id']}", {}, "GET group")
-        group = data.get("group") if isinstance(data.get("group"), dict) else {}
+        group = _dict(data.get("group"))
         members = group.get("contacts") or []
         items = [m for m in members if isinstance(m, dict)]
         bare = {m for m in members if isinstance(m, str)}
