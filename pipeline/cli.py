@@ -433,6 +433,13 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Ignore the sync state's answers: load every row as if for the first time (listing "
     "the account where the API needs it) and rebuild the state.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last interrupted import into this account (killed, stopped, out of "
+    "quota): the same files (checked by content), only what is left is sent, and the report "
+    "covers the whole run.",
+)
 @poll_interval_option
 @transform_options
 def import_(
@@ -445,6 +452,7 @@ def import_(
     state: str | None,
     no_state: bool,
     full_refresh: bool,
+    resume: bool,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -463,6 +471,7 @@ def import_(
             load=LoadOptions(batch_size=batch_size, dry_run=dry_run, poll_interval_s=poll_interval),
             state=_state_path(state, no_state),
             full_refresh=full_refresh,
+            resume=resume,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])

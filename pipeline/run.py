@@ -49,7 +49,7 @@ from pipeline.report.writer import (
     write_report,
 )
 from pipeline.signals import interrupt_reason
-from pipeline.state import open_store
+from pipeline.state import content_digest, open_store
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -481,6 +481,8 @@ class ImportOptions:
     None: no state (every row is sent)."""
     full_refresh: bool = False
     """Ignore the state's answers, load every row the stateless way and rebuild the state."""
+    resume: bool = False
+    """Continue the account's last interrupted import (same input files, same run id)."""
 
 
 class Interrupted(RemoteError):
@@ -877,6 +879,8 @@ def import_files(
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
 
+    if imp.resume and (imp.state is None or imp.load.dry_run):
+        raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")
     store = None if imp.state is None or imp.load.dry_run else open_store(imp.state)
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
@@ -884,7 +888,14 @@ def import_files(
         head = _head(target, imp)
         inc = None
         if store is not None:
-            inc = sync.prepare(store, target, contacts, full_refresh=imp.full_refresh)
+            inc = sync.prepare(
+                store,
+                target,
+                contacts,
+                full_refresh=imp.full_refresh,
+                resume=imp.resume,
+                inputs=content_digest(expand_inputs(inputs)),
+            )
             inc.saved = sync.savings(target, contacts, inc)
             target.state_known = inc.known
         plan = [dataclasses.asdict(line) for line in target.plan(_sent(contacts, inc))]

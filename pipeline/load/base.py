@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
@@ -66,6 +66,16 @@ class LoadOptions:
             raise UsageError("--batch-size must be at least 1")
 
 
+class Observer(Protocol):
+    """What a :class:`LoadResult` tells as a load goes (see ``LoadResult.observer``)."""
+
+    def settled(self, result: LoadResult, rows: Sequence[int] | range) -> None:
+        """``rows`` were just marked loaded (those that had failed stay failed)."""
+
+    def sending(self, result: LoadResult, rows: Sequence[int]) -> None:
+        """A request carrying ``rows`` is about to go out."""
+
+
 class LoadResult:
     """Per-row ledger of a load plus aggregate counts.  Every row ends loaded or failed."""
 
@@ -84,6 +94,9 @@ class LoadResult:
         after it went out, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
         self.in_flight_after = 0
         """The client's request count when :meth:`sending` was called."""
+        self.observer: Observer | None = None
+        """Told as rows settle and requests go out (the sync state records confirmations
+        as they come, so that a killed run keeps them)."""
         self.ids: dict[int, str] = {}
         """Row -> the contact's id in the target, for the rows whose id the load learnt
         (kept in the sync state, :mod:`pipeline.load.kit.state`)."""
@@ -94,6 +107,8 @@ class LoadResult:
         for i in rows:
             if st[i] != FAILED:
                 st[i] = state
+        if self.observer is not None:
+            self.observer.settled(self, rows)
 
     def add_bulk_counts(self, created: int, updated: int, unchanged: int) -> None:
         """Counts an API gave for LOADED rows whose individual kind it did not say."""
@@ -123,6 +138,8 @@ class LoadResult:
         request count now (``ClientStats.requests``, counted as each attempt goes out)."""
         self.in_flight = rows
         self.in_flight_after = requests
+        if self.observer is not None:
+            self.observer.sending(self, rows)
 
     def interrupt(self, exc: RemoteError, requests: int | None = None) -> None:
         """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
@@ -318,6 +335,8 @@ class Target(ABC):
         -> remote id ('' when unknown) of the contacts the state says exist.  A target must
         then not list the account: a phone absent is taken as new (a create that meets an
         existing contact falls back on the API's duplicate answer)."""
+        self.observer: Observer | None = None
+        """Handed to the ledger of each load (:meth:`new_result`)."""
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
@@ -338,6 +357,7 @@ class Target(ABC):
     def new_result(self, n: int) -> LoadResult:
         """Start the ledger of a load of ``n`` contacts."""
         self.result = LoadResult(self.name, n)
+        self.result.observer = self.observer
         return self.result
 
     @classmethod

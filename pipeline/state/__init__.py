@@ -23,6 +23,7 @@ from .store import (
     SqliteStore,
     StateError,
     StateStore,
+    content_digest,
     open_store,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "SqliteStore",
     "StateError",
     "StateStore",
+    "content_digest",
     "default_state_path",
     "open_store",
     "resolve_state_path",

@@ -14,6 +14,7 @@ file written by a newer contactpipe is refused rather than guessed at.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -76,6 +77,20 @@ class StateStore(ABC):
         """Drop the records of ``phones`` (all of the account when None); return how many."""
 
     @abstractmethod
+    def begin_run(self, run_id: str, target: str, account: str, inputs: str) -> None:
+        """Record an import starting (``inputs``: a digest of its input files' content), or
+        starting again (a resume keeps its run id)."""
+
+    @abstractmethod
+    def end_run(self, run_id: str, status: str) -> None:
+        """``finished``, or ``interrupted`` (a resume may finish it)."""
+
+    @abstractmethod
+    def unfinished_run(self, target: str, account: str) -> tuple[str, str] | None:
+        """(run id, inputs digest) of the account's latest import that did not finish
+        (stopped, or killed: still ``running``), or None."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> StateStore:
@@ -85,7 +100,7 @@ class StateStore(ABC):
         self.close()
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     # version -> the SQL that brings a file at version-1 to it
     1: """
@@ -105,6 +120,18 @@ MIGRATIONS: dict[int, str] = {
         label    TEXT NOT NULL,
         PRIMARY KEY (target, account)
     ) WITHOUT ROWID;
+    """,
+    2: """
+    CREATE TABLE runs (
+        run_id       TEXT PRIMARY KEY,
+        target       TEXT NOT NULL,
+        account      TEXT NOT NULL,
+        inputs       TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        status       TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_account ON runs (target, account, started_at);
     """,
 }
 
@@ -232,9 +259,43 @@ class SqliteStore(StateStore):
         sql = "DELETE FROM contacts WHERE target = ? AND account = ? AND phone = ?"
         return self._write((sql, (target, account, p)) for p in phones)
 
+    def begin_run(self, run_id: str, target: str, account: str, inputs: str) -> None:
+        sql = (
+            "INSERT INTO runs (run_id, target, account, inputs, started_at, status) "
+            "VALUES (?, ?, ?, ?, ?, 'running') ON CONFLICT (run_id) DO UPDATE SET "
+            "status = 'running', finished_at = NULL"
+        )
+        self._write(iter([(sql, (run_id, target, account, inputs, _now()))]))
+
+    def end_run(self, run_id: str, status: str) -> None:
+        sql = "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?"
+        self._write(iter([(sql, (status, _now(), run_id))]))
+
+    def unfinished_run(self, target: str, account: str) -> tuple[str, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_id, inputs, status FROM runs WHERE target = ? AND account = ? "
+                "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                (target, account),
+            ).fetchone()
+        return None if row is None or row[2] == "finished" else (row[0], row[1])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def content_digest(paths: Iterable[str | Path]) -> str:
+    """One SHA-256 over the content of ``paths`` in order (names left out: a file moved or
+    renamed with the same content is the same input)."""
+    total = hashlib.sha256()
+    for path in paths:
+        if not Path(path).is_file():  # standard input cannot be read twice: its name only
+            total.update(str(path).encode())
+            continue
+        with open(path, "rb") as fh:
+            total.update(hashlib.file_digest(fh, "sha256").digest())
+    return total.hexdigest()
 
 
 def open_store(path: str | Path) -> StateStore:

@@ -98,7 +98,7 @@ def test_unchanged_reimport_sends_nothing_and_one_percent_sends_only_that(
     load = first.summary["load"]
     assert (load["loaded"], load["failed"]) == (200, 0)
     assert load["state"]["mode"] == "first"
-    assert load["state"]["decided"] == {"sent": 200, "skipped_by_state": 0}
+    assert load["state"]["decided"] == {"sent": 200, "skipped_by_state": 0, "resumed": 0}
     assert len(stored(server, target)) == 200
 
     server.app.journal.clear()
@@ -107,7 +107,7 @@ def test_unchanged_reimport_sends_nothing_and_one_percent_sends_only_that(
     assert requests_made(server) == []  # not a listing, not a write
     assert (load["unchanged"], load["loaded"], load["failed"]) == (200, 200, 0)
     assert load["state"]["mode"] == "incremental"
-    assert load["state"]["decided"] == {"sent": 0, "skipped_by_state": 200}
+    assert load["state"]["decided"] == {"sent": 0, "skipped_by_state": 200, "resumed": 0}
     avoided = {"msgflash": 202, "waapi": 1, "vobiz": 3}  # listing pages and writes
     assert load["state"]["saved"]["requests_avoided"] == avoided[target]
     assert load["state"]["saved"]["requests_planned"] == 0
@@ -117,7 +117,7 @@ def test_unchanged_reimport_sends_nothing_and_one_percent_sends_only_that(
     src2 = write_csv(tmp_path / "in2.csv", 200, changed=changed)
     third = do_import(server, target, src2, tmp_path / "r3", state)
     load = third.summary["load"]
-    assert load["state"]["decided"] == {"sent": 2, "skipped_by_state": 198}
+    assert load["state"]["decided"] == {"sent": 2, "skipped_by_state": 198, "resumed": 0}
     assert (load["loaded"], load["failed"], load["unchanged"]) == (200, 0, 198)
     made = requests_made(server)
     assert not any(m.startswith("GET") for m in made), made  # the state answered: no listing
@@ -147,7 +147,7 @@ def test_new_rows_are_created_and_a_contact_made_elsewhere_is_not_duplicated(
     src = write_csv(tmp_path / "c.csv", 25)  # 20 known + 1 made elsewhere + 4 new
     result = do_import(server, target, src, tmp_path / "r2", state)
     load = result.summary["load"]
-    assert load["state"]["decided"] == {"sent": 5, "skipped_by_state": 20}
+    assert load["state"]["decided"] == {"sent": 5, "skipped_by_state": 20, "resumed": 0}
     assert (load["loaded"], load["failed"]) == (25, 0)
     phones = stored(server, target)
     assert len(phones) == 25  # no duplicate of the contact made elsewhere
@@ -221,41 +221,111 @@ def test_two_concurrent_runs_share_one_state_file(server: SandboxServer, tmp_pat
     assert mode == "wal"
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_sigterm_keeps_what_was_confirmed_and_the_rerun_sends_only_the_rest(
-    server: SandboxServer, target: str, tmp_path: Path
-) -> None:
-    state = tmp_path / "state.sqlite"
-    src = write_csv(tmp_path / "in.csv", 40)
-    method, _ = WRITE[target]
-    setattr(server.settings, f"{target}_latency_ms", 300.0)  # time to stop it mid-way
+def start_import(server: SandboxServer, target: str, src: Path, out: Path, state: Path) -> Any:
+    """The CLI in its own process, each request slowed down so that it can be stopped."""
+    setattr(server.settings, f"{target}_latency_ms", 300.0)
     env = {**os.environ, **sandbox_env(server), "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
-    args += ["--batch-size", "10", "--report-dir", str(tmp_path / "out"), "-q"]
+    args += ["--batch-size", "10", "--report-dir", str(out), "-q"]
     args += ["--state", str(state), "--region", "FR"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def writes() -> int:
-        return sum(1 for e in server.app.journal if e.method == method and e.status in (200, 201))
 
+def wait_for_writes(server: SandboxServer, target: str, proc: Any, n: int) -> None:
+    method, _ = WRITE[target]
     deadline = time.monotonic() + 60
-    while writes() < 2 and time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = sum(1 for e in server.app.journal if e.method == method and e.status in (200, 201))
+        if done >= n:
+            return
         time.sleep(0.01)
+    raise AssertionError(f"the import ended or stalled before {n} writes")
+
+
+def resume(server: SandboxServer, target: str, src: Path, out: Path, state: Path) -> dict:
+    time.sleep(0.5)  # a request still in flight lands
+    setattr(server.settings, f"{target}_latency_ms", 0.0)
+    args = ["import", str(src), "--target", target, "--state", str(state), "-q"]
+    args += ["--region", "FR", "--report-dir", str(out), "--resume"]
+    result = CliRunner().invoke(main, args, env=sandbox_env(server))
+    assert result.exit_code == 0, result.output
+    summary: dict = json.loads((out / "summary.json").read_text("utf-8"))
+    return summary
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_resume_after_sigterm_sends_only_the_rest(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state, src = tmp_path / "state.sqlite", write_csv(tmp_path / "in.csv", 40)
+    proc = start_import(server, target, src, tmp_path / "out", state)
+    wait_for_writes(server, target, proc, 2)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, (stdout + stderr).decode()
-    time.sleep(0.5)  # a request still in flight lands
-    setattr(server.settings, f"{target}_latency_ms", 0.0)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
     confirmed = summary["load"]["state"]["confirmed_this_run"]
     assert 2 <= confirmed < 40
     assert confirmed == summary["load"]["loaded"]
+    run_id = summary["load"]["state"]["run_id"]
 
-    args = ["import", str(src), "--target", target, "--state", str(state), "-q"]
-    args += ["--region", "FR", "--report-dir", str(tmp_path / "again")]
-    result = CliRunner().invoke(main, args, env=sandbox_env(server))
-    assert result.exit_code == 0, result.output
-    again = json.loads((tmp_path / "again" / "summary.json").read_text("utf-8"))
-    assert again["load"]["state"]["decided"]["skipped_by_state"] == confirmed
-    assert again["load"]["failed"] == 0
+    again = resume(server, target, src, tmp_path / "again", state)
+    load = again["load"]
+    assert load["state"]["run_id"] == run_id  # one run, continued
+    assert load["state"]["mode"] == "resume"
+    assert load["state"]["decided"]["resumed"] == confirmed
+    assert load["state"]["decided"]["sent"] == 40 - confirmed
+    assert (load["loaded"], load["failed"]) == (40, 0)  # the report covers the whole run
     assert len(stored(server, target)) == 40  # exact, no duplicate
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_resume_after_kill_9(server: SandboxServer, target: str, tmp_path: Path) -> None:
+    state, src = tmp_path / "state.sqlite", write_csv(tmp_path / "in.csv", 40)
+    proc = start_import(server, target, src, tmp_path / "out", state)
+    # two batches, or two rounds of MsgFlash's 8 concurrent creates (recorded every 0.25 s)
+    wait_for_writes(server, target, proc, 16 if target == "msgflash" else 2)
+    time.sleep(0.05)  # the last answer is read and recorded
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert not (tmp_path / "out" / "summary.json").exists()
+    with sqlite3.connect(state) as db:
+        (status,) = db.execute("SELECT status FROM runs").fetchone()
+        (kept,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+    assert status == "running"  # killed: never closed
+    assert kept >= 1  # confirmations were written as they came
+
+    server.app.journal.clear()
+    again = resume(server, target, src, tmp_path / "again", state)
+    load = again["load"]
+    assert load["state"]["decided"]["resumed"] == kept
+    assert (load["loaded"], load["failed"]) == (40, 0)
+    phones = stored(server, target)
+    assert len(phones) == 40  # exact, no duplicate
+    writes = [e for e in server.app.journal if e.method == WRITE[target][0]]
+    if target != "msgflash":  # what was left, in batches of 10, at most one batch again
+        assert len(writes) <= (40 - kept) // 10 + 1
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("finished",)]
+
+
+def test_resume_refuses_other_inputs_and_nothing_to_resume(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    state, src = tmp_path / "state.sqlite", write_csv(tmp_path / "in.csv", 40)
+    target = "waapi"
+    args = ["import", str(src), "--target", target, "--state", str(state), "-q"]
+    args += ["--region", "FR", "--report-dir", str(tmp_path / "r"), "--resume"]
+    result = CliRunner().invoke(main, args, env=sandbox_env(server))
+    assert result.exit_code == 2
+    assert "no interrupted import into this WAAPI account" in result.output
+    proc = start_import(server, target, src, tmp_path / "out", state)
+    wait_for_writes(server, target, proc, 1)
+    proc.kill()
+    proc.communicate(timeout=60)
+    setattr(server.settings, f"{target}_latency_ms", 0.0)
+    write_csv(src, 40, changed={3})  # the file changed since
+    result = CliRunner().invoke(main, args, env=sandbox_env(server))
+    assert result.exit_code == 2
+    assert "the input files differ from those of the interrupted run" in result.output
+    assert "Traceback" not in result.output

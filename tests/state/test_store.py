@@ -117,3 +117,45 @@ def test_where_the_file_lives() -> None:
     assert resolve_state_path("/tmp/opt.sqlite", both) == Path("/tmp/opt.sqlite")
     assert resolve_state_path(None, both) == Path("/tmp/env.sqlite")
     assert resolve_state_path(None, env) == default_state_path(env)
+
+
+def test_a_version_1_file_keeps_its_contacts_when_migrated(tmp_path: Path) -> None:
+    from pipeline.state.store import MIGRATIONS
+
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[1])
+        db.execute(
+            "INSERT INTO contacts VALUES ('waapi', 'acc', '+1', 'id', 'h', '2026-01-01', 'r')"
+        )
+        db.execute("PRAGMA user_version = 1")
+    with SqliteStore(path) as store:
+        assert store.version == SCHEMA_VERSION == 2
+        assert store.lookup("waapi", "acc")["+1"].remote_id == "id"
+        store.begin_run("r2", "waapi", "acc", "digest")
+        assert store.unfinished_run("waapi", "acc") == ("r2", "digest")
+
+
+def test_runs_unfinished_until_finished(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        assert store.unfinished_run("vobiz", "a") is None
+        store.begin_run("r1", "vobiz", "a", "d1")
+        assert store.unfinished_run("vobiz", "a") == ("r1", "d1")  # running: killed, maybe
+        store.end_run("r1", "interrupted")
+        assert store.unfinished_run("vobiz", "a") == ("r1", "d1")
+        assert store.unfinished_run("vobiz", "b") is None
+        store.begin_run("r1", "vobiz", "a", "d1")  # resumed: the same run
+        store.end_run("r1", "finished")
+        assert store.unfinished_run("vobiz", "a") is None
+
+
+def test_content_digest_follows_content_not_names(tmp_path: Path) -> None:
+    from pipeline.state import content_digest
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x\n1\n")
+    b.write_text("x\n1\n")
+    assert content_digest([a]) == content_digest([b])
+    b.write_text("x\n2\n")
+    assert content_digest([a]) != content_digest([b])
+    assert content_digest([a, b]) != content_digest([b, a])

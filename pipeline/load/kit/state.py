@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from pipeline.errors import UsageError
 from pipeline.state import Confirmed, StateStore
 
 from ..base import CREATED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
@@ -40,7 +43,7 @@ NOT_HASHED = ("source_file", "sheet", "row", "id")
 """Columns that say where a row came from, not what is sent: they are not in the hash."""
 CONFIRMED = frozenset({CREATED, UPDATED, UNCHANGED, LOADED})
 
-FIRST, INCREMENTAL, FULL_REFRESH = "first", "incremental", "full_refresh"
+FIRST, INCREMENTAL, FULL_REFRESH, RESUME = "first", "incremental", "full_refresh", "resume"
 
 
 def new_run_id() -> str:
@@ -87,6 +90,11 @@ class Incremental:
     """Phone -> remote id ('' when unknown) of the contacts the state says exist; None when
     the target must find out itself (first run, full refresh)."""
     in_state: int
+    inputs: str = ""
+    resumed: int = 0
+    """Skipped rows that the interrupted run being resumed had confirmed."""
+    forget_others: bool = False
+    """A complete run rebuilds the account's state (first run, full refresh)."""
     saved: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,31 +104,59 @@ def prepare(
     contacts: pl.DataFrame,
     *,
     full_refresh: bool = False,
-    run_id: str | None = None,
+    resume: bool = False,
+    inputs: str = "",
 ) -> Incremental:
-    """Decide, row by row, what must be sent (no request is made)."""
+    """Decide, row by row, what must be sent (no request is made).  ``inputs`` is the digest
+    of the input files' content; ``resume`` continues the account's last unfinished import
+    (same run id), refused when its inputs differ."""
     account, label = fingerprint(target)
+    run_id = new_run_id()
+    if resume:
+        if full_refresh:
+            raise UsageError("--resume and --full-refresh contradict each other")
+        found = store.unfinished_run(target.name, account)
+        if found is None:
+            raise UsageError(
+                f"--resume: no interrupted import into this {target.title} account to resume",
+                hint="run the import without --resume",
+            )
+        run_id, digest = found
+        if digest != inputs:
+            raise UsageError(
+                f"--resume: the input files differ from those of the interrupted run {run_id}",
+                hint="resume with the same files, or run without --resume (the sync state "
+                "still skips every contact already confirmed)",
+            )
     hashes = row_hashes(target, contacts)
     phones = [p or "" for p in contacts.get_column("phone").to_list()]
     records = {} if full_refresh else store.lookup(target.name, account)
     mode = FULL_REFRESH if full_refresh else INCREMENTAL if records else FIRST
     skip: list[int] = []
     send: list[int] = []
+    resumed = 0
     for i, (phone, h) in enumerate(zip(phones, hashes, strict=True)):
         rec = records.get(phone)
-        (skip if rec is not None and rec.payload_hash == h else send).append(i)
+        if rec is not None and rec.payload_hash == h:
+            skip.append(i)
+            resumed += resume and rec.run_id == run_id
+        else:
+            send.append(i)
     known = {p: r.remote_id or "" for p, r in records.items()} if mode == INCREMENTAL else None
     return Incremental(
-        mode=mode,
+        mode=RESUME if resume else mode,
         account=account,
         label=label,
-        run_id=run_id or new_run_id(),
+        run_id=run_id,
         hashes=hashes,
         phones=phones,
         send=send,
         skip=skip,
         known=known,
         in_state=len(records),
+        inputs=inputs,
+        resumed=resumed,
+        forget_others=mode != INCREMENTAL,
     )
 
 
@@ -173,13 +209,55 @@ def merge(full: LoadResult, part: LoadResult, positions: Sequence[int]) -> None:
     full.in_flight_after = part.in_flight_after
 
 
+class Recorder:
+    """Writes what the API confirms as the load goes: the rows of a settled request before the
+    next request goes out, and every quarter of a second (MsgFlash settles row by row), so
+    that after ``kill -9`` at most the requests in flight and the last 0.25 s are sent again."""
+
+    FLUSH_EVERY_S = 0.25
+
+    def __init__(self, store: StateStore, target: Target, inc: Incremental) -> None:
+        self.store, self.target, self.inc = store, target, inc
+        self._pending: list[Confirmed] = []
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self.written = 0
+        self.positions: set[int] = set()
+        """Rows recorded so far (a row failing a later step, its group, is forgotten)."""
+
+    def settled(self, result: LoadResult, rows: Sequence[int] | range) -> None:
+        inc, state, send = self.inc, result.state, self.inc.send
+        done = [send[j] for j in rows if state[j] in CONFIRMED and inc.phones[send[j]]]
+        with self._lock:
+            self._pending.extend(Confirmed(inc.phones[i], inc.hashes[i]) for i in done)
+            self.positions.update(done)
+        if time.monotonic() - self._last >= self.FLUSH_EVERY_S:
+            self.flush()
+
+    def sending(self, result: LoadResult, rows: Sequence[int]) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._pending = self._pending, []
+            self._last = time.monotonic()
+            if rows:
+                self.written += self.store.confirm(
+                    self.target.name, self.inc.account, self.inc.run_id, rows
+                )
+
+
 def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateStore) -> LoadResult:
     """Load the rows ``inc`` says to send, mark the skipped ones ``UNCHANGED``, and record in
-    ``store`` every row the API confirmed, also when the run is interrupted (Ctrl-C, SIGTERM:
-    what was confirmed before is kept)."""
+    ``store`` every row the API confirms as it goes, also when the run is interrupted (Ctrl-C,
+    SIGTERM, a quota: what was confirmed is kept; ``kill -9``: all but the last request)."""
     full = LoadResult(target.name, contacts.height)
     full.mark(inc.skip, UNCHANGED)
+    store.begin_run(inc.run_id, target.name, inc.account, inc.inputs)
+    store.label(target.name, inc.account, inc.label)
+    recorder = Recorder(store, target, inc)
     target.state_known = inc.known
+    target.observer = recorder
     part: LoadResult | None = None
     try:
         if not inc.send:
@@ -193,22 +271,28 @@ def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateS
             merge(full, part, inc.send)
         target.result = full
         target.state_known = None
+        target.observer = None
+        recorder.flush()
+        later = [inc.phones[i] for i in recorder.positions if full.state[i] not in CONFIRMED]
+        store.forget(target.name, inc.account, later)
         record(store, target, inc, full)
     return full
 
 
 def record(store: StateStore, target: Target, inc: Incremental, result: LoadResult) -> int:
-    """Write the rows the API confirmed in this run; after a complete first run or full
-    refresh, forget the account's contacts the input no longer has (the state then holds
-    exactly what this tool loaded there)."""
+    """At the end of a load: keep the remote ids it learnt; close the run (``finished`` when
+    every row settled without a stop, else ``interrupted``: ``--resume`` continues it); after
+    a complete first run or full refresh, forget the account's contacts the input no longer
+    has (the state then holds exactly what this tool loaded there)."""
     rows = [
-        Confirmed(inc.phones[i], inc.hashes[i], result.ids.get(i))
-        for i in inc.send
+        Confirmed(inc.phones[i], inc.hashes[i], cid)
+        for i, cid in result.ids.items()
         if result.state[i] in CONFIRMED and inc.phones[i]
     ]
     n = store.confirm(target.name, inc.account, inc.run_id, rows)
-    store.label(target.name, inc.account, inc.label)
-    if inc.mode != INCREMENTAL and result.aborted is None and not result.pending():
+    done = result.aborted is None and not result.pending()
+    store.end_run(inc.run_id, "finished" if done else "interrupted")
+    if inc.forget_others and done:
         keep = set(inc.phones)
         stale = [p for p in store.lookup(target.name, inc.account) if p not in keep]
         store.forget(target.name, inc.account, stale)
@@ -232,7 +316,11 @@ def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str
         "account": inc.label,
         "run_id": inc.run_id,
         "contacts_in_state_before": inc.in_state,
-        "decided": {"sent": len(inc.send), "skipped_by_state": len(inc.skip)},
+        "decided": {
+            "sent": len(inc.send),
+            "skipped_by_state": len(inc.skip) - inc.resumed,
+            "resumed": inc.resumed,
+        },
         "confirmed_this_run": confirmed,
         "saved": inc.saved,
     }
