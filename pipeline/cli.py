@@ -440,6 +440,24 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     "quota): the same files (checked by content), only what is left is sent, and the report "
     "covers the whole run.",
 )
+@click.option(
+    "--mirror",
+    type=click.Choice(["state", "all"]),
+    is_flag=False,
+    flag_value="state",
+    default=None,
+    help="After a complete import, delete the contacts that are not in FILES: those this tool "
+    "loaded into the account earlier (--mirror, from the sync state) or every one "
+    "(--mirror=all, from a full listing).  --max-delete and --yes as for `delete`.",
+)
+@click.option(
+    "--max-delete",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="With --mirror and without --yes, refuse to delete more contacts than this.",
+)
+@click.option("--yes", is_flag=True, help="With --mirror: delete even more than --max-delete.")
 @poll_interval_option
 @transform_options
 def import_(
@@ -453,6 +471,9 @@ def import_(
     no_state: bool,
     full_refresh: bool,
     resume: bool,
+    mirror: str | None,
+    max_delete: int,
+    yes: bool,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -472,6 +493,8 @@ def import_(
             state=_state_path(state, no_state),
             full_refresh=full_refresh,
             resume=resume,
+            mirror=mirror,  # type: ignore[arg-type]
+            max_delete=None if yes else max_delete,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])

@@ -49,7 +49,7 @@ from pipeline.report.writer import (
     write_report,
 )
 from pipeline.signals import interrupt_reason
-from pipeline.state import content_digest, open_store
+from pipeline.state import StateStore, content_digest, open_store
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
     PHONE_SOURCE,
@@ -483,6 +483,11 @@ class ImportOptions:
     """Ignore the state's answers, load every row the stateless way and rebuild the state."""
     resume: bool = False
     """Continue the account's last interrupted import (same input files, same run id)."""
+    mirror: Literal["state", "all"] | None = None
+    """After a complete import, delete the contacts not in the input: those the state says
+    this tool loaded (``state``) or every one a full listing finds (``all``)."""
+    max_delete: int | None = 100
+    """``--mirror``'s safety limit (None: ``--yes``)."""
 
 
 class Interrupted(RemoteError):
@@ -881,13 +886,18 @@ def import_files(
 
     if imp.resume and (imp.state is None or imp.load.dry_run):
         raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")
-    store = None if imp.state is None or imp.load.dry_run else open_store(imp.state)
+    if imp.mirror and imp.state is None:
+        raise UsageError("--mirror needs the sync state (no --no-state)")
+    store = None
+    if imp.state is not None and (not imp.load.dry_run or imp.mirror):
+        store = open_store(imp.state)  # a dry run reads it for --mirror only
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
         head = _head(target, imp)
         inc = None
-        if store is not None:
+        done["keep"] = {p for p in contacts.get_column("phone").to_list() if p}
+        if store is not None and not imp.load.dry_run:
             inc = sync.prepare(
                 store,
                 target,
@@ -935,14 +945,48 @@ def import_files(
         }
         if store is not None and inc is not None:
             summary["state"] = sync.summary(inc, result, store)
+            done["result"] = result
         return summary, _failures_frame(result, config.secrets), result.aborted
 
+    done: dict[str, Any] = {}
     try:
-        return validate_files(inputs, options, report_dir, progress, command="import", load=step)
+        run = validate_files(inputs, options, report_dir, progress, command="import", load=step)
+        if imp.mirror and store is not None and "keep" in done:
+            _mirror(run, target, store, done["keep"], done.get("result"), imp)
+        return run
     finally:
         target.close()
         if store is not None:
             store.close()
+
+
+def _mirror(
+    run: RunResult,
+    target: Target,
+    store: StateStore,
+    keep: set[str],
+    result: LoadResult | None,
+    imp: ImportOptions,
+) -> None:
+    """``--mirror`` once the import is reported: only after a complete load (a row that did
+    not reach the API must not look absent); the outcome joins ``summary.json``
+    (``load.mirror``); above ``--max-delete``, nothing is deleted and UsageError (exit 2)."""
+    refused = None
+    outcome: dict[str, Any]
+    mode = imp.mirror or "state"
+    if imp.load.dry_run:
+        outcome = sync.mirror(target, store, keep, mode, limit=None, dry_run=True)
+    elif result is None or result.aborted is not None or run.incomplete:
+        outcome = {"skipped": "the import did not complete: nothing deleted"}
+    else:
+        try:
+            outcome = sync.mirror(target, store, keep, mode, limit=imp.max_delete)
+        except UsageError as exc:
+            outcome, refused = {"refused": exc.message}, exc
+    run.summary["load"]["mirror"] = outcome
+    write_json(run.summary, Path(run.report_files["summary_json"]))
+    if refused is not None:
+        raise refused
 
 
 def _sent(contacts: pl.DataFrame, inc: sync.Incremental | None) -> pl.DataFrame:

@@ -6,6 +6,7 @@ was confirmed, and two runs share one state file."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 from load_helpers import sandbox_env
 
 from pipeline.cli import main
+from pipeline.errors import UsageError
 from pipeline.load import registry
 from pipeline.load.base import LoadOptions, Target
 from pipeline.load.client import RetryPolicy
@@ -329,3 +331,60 @@ def test_resume_refuses_other_inputs_and_nothing_to_resume(
     assert result.exit_code == 2
     assert "the input files differ from those of the interrupted run" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_mirror_deletes_what_this_tool_loaded_and_the_input_no_longer_has(
+    server: SandboxServer, target: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    do_import(server, target, write_csv(tmp_path / "a.csv", 30), tmp_path / "r1", state)
+    # someone else's contact: --mirror leaves it, --mirror=all deletes it
+    other = write_csv(tmp_path / "other.csv", 1, start=500)
+    imp = ImportOptions(
+        target=target, load=LoadOptions(poll_interval_s=0.02), env=sandbox_env(server)
+    )
+    import_files([str(other)], RunOptions(region="FR"), imp, tmp_path / "r-other")
+    smaller = write_csv(tmp_path / "b.csv", 25)
+
+    server.app.journal.clear()
+    imp = dataclasses.replace(imp, state=state, mirror="state", load=LoadOptions(dry_run=True))
+    dry = import_files([str(smaller)], RunOptions(region="FR"), imp, tmp_path / "r-dry")
+    assert len(dry.summary["load"]["mirror"]["would_delete"]) == 5
+    assert requests_made(server) == [] and len(stored(server, target)) == 31
+    with pytest.raises(UsageError, match="above the safety limit of 4"):
+        do_import(server, target, smaller, tmp_path / "r2", state, mirror="state", max_delete=4)
+    refused = json.loads((tmp_path / "r2" / "summary.json").read_text("utf-8"))["load"]
+    assert "refused" in refused["mirror"] and refused["loaded"] == 25
+    assert len(stored(server, target)) == 31  # nothing deleted
+
+    done = do_import(server, target, smaller, tmp_path / "r3", state, mirror="state")
+    mirror = done.summary["load"]["mirror"]
+    assert (mirror["candidates"], mirror["deleted"], mirror["failed"]) == (5, 5, 0)
+    assert sorted(stored(server, target)) == sorted(
+        [f"+33612{i // 10000:02d}{i // 100 % 100:02d}{i % 100:02d}" for i in (*range(25), 500)]
+    )
+    with sqlite3.connect(state) as db:
+        (count,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+    assert count == 25  # the deleted contacts are forgotten
+
+    everything = do_import(server, target, smaller, tmp_path / "r4", state, mirror="all")
+    mirror = everything.summary["load"]["mirror"]
+    assert (mirror["mode"], mirror["candidates"], mirror["deleted"]) == ("all", 1, 1)
+    assert len(stored(server, target)) == 25
+
+
+def test_mirror_waits_for_a_complete_import(server: SandboxServer, tmp_path: Path) -> None:
+    target = "waapi"
+    state = tmp_path / "state.sqlite"
+    do_import(server, target, write_csv(tmp_path / "a.csv", 30), tmp_path / "r1", state)
+    server.app.faults.add(target, *WRITE[target], status=503, times=None)
+    result = do_import(
+        server, target, write_csv(tmp_path / "b.csv", 20, changed={1}), tmp_path / "r2", state,
+        mirror="state",
+    )  # fmt: skip
+    assert result.summary["load"]["mirror"] == {
+        "skipped": "the import did not complete: nothing deleted"
+    }
+    server.app.faults.clear()
+    assert len(stored(server, target)) == 30

@@ -19,6 +19,7 @@ fill ``LoadResult.ids`` when it learns ids.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -305,6 +306,59 @@ def forget_contacts(store: StateStore, target: Target, contacts: pl.DataFrame) -
     account, _ = fingerprint(target)
     phones = [p for p in contacts.get_column("phone").to_list() if p]
     return store.forget(target.name, account, phones)
+
+
+MIRROR_STATE, MIRROR_ALL = "state", "all"
+
+
+def mirror(
+    target: Target,
+    store: StateStore,
+    keep: set[str],
+    mode: str,
+    *,
+    limit: int | None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``--mirror``: delete from the account the contacts that are not in this input: those
+    this tool loaded there earlier (``state``: the state's phones, no listing) or every one
+    (``all``: a full listing).  The kit's delete template does the rest: its lookup and its
+    safety limit (UsageError before any delete).  The phones deleted (or found gone) are
+    forgotten by the state.  ``dry_run``: the candidates from the state (or the listing),
+    no delete and no lookup."""
+    from ..base import LOADED, ExportFilters
+
+    account, _ = fingerprint(target)
+    if mode == MIRROR_ALL:
+        found: dict[str, None] = {}
+        for page in target.export(ExportFilters(), False):
+            for item in page:
+                phone = item.get("phone")
+                if phone and phone not in keep:
+                    found[str(phone)] = None
+        phones = list(found)
+    else:
+        phones = sorted(p for p in store.lookup(target.name, account) if p not in keep)
+    doomed = pl.DataFrame({"phone": phones}, schema={"phone": pl.String})
+    out: dict[str, Any] = {"mode": mode, "candidates": len(phones)}
+    if dry_run:
+        return {**out, "dry_run": True, "would_delete": phones}
+    if not phones:
+        return {**out, "deleted": 0, "not_found": 0, "failed": 0, "plan": []}
+    out["plan"] = [dataclasses.asdict(line) for line in target.delete_plan(doomed)]
+    result = target.delete(doomed, limit=limit)
+    codes = [c for c, _ in result.failures.values()]
+    gone = [phones[i] for i in range(len(phones)) if result.state[i] == LOADED]
+    gone += [phones[i] for i, (c, _) in result.failures.items() if c == "NOT_FOUND"]
+    store.forget(target.name, account, gone)
+    return {
+        **out,
+        "deleted": sum(1 for s in result.state if s == LOADED),
+        "not_found": codes.count("NOT_FOUND"),
+        "failed": len(codes) - codes.count("NOT_FOUND"),
+        "aborted": result.aborted.message if result.aborted else None,
+        "notes": result.notes,
+    }
 
 
 def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str, Any]:
