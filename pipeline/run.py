@@ -952,7 +952,7 @@ def import_files(
     try:
         run = validate_files(inputs, options, report_dir, progress, command="import", load=step)
         if imp.mirror and store is not None and "keep" in done:
-            _mirror(run, target, store, done["keep"], done.get("result"), imp)
+            _mirror(run, target, store, done["keep"], done.get("result"), imp, on_plan)
         return run
     finally:
         target.close()
@@ -967,6 +967,7 @@ def _mirror(
     keep: set[str],
     result: LoadResult | None,
     imp: ImportOptions,
+    on_plan: OnPlan | None,
 ) -> None:
     """``--mirror`` once the import is reported: only after a complete load (a row that did
     not reach the API must not look absent); the outcome joins ``summary.json``
@@ -980,7 +981,8 @@ def _mirror(
         outcome = {"skipped": "the import did not complete: nothing deleted"}
     else:
         try:
-            outcome = sync.mirror(target, store, keep, mode, limit=imp.max_delete)
+            limit = imp.max_delete
+            outcome = sync.mirror(target, store, keep, mode, limit=limit, on_plan=on_plan)
         except UsageError as exc:
             outcome, refused = {"refused": exc.message}, exc
     run.summary["load"]["mirror"] = outcome

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -319,6 +319,7 @@ def mirror(
     *,
     limit: int | None,
     dry_run: bool = False,
+    on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, Any]:
     """``--mirror``: delete from the account the contacts that are not in this input: those
     this tool loaded there earlier (``state``: the state's phones, no listing) or every one
@@ -346,6 +347,8 @@ def mirror(
     if not phones:
         return {**out, "deleted": 0, "not_found": 0, "failed": 0, "plan": []}
     out["plan"] = [dataclasses.asdict(line) for line in target.delete_plan(doomed)]
+    if on_plan is not None:  # shown before the first delete, like `contactpipe delete`
+        on_plan(out["plan"])
     result = target.delete(doomed, limit=limit)
     codes = [c for c, _ in result.failures.values()]
     gone = [phones[i] for i in range(len(phones)) if result.state[i] == LOADED]
