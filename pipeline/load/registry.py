@@ -11,6 +11,7 @@ package names a target.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -72,11 +73,14 @@ _PACKAGE = "pipeline.load.targets"
 _extra: dict[str, tuple[TargetInfo, type[Target] | None]] = {}
 
 
-def _builtin_names() -> list[str]:
+@functools.cache
+def _builtin_names() -> tuple[str, ...]:
     from . import targets
 
-    return sorted(
-        m.name for m in pkgutil.iter_modules(targets.__path__) if m.ispkg and m.name[0] != "_"
+    return tuple(
+        sorted(
+            m.name for m in pkgutil.iter_modules(targets.__path__) if m.ispkg and m.name[0] != "_"
+        )
     )
 
 
