@@ -83,7 +83,9 @@ def endpoint(entry: dict[str, Any]) -> str:
     return f"{entry['method']} {'/'.join(parts[-2:])}"
 
 
-def run_import(sb: Sandbox, target: str, src: Path, out: Path, state: Path | None) -> dict:
+def run_import(
+    sb: Sandbox, target: str, src: Path, out: Path, state: Path | None, resume: bool = False
+) -> dict:
     from pipeline.load.base import LoadOptions
     from pipeline.report.progress import NullProgress
     from pipeline.run import ImportOptions, RunOptions, import_files
@@ -91,7 +93,7 @@ def run_import(sb: Sandbox, target: str, src: Path, out: Path, state: Path | Non
     shutil.rmtree(out, ignore_errors=True)
     time.sleep(1.1)  # the server's rate window forgets the previous run (a fresh client can't)
     sb.clear_journal()
-    imp = ImportOptions(target=target, load=LoadOptions(), env=sb.env(), state=state)
+    imp = ImportOptions(target=target, load=LoadOptions(), env=sb.env(), state=state, resume=resume)
     options = RunOptions(region="FR", keep_extra_columns=True)
     t = time.perf_counter()
     summary = import_files([str(src)], options, imp, out, NullProgress()).summary
@@ -108,6 +110,7 @@ def run_import(sb: Sandbox, target: str, src: Path, out: Path, state: Path | Non
         "failed": load["failed"],
         "sent": decided.get("sent", 0),
         "skipped": decided.get("skipped_by_state", 0),
+        "resumed": decided.get("resumed", 0),
         "saved": (load.get("state") or {}).get("saved"),
     }
 
@@ -125,6 +128,47 @@ def bench_target(target: str, n: int, workdir: Path) -> dict[str, Any]:
         runs["1% changed, no state"] = run_import(sb, target, changed, out / "c0", None)
         runs["1% changed, state"] = run_import(sb, target, changed, out / "c1", state)
     return {"target": target, "n": n, "runs": runs}
+
+
+def bench_kill(target: str, n: int, workdir: Path, seed: int = 13) -> dict[str, Any]:
+    """``kill -9`` of the CLI after a random number of bulk writes, then ``--resume``."""
+    import random
+    import signal
+    import subprocess
+
+    src = make_csv(n)
+    state = workdir / f"kill-{target}.sqlite"
+    method = "POST"
+    with Sandbox(SandboxSettings(), start_timeout_s=600) as sb:
+        full = -(-n // 10_000)
+        stop_after = random.Random(seed).randint(1, full - 1)
+        env = {**os.environ, **sb.env()}
+        args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
+        args += ["--region", "FR", "--keep-extra-columns", "-q", "--state", str(state)]
+        args += ["--report-dir", str(OUT / target / "killed")]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while proc.poll() is None:
+            writes = [e for e in sb.journal(target, method) if e["status"] in (200, 201)]
+            if len(writes) >= stop_after:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = len(sb.journal(target, method))
+        resumed = run_import(sb, target, src, OUT / target / "resumed", state, resume=True)
+        after = resumed["by_endpoint"]
+        in_sandbox = sb.counts()[target]["contacts"]
+    writes_resume = sum(v for k, v in after.items() if k.startswith("POST"))
+    return {
+        "target": target,
+        "killed_after": before,
+        "resume_writes": writes_resume,
+        "total_writes": before + writes_resume,
+        "full_run_writes": full,
+        "resumed_rows": resumed["resumed"],
+        "loaded": resumed["loaded"],
+        "in_sandbox": in_sandbox,
+    }
 
 
 def bench_store(n: int, workdir: Path) -> dict[str, float]:
@@ -179,6 +223,7 @@ def main() -> int:
     ap.add_argument("--targets", default="waapi,vobiz,msgflash")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--store-n", type=int, default=1_000_000)
+    ap.add_argument("--kill", default="waapi,vobiz", help="targets of the kill -9 + --resume run")
     args = ap.parse_args()
     targets = parse_targets(ap, args.targets) if args.targets else []
     checks: list[tuple[str, bool]] = []
@@ -201,6 +246,13 @@ def main() -> int:
                            runs["1% changed, state"]["requests"] == want))  # fmt: skip
             print(f"{target}: saved (plan) {runs['1% changed, state']['saved']}", flush=True)
         print_table(HEAD, rows)
+        for target in parse_targets(ap, args.kill) if args.kill else []:
+            k = bench_kill(target, args.n, work)
+            print(f"\nkill -9 + --resume, {target}: {k}", flush=True)
+            checks.append((f"{target}: kill -9 + resume exact, no duplicate",
+                           k["loaded"] == k["in_sandbox"] == args.n))  # fmt: skip
+            checks.append((f"{target}: kill -9 + resume <= full run + 1 batch",
+                           k["total_writes"] <= k["full_run_writes"] + 1))  # fmt: skip
         if args.store_n:
             s = bench_store(args.store_n, work)
             print(
