@@ -388,3 +388,19 @@ def test_mirror_waits_for_a_complete_import(server: SandboxServer, tmp_path: Pat
     }
     server.app.faults.clear()
     assert len(stored(server, target)) == 30
+
+
+def test_resume_after_the_msgflash_quota_stop(server: SandboxServer, tmp_path: Path) -> None:
+    state, src = tmp_path / "state.sqlite", write_csv(tmp_path / "in.csv", 30)
+    server.settings.msgflash_monthly_quota = 12  # one listing page, then 11 creates
+    stopped = do_import(server, "msgflash", src, tmp_path / "r1", state)
+    load = stopped.summary["load"]
+    assert load["aborted"] and 0 < load["loaded"] < 30
+    assert stopped.aborted is not None and stopped.aborted.exit_code == 4
+    server.settings.msgflash_monthly_quota = None  # a new month
+    again = do_import(server, "msgflash", src, tmp_path / "r2", state, resume=True)
+    load = again.summary["load"]
+    assert load["state"]["run_id"] == stopped.summary["load"]["state"]["run_id"]
+    assert load["state"]["decided"]["resumed"] == stopped.summary["load"]["loaded"]
+    assert (load["loaded"], load["failed"]) == (30, 0)
+    assert len(stored(server, "msgflash")) == 30
