@@ -91,6 +91,21 @@ class StateStore(ABC):
         (stopped, or killed: still ``running``), or None."""
 
     @abstractmethod
+    def ledger(self, run_id: str, batch: int, rows: int, status: str) -> None:
+        """The batch ledger of a run: request ``batch`` carrying ``rows`` contacts is
+        ``sent`` (written before it goes out), then ``confirmed`` (the API answered for
+        its rows) or ``failed`` (refused); one still ``sent`` when the run ended is of unknown
+        outcome, and ``settled`` once a resume sent its rows again."""
+
+    @abstractmethod
+    def batches(self, run_id: str) -> dict[str, int]:
+        """Status -> how many batches of the run."""
+
+    @abstractmethod
+    def settle_unknown(self, run_id: str) -> int:
+        """Mark the run's batches of unknown outcome ``settled``; return how many there were."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> StateStore:
@@ -100,7 +115,7 @@ class StateStore(ABC):
         self.close()
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, str] = {
     # version -> the SQL that brings a file at version-1 to it
     1: """
@@ -132,6 +147,16 @@ MIGRATIONS: dict[int, str] = {
         status       TEXT NOT NULL
     );
     CREATE INDEX runs_by_account ON runs (target, account, started_at);
+    """,
+    3: """
+    CREATE TABLE batches (
+        run_id  TEXT NOT NULL,
+        batch   INTEGER NOT NULL,
+        rows    INTEGER NOT NULL,
+        status  TEXT NOT NULL,
+        at      TEXT NOT NULL,
+        PRIMARY KEY (run_id, batch)
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -279,6 +304,24 @@ class SqliteStore(StateStore):
                 (target, account),
             ).fetchone()
         return None if row is None or row[2] == "finished" else (row[0], row[1])
+
+    def ledger(self, run_id: str, batch: int, rows: int, status: str) -> None:
+        sql = (
+            "INSERT INTO batches (run_id, batch, rows, status, at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, batch) DO UPDATE SET status = excluded.status, at = excluded.at"
+        )
+        self._write(iter([(sql, (run_id, batch, rows, status, _now()))]))
+
+    def batches(self, run_id: str) -> dict[str, int]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT status, count(*) FROM batches WHERE run_id = ? GROUP BY status", (run_id,)
+            )
+            return {str(k): int(v) for k, v in cur}
+
+    def settle_unknown(self, run_id: str) -> int:
+        sql = "UPDATE batches SET status = 'settled' WHERE run_id = ? AND status = 'sent'"
+        return self._write(iter([(sql, (run_id,))]))
 
     def close(self) -> None:
         with self._lock:

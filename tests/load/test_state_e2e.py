@@ -279,6 +279,11 @@ def test_resume_after_sigterm_sends_only_the_rest(
     assert load["state"]["decided"]["sent"] == 40 - confirmed
     assert (load["loaded"], load["failed"]) == (40, 0)  # the report covers the whole run
     assert len(stored(server, target)) == 40  # exact, no duplicate
+    if target != "msgflash":  # the ledger: the batch in flight at SIGTERM was settled
+        ledger = load["state"]["batches"]
+        assert "sent" not in ledger
+        assert ledger.get("settled", 0) == load["state"]["unknown_batches_settled"] <= 1
+        assert ledger["confirmed"] == confirmed // 10 + 1  # then the rest in one batch
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -296,11 +301,15 @@ def test_resume_after_kill_9(server: SandboxServer, target: str, tmp_path: Path)
         (kept,) = db.execute("SELECT count(*) FROM contacts").fetchone()
     assert status == "running"  # killed: never closed
     assert kept >= 1  # confirmations were written as they came
+    with sqlite3.connect(state) as db:
+        unknown = db.execute("SELECT count(*) FROM batches WHERE status = 'sent'").fetchone()[0]
+    assert unknown == (0 if target == "msgflash" else 1)  # the batch in flight when killed
 
     server.app.journal.clear()
     again = resume(server, target, src, tmp_path / "again", state)
     load = again["load"]
     assert load["state"]["decided"]["resumed"] == kept
+    assert load["state"]["unknown_batches_settled"] == unknown
     assert (load["loaded"], load["failed"]) == (40, 0)
     phones = stored(server, target)
     assert len(phones) == 40  # exact, no duplicate

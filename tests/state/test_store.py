@@ -130,7 +130,7 @@ def test_a_version_1_file_keeps_its_contacts_when_migrated(tmp_path: Path) -> No
         )
         db.execute("PRAGMA user_version = 1")
     with SqliteStore(path) as store:
-        assert store.version == SCHEMA_VERSION == 2
+        assert store.version == SCHEMA_VERSION == 3
         assert store.lookup("waapi", "acc")["+1"].remote_id == "id"
         store.begin_run("r2", "waapi", "acc", "digest")
         assert store.unfinished_run("waapi", "acc") == ("r2", "digest")
@@ -159,3 +159,15 @@ def test_content_digest_follows_content_not_names(tmp_path: Path) -> None:
     b.write_text("x\n2\n")
     assert content_digest([a]) != content_digest([b])
     assert content_digest([a, b]) != content_digest([b, a])
+
+
+def test_the_batch_ledger(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store.ledger("r1", 1, 10, "sent")
+        store.ledger("r1", 1, 10, "confirmed")
+        store.ledger("r1", 2, 10, "sent")  # the run died with it in flight
+        store.ledger("r2", 1, 5, "sent")
+        assert store.batches("r1") == {"confirmed": 1, "sent": 1}
+        assert store.settle_unknown("r1") == 1
+        assert store.batches("r1") == {"confirmed": 1, "settled": 1}
+        assert store.batches("r2") == {"sent": 1}

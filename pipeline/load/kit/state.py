@@ -34,7 +34,7 @@ import polars as pl
 from pipeline.errors import UsageError
 from pipeline.state import Confirmed, StateStore
 
-from ..base import CREATED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
+from ..base import CREATED, FAILED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
 from .timing import pages
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ class Incremental:
     inputs: str = ""
     resumed: int = 0
     """Skipped rows that the interrupted run being resumed had confirmed."""
+    unknown_settled: int = 0
+    """Batches of unknown outcome (sent, never answered) of the resumed run."""
     forget_others: bool = False
     """A complete run rebuilds the account's state (first run, full refresh)."""
     saved: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +227,8 @@ class Recorder:
         self.written = 0
         self.positions: set[int] = set()
         """Rows recorded so far (a row failing a later step, its group, is forgotten)."""
+        self.batch = sum(store.batches(inc.run_id).values())  # a resume numbers on
+        self._batch_rows: list[int] = []
 
     def settled(self, result: LoadResult, rows: Sequence[int] | range) -> None:
         inc, state, send = self.inc, result.state, self.inc.send
@@ -236,7 +240,31 @@ class Recorder:
             self.flush()
 
     def sending(self, result: LoadResult, rows: Sequence[int]) -> None:
+        """A batch goes out: close the previous one in the ledger, write this one ``sent``."""
         self.flush()
+        self.close_batch(result)
+        self.batch += 1
+        self._batch_rows = list(rows)
+        self.store.ledger(self.inc.run_id, self.batch, len(rows), "sent")
+
+    def close_batch(self, result: LoadResult) -> None:
+        """The batch sent last: ``confirmed`` when the API answered for its rows, ``failed``
+        when it refused them all, still ``sent`` (unknown) when none is settled."""
+        if not self._batch_rows:
+            return
+        states = [result.state[j] for j in self._batch_rows]
+        if any(st in CONFIRMED for st in states):
+            status = "confirmed"
+        elif all(st == FAILED for st in states) and not any(
+            result.failures.get(j, ("",))[0] in ("OUTCOME_UNKNOWN", "NOT_SENT")
+            for j in self._batch_rows
+        ):
+            status = "failed"
+        else:
+            status = ""
+        if status:
+            self.store.ledger(self.inc.run_id, self.batch, len(self._batch_rows), status)
+        self._batch_rows = []
 
     def flush(self) -> None:
         with self._lock:
@@ -254,6 +282,8 @@ def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateS
     SIGTERM, a quota: what was confirmed is kept; ``kill -9``: all but the last request)."""
     full = LoadResult(target.name, contacts.height)
     full.mark(inc.skip, UNCHANGED)
+    if inc.mode == RESUME:  # their rows were not confirmed: the normal path sends them again
+        inc.unknown_settled = store.settle_unknown(inc.run_id)
     store.begin_run(inc.run_id, target.name, inc.account, inc.inputs)
     store.label(target.name, inc.account, inc.label)
     recorder = Recorder(store, target, inc)
@@ -274,6 +304,8 @@ def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateS
         target.state_known = None
         target.observer = None
         recorder.flush()
+        if part is not None and part is not full:
+            recorder.close_batch(part)
         later = [inc.phones[i] for i in recorder.positions if full.state[i] not in CONFIRMED]
         store.forget(target.name, inc.account, later)
         record(store, target, inc, full)
@@ -379,5 +411,7 @@ def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str
             "resumed": inc.resumed,
         },
         "confirmed_this_run": confirmed,
+        "batches": store.batches(inc.run_id),
+        "unknown_batches_settled": inc.unknown_settled,
         "saved": inc.saved,
     }
