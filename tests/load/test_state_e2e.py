@@ -413,3 +413,30 @@ def test_resume_after_the_msgflash_quota_stop(server: SandboxServer, tmp_path: P
     assert load["state"]["decided"]["resumed"] == stopped.summary["load"]["loaded"]
     assert (load["loaded"], load["failed"]) == (30, 0)
     assert len(stored(server, "msgflash")) == 30
+
+
+def test_cli_state_file_from_the_environment_and_no_state(
+    server: SandboxServer, tmp_path: Path, _own_state_file: Path
+) -> None:
+    src = write_csv(tmp_path / "in.csv", 12)
+    base = ["import", str(src), "--target", "waapi", "-q", "--region", "FR"]
+    env = sandbox_env(server)
+    first = CliRunner().invoke(main, [*base, "--report-dir", str(tmp_path / "r1")], env=env)
+    assert first.exit_code == 0, first.output
+    assert _own_state_file.is_file()  # CONTACTPIPE_STATE, set for every test
+    server.app.journal.clear()
+    again = CliRunner().invoke(main, [*base, "--report-dir", str(tmp_path / "r2")], env=env)
+    assert again.exit_code == 0 and requests_made(server) == []
+    off = CliRunner().invoke(
+        main, [*base, "--no-state", "--report-dir", str(tmp_path / "r3")], env=env
+    )
+    assert off.exit_code == 0 and len(requests_made(server)) == 1  # today's behaviour
+    summary = json.loads((tmp_path / "r3" / "summary.json").read_text("utf-8"))
+    assert "state" not in summary["load"]
+    both = CliRunner().invoke(main, [*base, "--no-state", "--state", str(tmp_path / "x")])
+    assert both.exit_code == 2 and "contradict" in both.output
+    bad = tmp_path / "not-a-db.sqlite"
+    bad.write_bytes(b"garbage" * 200)
+    broken = CliRunner().invoke(main, [*base, "--state", str(bad)], env=env)
+    assert broken.exit_code == 2 and "Traceback" not in broken.output
+    assert "state file" in broken.output
