@@ -23,7 +23,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import INCOMPLETE_CODES, RemoteError, UsageError
+from pipeline.errors import EXIT_INCOMPLETE, INCOMPLETE_CODES, RemoteError, UsageError
 from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
 from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
@@ -989,6 +989,13 @@ def _mirror(
     write_json(run.summary, Path(run.report_files["summary_json"]))
     if refused is not None:
         raise refused
+    if outcome.get("aborted"):  # the deletes were stopped: exit 4 like any remote stop
+        run.aborted = RemoteError(f"--mirror stopped: {outcome['aborted']}")
+    elif outcome.get("failed"):  # some deletes refused: the account does not mirror the file
+        run.aborted = RemoteError(
+            f"--mirror: {outcome['failed']:,} delete(s) failed (summary.json load.mirror)"
+        )
+        run.aborted.exit_code = EXIT_INCOMPLETE
 
 
 def _sent(contacts: pl.DataFrame, inc: sync.Incremental | None) -> pl.DataFrame:

@@ -440,3 +440,16 @@ def test_cli_state_file_from_the_environment_and_no_state(
     broken = CliRunner().invoke(main, [*base, "--state", str(bad)], env=env)
     assert broken.exit_code == 2 and "Traceback" not in broken.output
     assert "state file" in broken.output
+
+
+def test_mirror_stopped_by_the_api_is_not_a_success(server: SandboxServer, tmp_path: Path) -> None:
+    target, state = "waapi", tmp_path / "state.sqlite"
+    do_import(server, target, write_csv(tmp_path / "a.csv", 12), tmp_path / "r1", state)
+    server.app.faults.add(target, "DELETE", "*", status=503, times=None)
+    result = do_import(
+        server, target, write_csv(tmp_path / "b.csv", 10), tmp_path / "r2", state, mirror="state"
+    )
+    server.app.faults.clear()
+    assert result.aborted is not None and result.aborted.exit_code == 4
+    assert result.summary["load"]["mirror"]["aborted"]
+    assert len(stored(server, target)) == 12
