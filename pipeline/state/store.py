@@ -19,6 +19,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,11 +207,32 @@ class SqliteStore(StateStore):
     def version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception.  A signal
+        (Ctrl-C, SIGTERM) may land between two statements: a transaction it left open is
+        rolled back before the next one starts.  SQLite's own errors (disk full, a lock held
+        past the busy timeout) become :class:`StateError`."""
+        db = self._db
+        try:
+            with self._lock:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StateError(f"state file {self.path}: {exc}") from exc
+
     def _migrate(self) -> None:
         if self.version == SCHEMA_VERSION:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             current = self.version  # another run may have migrated meanwhile
             if current > SCHEMA_VERSION:
                 raise StateError(
@@ -221,24 +243,14 @@ class SqliteStore(StateStore):
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {version}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
 
     def _write(self, statements: Iterator[tuple[str, tuple[object, ...]]]) -> int:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                changed = 0
-                for sql, params in statements:
-                    changed += self._db.execute(sql, params).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        changed = 0
+        with self._transaction() as db:
+            for sql, params in statements:
+                changed += db.execute(sql, params).rowcount
         return changed
 
     def lookup(self, target: str, account: str) -> dict[str, Record]:
@@ -263,14 +275,8 @@ class SqliteStore(StateStore):
         data = [(target, account, r.phone, r.remote_id, r.payload_hash, now, run_id) for r in rows]
         if not data:
             return 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(_UPSERT, data)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.executemany(_UPSERT, data)
         return len(data)
 
     def label(self, target: str, account: str, label: str) -> None:

@@ -171,3 +171,25 @@ def test_the_batch_ledger(tmp_path: Path) -> None:
         assert store.settle_unknown("r1") == 1
         assert store.batches("r1") == {"confirmed": 1, "settled": 1}
         assert store.batches("r2") == {"sent": 1}
+
+
+def test_a_transaction_left_open_by_a_signal_does_not_block_the_next_write(
+    tmp_path: Path,
+) -> None:
+    with SqliteStore(tmp_path / "s.sqlite") as store:
+        store._db.execute("BEGIN IMMEDIATE")  # SIGTERM landed right after BEGIN
+        store._db.execute(
+            "INSERT INTO contacts VALUES ('waapi', 'a', '+9', NULL, 'h', 'now', 'half-done')"
+        )
+        assert store.confirm("waapi", "a", "r", [Confirmed("+1", "h")]) == 1
+        assert set(store.lookup("waapi", "a")) == {"+1"}  # the half-done write rolled back
+
+
+def test_sqlite_errors_become_state_errors(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with SqliteStore(path) as store, sqlite3.connect(path, timeout=0.1) as other:
+        other.execute("BEGIN IMMEDIATE")  # another run holds the write lock...
+        store._db.execute("PRAGMA busy_timeout = 50")  # ...longer than we wait
+        with pytest.raises(StateError, match="database is locked"):
+            store.confirm("waapi", "a", "r", [Confirmed("+1", "h")])
+        other.rollback()
