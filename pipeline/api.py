@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import polars as pl
 
@@ -44,6 +44,7 @@ from pipeline.errors import (
     IncompleteLoadError,
     PipelineError,
     ThresholdError,
+    incomplete_rows,
 )
 from pipeline.load.base import ExportFilters, LoadOptions, PlanLine
 from pipeline.report.progress import Progress
@@ -264,7 +265,7 @@ class Result:
     def incomplete(self) -> int:
         """Rows that did not reach the API for a system reason (``INCOMPLETE_CODES``):
         re-running the same command finishes them."""
-        return sum(self.by_code.get(code, 0) for code in INCOMPLETE_CODES)
+        return incomplete_rows(self.by_code)
 
     def error(self) -> PipelineError | None:
         """The exception the outcome calls for, None when the run is done: what stopped the
@@ -400,17 +401,31 @@ def import_contacts(
     base_url: str | None = None,
     report_dir: ReportDir = None,
     progress: Progress | None = None,
+    state: str | os.PathLike[str] | None = None,
+    full_refresh: bool = False,
+    resume: bool = False,
+    mirror: Literal["state", "all"] | None = None,
+    max_delete: int | None = 100,
     check: bool = False,
 ) -> Result:
     """Validate ``inputs`` like :func:`validate`, then load the valid contacts into ``target``
     (``load.dry_run``: write the request bodies and the plan instead).  Groups every contact
-    joins: ``options.extra_groups``."""
-    found = run.import_files(
-        _inputs(inputs),
-        options or RunOptions(),
+    joins: ``options.extra_groups``.
+
+    ``state``: the sync state file (none by default here; the CLI uses the per-user file):
+    only rows whose payload changed since the API confirmed them are sent.  ``full_refresh``,
+    ``resume``, ``mirror`` and ``max_delete`` are the CLI's ``--full-refresh``, ``--resume``,
+    ``--mirror`` and ``--max-delete`` (README, "Sync state")."""
+    imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
-        _report_dir(report_dir, "import"),
-        progress,
+        state=None if state is None else Path(state),
+        full_refresh=full_refresh,
+        resume=resume,
+        mirror=mirror,
+        max_delete=max_delete,
+    )
+    found = run.import_files(
+        _inputs(inputs), options or RunOptions(), imp, _report_dir(report_dir, "import"), progress
     )
     return _done(found, check)
 

@@ -451,6 +451,46 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Send nothing: write each request body to <report-dir>/dry-run and print the plan "
     "(requests per endpoint, least time under the rate limits).",
 )
+@click.option(
+    "--state",
+    "state",
+    metavar="PATH",
+    help="The sync state file (default: $CONTACTPIPE_STATE, else the per-user file, see "
+    "README 'Sync state'): rows the API already confirmed with the same content are not "
+    "sent again.",
+)
+@click.option("--no-state", is_flag=True, help="Neither read nor write the sync state.")
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Ignore the sync state's answers: load every row as if for the first time (listing "
+    "the account where the API needs it) and rebuild the state.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last interrupted import into this account (killed, stopped, out of "
+    "quota): the same files (checked by content), only what is left is sent, and the report "
+    "covers the whole run.",
+)
+@click.option(
+    "--mirror",
+    type=click.Choice(["state", "all"]),
+    is_flag=False,
+    flag_value="state",
+    default=None,
+    help="After a complete import, delete the contacts that are not in FILES: those this tool "
+    "loaded into the account earlier (--mirror, from the sync state) or every one "
+    "(--mirror=all, from a full listing).  --max-delete and --yes as for `delete`.",
+)
+@click.option(
+    "--max-delete",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="With --mirror and without --yes, refuse to delete more contacts than this.",
+)
+@click.option("--yes", is_flag=True, help="With --mirror: delete even more than --max-delete.")
 @poll_interval_option
 @transform_options
 def import_(
@@ -460,6 +500,13 @@ def import_(
     groups: tuple[str, ...],
     batch_size: int,
     dry_run: bool,
+    state: str | None,
+    no_state: bool,
+    full_refresh: bool,
+    resume: bool,
+    mirror: str | None,
+    max_delete: int,
+    yes: bool,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -476,6 +523,11 @@ def import_(
             target=target,
             base_url=base_url,
             load=LoadOptions(batch_size=batch_size, dry_run=dry_run, poll_interval_s=poll_interval),
+            state=_state_path(state, no_state),
+            full_refresh=full_refresh,
+            resume=resume,
+            mirror=mirror,  # type: ignore[arg-type]
+            max_delete=None if yes else max_delete,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])
@@ -493,11 +545,21 @@ def import_(
 import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}"
 
 
+def _state_path(option: str | None, off: bool) -> Path | None:
+    from pipeline.state import resolve_state_path
+
+    if off and option:
+        raise UsageError("--state and --no-state contradict each other")
+    return None if off else resolve_state_path(option)
+
+
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:
     from pipeline.load.base import LoadOptions
     from pipeline.run import ImportOptions
 
-    return ImportOptions(target=target, base_url=base_url, load=LoadOptions(**load))
+    return ImportOptions(
+        target=target, base_url=base_url, load=LoadOptions(**load), state=_state_path(None, False)
+    )
 
 
 def _print_plan(plan: list[dict[str, Any]], target: str) -> None:

@@ -20,6 +20,8 @@ never credentials.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_THRESHOLD = 3
@@ -28,6 +30,14 @@ EXIT_INCOMPLETE = 5
 """The run ended, but rows did not reach the API for a system reason (a batch failed after
 every retry, rows not sent, a group not applied): re-running the same command finishes it."""
 INCOMPLETE_CODES = ("LOAD_FAILED", "NOT_SENT", "GROUP_NOT_ADDED", "OUTCOME_UNKNOWN")
+
+
+def incomplete_rows(by_code: Mapping[str, int]) -> int:
+    """Rows that did not reach the API for a system reason (:data:`INCOMPLETE_CODES`), from a
+    summary's ``by_code``: re-running the same command finishes them (exit 5)."""
+    return sum(by_code.get(code, 0) for code in INCOMPLETE_CODES)
+
+
 EXIT_SIGINT = 130  # 128 + SIGINT: Ctrl-C
 EXIT_SIGTERM = 143  # 128 + SIGTERM: timeout, systemd, Kubernetes, Airflow
 

@@ -24,7 +24,15 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline import __version__
-from pipeline.errors import InputError, Interrupted, PipelineError, RemoteError, UsageError
+from pipeline.errors import (
+    EXIT_INCOMPLETE,
+    InputError,
+    Interrupted,
+    PipelineError,
+    RemoteError,
+    UsageError,
+    incomplete_rows,
+)
 from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
 from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
@@ -40,6 +48,7 @@ from pipeline.load.base import (
     Target,
     TargetConfig,
 )
+from pipeline.load.kit import state as sync
 from pipeline.report.html import write_html
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import (
@@ -50,6 +59,7 @@ from pipeline.report.writer import (
     write_report,
 )
 from pipeline.signals import interrupt_reason
+from pipeline.state import StateStore, content_digest, open_store
 from pipeline.transform.countries import resolve_countries
 from pipeline.transform.dedupe import dedupe
 from pipeline.transform.mapping import (
@@ -624,6 +634,19 @@ class ImportOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
+    state: Path | None = None
+    """The sync state file (``--state``; the CLI defaults it to the per-user file): an import
+    then sends only the rows whose payload changed since the API last confirmed them.
+    None: no state (every row is sent)."""
+    full_refresh: bool = False
+    """Ignore the state's answers, load every row the stateless way and rebuild the state."""
+    resume: bool = False
+    """Continue the account's last interrupted import (same input files, same run id)."""
+    mirror: Literal["state", "all"] | None = None
+    """After a complete import, delete the contacts not in the input: those the state says
+    this tool loaded (``state``) or every one a full listing finds (``all``)."""
+    max_delete: int | None = 100
+    """``--mirror``'s safety limit (None: ``--yes``)."""
 
 
 def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
@@ -737,6 +760,9 @@ def _run_with_target(
                 result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
+        if imp.state is not None and not imp.load.dry_run and imp.state.exists():
+            with open_store(imp.state) as store:  # the next import re-sends what changed here
+                sync.forget_contacts(store, target, contacts)
         codes = [c for c, _ in result.failures.values()]
         summary = {
             **_head(target, imp),
@@ -1011,10 +1037,32 @@ def import_files(
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
 
+    if imp.resume and (imp.state is None or imp.load.dry_run):
+        raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")
+    if imp.mirror and imp.state is None:
+        raise UsageError("--mirror needs the sync state (no --no-state)")
+    store = None
+    if imp.state is not None and (not imp.load.dry_run or imp.mirror):
+        store = open_store(imp.state)  # a dry run reads it for --mirror only
+
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
         head = _head(target, imp)
-        plan = [dataclasses.asdict(line) for line in target.plan(contacts)]
+        inc = None
+        done["keep"] = {p for p in contacts.get_column("phone").to_list() if p}
+        if store is not None and not imp.load.dry_run:
+            inc = sync.prepare(
+                store,
+                target,
+                contacts,
+                full_refresh=imp.full_refresh,
+                resume=imp.resume,
+                inputs=content_digest(expand_inputs(inputs)),
+            )
+            inc.saved = sync.savings(target, contacts, inc)
+            target.state_known = inc.known
+        plan = [dataclasses.asdict(line) for line in target.plan(_sent(contacts, inc))]
+        target.state_known = None
         if on_plan is not None and not imp.load.dry_run:
             on_plan(plan)
         if imp.load.dry_run:
@@ -1031,7 +1079,11 @@ def import_files(
                 None,
             )
         with progress.stage("load", f"{cls.title} at {config.base_url}") as st:
-            result = _settle(target, contacts, lambda t, c: t.load(c))
+
+            def act(t: Target, c: pl.DataFrame) -> LoadResult:
+                return t.load(c) if store is None or inc is None else sync.load(t, c, inc, store)
+
+            result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(
                 f"{counts['loaded']:,} loaded ({counts['created']:,} created, "
@@ -1044,9 +1096,61 @@ def import_files(
             "not_carried": result.not_carried,
             "plan": plan,
         }
+        if store is not None and inc is not None:
+            summary["state"] = sync.summary(inc, result, store)
+            done["result"] = result
         return summary, _failures_frame(result, config.secrets), result.aborted
 
+    done: dict[str, Any] = {}
     try:
-        return validate_files(inputs, options, report_dir, progress, command="import", load=step)
+        run = validate_files(inputs, options, report_dir, progress, command="import", load=step)
+        if imp.mirror and store is not None and "keep" in done:
+            _mirror(run, target, store, done["keep"], done.get("result"), imp, on_plan)
+        return run
     finally:
         target.close()
+        if store is not None:
+            store.close()
+
+
+def _mirror(
+    run: RunResult,
+    target: Target,
+    store: StateStore,
+    keep: set[str],
+    result: LoadResult | None,
+    imp: ImportOptions,
+    on_plan: OnPlan | None,
+) -> None:
+    """``--mirror`` once the import is reported: only after a complete load (a row that did
+    not reach the API must not look absent); the outcome joins ``summary.json``
+    (``load.mirror``); above ``--max-delete``, nothing is deleted and UsageError (exit 2)."""
+    refused = None
+    outcome: dict[str, Any]
+    mode = imp.mirror or "state"
+    if imp.load.dry_run:
+        outcome = sync.mirror(target, store, keep, mode, limit=None, dry_run=True)
+    elif result is None or result.aborted is not None or incomplete_rows(run.summary["by_code"]):
+        outcome = {"skipped": "the import did not complete: nothing deleted"}
+    else:
+        try:
+            limit = imp.max_delete
+            outcome = sync.mirror(target, store, keep, mode, limit=limit, on_plan=on_plan)
+        except UsageError as exc:
+            outcome, refused = {"refused": exc.message}, exc
+    run.summary["load"]["mirror"] = outcome
+    write_json(run.summary, Path(run.report_files["summary_json"]))
+    if refused is not None:
+        raise refused
+    if outcome.get("aborted"):  # the deletes were stopped: exit 4 like any remote stop
+        run.aborted = RemoteError(f"--mirror stopped: {outcome['aborted']}")
+    elif outcome.get("failed"):  # some deletes refused: the account does not mirror the file
+        run.aborted = RemoteError(
+            f"--mirror: {outcome['failed']:,} delete(s) failed (summary.json load.mirror)"
+        )
+        run.aborted.exit_code = EXIT_INCOMPLETE
+
+
+def _sent(contacts: pl.DataFrame, inc: sync.Incremental | None) -> pl.DataFrame:
+    """The rows an import will send: all, or those the sync state could not skip."""
+    return contacts if inc is None or not inc.skip else contacts[inc.send]

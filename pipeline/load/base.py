@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import polars as pl
@@ -73,6 +73,16 @@ class LoadOptions:
             raise UsageError("--batch-size must be at least 1")
 
 
+class Observer(Protocol):
+    """What a :class:`LoadResult` tells as a load goes (see ``LoadResult.observer``)."""
+
+    def settled(self, result: LoadResult, rows: Sequence[int] | range) -> None:
+        """``rows`` were just marked loaded (those that had failed stay failed)."""
+
+    def sending(self, result: LoadResult, rows: Sequence[int]) -> None:
+        """A request carrying ``rows`` is about to go out."""
+
+
 class LoadResult:
     """Per-row ledger of a load plus aggregate counts.  Every row ends loaded or failed."""
 
@@ -91,6 +101,12 @@ class LoadResult:
         after it went out, those still unsettled are OUTCOME_UNKNOWN, not NOT_SENT."""
         self.in_flight_after = 0
         """The client's request count when :meth:`sending` was called."""
+        self.observer: Observer | None = None
+        """Told as rows settle and requests go out (the sync state records confirmations
+        as they come, so that a killed run keeps them)."""
+        self.ids: dict[int, str] = {}
+        """Row -> the contact's id in the target, for the rows whose id the load learnt
+        (kept in the sync state, :mod:`pipeline.load.kit.state`)."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -98,6 +114,8 @@ class LoadResult:
         for i in rows:
             if st[i] != FAILED:
                 st[i] = state
+        if self.observer is not None:
+            self.observer.settled(self, rows)
 
     def add_bulk_counts(self, created: int, updated: int, unchanged: int) -> None:
         """Counts an API gave for LOADED rows whose individual kind it did not say."""
@@ -127,6 +145,8 @@ class LoadResult:
         request count now (``ClientStats.requests``, counted as each attempt goes out)."""
         self.in_flight = rows
         self.in_flight_after = requests
+        if self.observer is not None:
+            self.observer.sending(self, rows)
 
     def interrupt(self, exc: PipelineError, requests: int | None = None) -> None:
         """The user or a scheduler stopped the run (Ctrl-C, SIGTERM): unsettled rows of the
@@ -194,6 +214,9 @@ class TargetConfig:
     headers: dict[str, str]
     secrets: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    account: str = ""
+    """The account / workspace / phone id the credentials write to, never a secret (the sync
+    state is keyed by it with the base URL; empty: the credentials alone name it)."""
 
     def __post_init__(self) -> None:
         for name, value in self.headers.items():  # whatever variable a target read it from
@@ -290,6 +313,9 @@ class Target(ABC):
     """Among :data:`pipeline.load.registry.CAPABILITIES` (the target's ``INFO`` has them)."""
     rate: ClassVar[Rate | None] = None
     """The documented rate limit (None: none documented); plans time requests with it."""
+    import_page_size: ClassVar[int] = 0
+    """Page size of the listing an import makes to find existing contacts (0: none); the
+    sync state counts the pages it avoids with it."""
     fields: ClassVar[dict[str, Any] | None] = None
     """The field map, when it is not ``schemas/targets/<name>.json`` (a target outside the
     package tree)."""
@@ -311,6 +337,13 @@ class Target(ABC):
         self._client: ApiClient | None = None
         self.export_total: int | None = None
         """Set by :meth:`export` once the API has said how many contacts match."""
+        self.state_known: Mapping[str, str] | None = None
+        """Set by the sync state (:mod:`pipeline.load.kit.state`) during a load: E.164 phone
+        -> remote id ('' when unknown) of the contacts the state says exist.  A target must
+        then not list the account: a phone absent is taken as new (a create that meets an
+        existing contact falls back on the API's duplicate answer)."""
+        self.observer: Observer | None = None
+        """Handed to the ledger of each load (:meth:`new_result`)."""
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
@@ -332,6 +365,7 @@ class Target(ABC):
     def new_result(self, n: int) -> LoadResult:
         """Start the ledger of a load of ``n`` contacts."""
         self.result = LoadResult(self.name, n)
+        self.result.observer = self.observer
         return self.result
 
     @classmethod

@@ -97,15 +97,27 @@ def test_a_150_row_file_through_every_command_ends_in_the_expected_state(
     if target in GROUPED:
         assert members(server, target, "E2E") == set(expected(everyone))
 
-    # re-run: nothing changes, nothing is created twice
-    writes_before = len(server.app.journal)
-    run(server, monkeypatch, "import", str(src), *common, *grouping, "--report-dir", "r2")
-    again = summary(tmp_path / "r2", "load")
-    assert (again["created"], again["unchanged"], again["failed"]) == (0, ROWS, 0)
-    assert contacts(server, target) == expected(everyone)
-    if target in GROUPED:
-        assert members(server, target, "E2E") == set(expected(everyone))
-    assert len(server.app.journal) > writes_before
+    # re-run: nothing changes, nothing is created twice; the sync state answers alone,
+    # then --full-refresh asks the API again
+    for refresh in ([], ["--full-refresh"]):
+        writes_before = len(server.app.journal)
+        run(
+            server,
+            monkeypatch,
+            "import",
+            str(src),
+            *common,
+            *grouping,
+            *refresh,
+            "--report-dir",
+            "r2",
+        )
+        again = summary(tmp_path / "r2", "load")
+        assert (again["created"], again["unchanged"], again["failed"]) == (0, ROWS, 0)
+        assert contacts(server, target) == expected(everyone)
+        if target in GROUPED:
+            assert members(server, target, "E2E") == set(expected(everyone))
+        assert (len(server.app.journal) > writes_before) == bool(refresh)
 
     # export: every contact, exactly as stored
     out = tmp_path / "export.csv"

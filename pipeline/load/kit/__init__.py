@@ -9,7 +9,9 @@
 - :mod:`.export`: filters an API does not offer refused before any request; each contact once;
 - :mod:`.groups`: groups by name in any case, created once;
 - :mod:`.steps`: the loops of import, delete and group changes: batches sent one after the
-  other, "fail the request in flight, then abort", the safety limit and dry runs.
+  other, "fail the request in flight, then abort", the safety limit and dry runs;
+- :mod:`.state`: the sync state's side of an import (rows skipped, confirmations recorded as
+  they come, resume, mirror), asking :mod:`pipeline.state`.
 
 Targets compose these; nothing here names a target.
 """

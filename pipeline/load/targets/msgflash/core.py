@@ -51,6 +51,7 @@ class MsgFlashCore(Target):
     RATE_MARGIN_S: ClassVar[float] = 0.025
     rate: ClassVar[Rate] = Rate(RATE_LIMIT, RATE_WINDOW_S)
     PAGE_MAX: ClassVar[int] = 100
+    import_page_size: ClassVar[int] = 100
     MEMBERS_MAX: ClassVar[int] = 10_000
     ASYNC_THRESHOLD: ClassVar[int] = 100
     JOB_STALL_S: ClassVar[float] = 600.0
@@ -84,7 +85,8 @@ class MsgFlashCore(Target):
                 "MsgFlash: MSGFLASH_TEAM_ID is ignored: MSGFLASH_API_KEY is a personal key "
                 "(X-Team-Id goes with team keys only)"
             )
-        return TargetConfig(base_url=url, headers=headers, secrets=(key,))
+        account = f"team:{headers['X-Team-Id']}" if "X-Team-Id" in headers else ""
+        return TargetConfig(base_url=url, headers=headers, secrets=(key,), account=account)
 
     def _api(self) -> ApiClient:
         if self._client is None:

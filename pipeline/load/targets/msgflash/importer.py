@@ -64,13 +64,10 @@ class MsgFlashImporter(MsgFlashGroupLoader):
         """Upper bounds, assuming no contact and no group exists yet; one listing request
         at least (one per 100 contacts already in the workspace)."""
         n = contacts.height
+        note = "at least 1: one request per 100 contacts already in the workspace"
+        listing = Step(f"GET {CONTACTS}", 1, 0, note)
         steps = [
-            Step(
-                f"GET {CONTACTS}",
-                1,
-                0,
-                "at least 1: one request per 100 contacts already in the workspace",
-            ),
+            *([listing] if self.state_known is None else []),
             Step(
                 f"POST {CONTACTS}",
                 n,
@@ -167,7 +164,10 @@ class MsgFlashImporter(MsgFlashGroupLoader):
         phase = "list"
         started = time.perf_counter()
         try:
-            known = self._list_contacts()
+            if self.state_known is None:
+                known = self._list_contacts()
+            else:  # the sync state answers: no listing; these exist and changed
+                known = {p: _Known(cid, "\0", []) for p, cid in self.state_known.items() if cid}
             seconds["list"] = time.perf_counter() - started
 
             phase, started = "create", time.perf_counter()
@@ -212,6 +212,7 @@ class MsgFlashImporter(MsgFlashGroupLoader):
         finally:
             for step in seconds:
                 seconds[step] = round(seconds[step], 3)
+            result.ids.update((i, cid) for i, cid in enumerate(self._ids) if cid)
         return result
 
     def _each(self, rows: list[int], what: str, work: Callable[[int], None]) -> None:

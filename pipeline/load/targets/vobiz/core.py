@@ -45,6 +45,7 @@ class VobizCore(Target):
     capabilities = INFO.capabilities
     rate = None
     """No documented rate limit: plans give no least time."""
+    import_page_size = PAGE_LIMIT
     page_size: int = PAGE_LIMIT
     """``limit`` asked of ``GET /contacts``; lowered on the instance when Vobiz answers a
     smaller ``limit`` (it clamps)."""
@@ -58,6 +59,7 @@ class VobizCore(Target):
             base_url=url,
             headers={"X-Auth-ID": auth_id, "X-Auth-Token": token},
             secrets=(token,),
+            account=f"auth-id:{auth_id}",
         )
 
     def client(self) -> ApiClient:

@@ -135,10 +135,11 @@ class VobizImporter(VobizCore):
 
     def plan(self, contacts: pl.DataFrame) -> list[PlanLine]:
         work = self.all_files(contacts)
+        listing = [Step("GET /contacts", 1, 0, "one page per 100 existing contacts")]
         return timed(
             self.rate,
             [
-                Step("GET /contacts", 1, 0, "one page per 100 existing contacts"),
+                *(listing if self.state_known is None else []),
                 Step(
                     "POST /contacts/import",
                     len(work),
@@ -164,7 +165,9 @@ class VobizImporter(VobizCore):
         t0 = time.perf_counter()
         t_import: float | None = None
         try:
-            existing = self.list_existing() if n else {}
+            existing = self.list_existing() if n and self.state_known is None else {}
+            if self.state_known is not None:  # the sync state answers: these exist, changed
+                existing = {p: (cid, "\0", frozenset()) for p, cid in self.state_known.items()}
         except RemoteError as exc:
             for i, why in bad.items():  # the listing failed: these could not be sent anyway
                 result.fail([i], "NOT_REPRESENTABLE", why)

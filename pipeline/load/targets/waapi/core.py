@@ -57,6 +57,7 @@ class WaapiCore(Target):
             headers={"Authorization": f"Bearer {token}"},
             secrets=(token,),
             extra={"encoded_phone_id": encoded_phone_id(phone_id)},
+            account=f"phone:{encoded_phone_id(phone_id)}",
         )
 
     @classmethod

@@ -1,0 +1,18 @@
+"""Fixtures for every test.
+
+Each test gets its own sync state file (``CONTACTPIPE_STATE``): an import run by one test
+(the CLI defaults to the per-user state) must never make another test's import skip rows,
+nor write into the home directory of whoever runs the suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _own_state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "contactpipe-state.sqlite"
+    monkeypatch.setenv("CONTACTPIPE_STATE", str(path))
+    return path
