@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -192,9 +193,7 @@ class SqliteStore(StateStore):
                 isolation_level=None,  # transactions are explicit
                 check_same_thread=False,  # the lock serialises the load's threads
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
-            self._migrate()
+            self._settle_in()
         except sqlite3.DatabaseError as exc:
             raise StateError(
                 f"state file {self.path}: {exc}",
@@ -202,6 +201,23 @@ class SqliteStore(StateStore):
             ) from exc
         except OSError as exc:
             raise StateError(f"state file {self.path}: {exc.strerror or exc}") from exc
+
+    def _settle_in(self) -> None:
+        """WAL mode and the schema.  Switching a new file to WAL takes an exclusive lock for
+        which SQLite does not always call its busy handler: a second run opening the file at
+        the same moment gets "database is locked" at once, so the setup is retried until the
+        busy timeout."""
+        deadline = time.monotonic() + self.BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
+                self._migrate()
+                return
+            except (sqlite3.OperationalError, StateError) as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @property
     def version(self) -> int:

@@ -193,3 +193,27 @@ def test_sqlite_errors_become_state_errors(tmp_path: Path) -> None:
         with pytest.raises(StateError, match="database is locked"):
             store.confirm("waapi", "a", "r", [Confirmed("+1", "h")])
         other.rollback()
+
+
+def test_many_runs_opening_a_new_state_file_at_once_all_get_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL takes a lock SQLite does not always wait for: every opener
+    must still get the store (it failed one run in the concurrent end-to-end test)."""
+    import threading
+
+    path = tmp_path / "new" / "state.sqlite"
+    barrier = threading.Barrier(12)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            SqliteStore(path).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
