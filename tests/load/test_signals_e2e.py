@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from load_helpers import sandbox_env
+from test_import_e2e import WRITE, phones_in
 
 from pipeline import run as run_module
 from pipeline.cli import main
@@ -28,11 +29,6 @@ from pipeline.signals import Terminated, sigterm_as_interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 30
-WRITE = {
-    "msgflash": ("POST", "/api/v1/contacts"),
-    "waapi": ("POST", "/api/external/contacts/*/bulk"),
-    "vobiz": ("POST", "/api/v1/messaging/contacts/import"),
-}
 
 
 def contacts(tmp_path: Path) -> Path:
@@ -43,15 +39,6 @@ def contacts(tmp_path: Path) -> Path:
         for i in range(ROWS):
             w.writerow([f"Client {i}", f"+33 6 12 34 {i // 100:02d} {i % 100:02d}"])
     return path
-
-
-def stored(server: SandboxServer, target: str) -> list[str]:
-    state = server.app.state
-    if target == "msgflash":
-        return [c.phone for c in state.msgflash.contacts.values()]
-    if target == "waapi":
-        return ["+" + c.phone for c in state.waapi.contacts.values()]
-    return [c.phone_number for c in state.vobiz.contacts.values()]
 
 
 @pytest.mark.parametrize("target", ["waapi", "vobiz", "msgflash"])
@@ -89,7 +76,7 @@ def test_sigterm_during_a_load_writes_the_report_and_exits_143(
         assert [codes[r] for r in range(2, 12)] == ["OUTCOME_UNKNOWN"] * 10
         assert {codes[r] for r in range(12, ROWS + 2)} == {"NOT_SENT"}
         time.sleep(2.5)
-        assert len(stored(server, target)) == 10
+        assert len(phones_in(server, target)) == 10
     assert summary["by_code"].get("OUTCOME_UNKNOWN", 0) == list(codes.values()).count(
         "OUTCOME_UNKNOWN"
     )
@@ -103,7 +90,7 @@ def test_sigterm_during_a_load_writes_the_report_and_exits_143(
         tmp_path / "again",
     )
     assert again.summary["load"]["failed"] == 0
-    phones = stored(server, target)
+    phones = phones_in(server, target)
     assert len(phones) == len(set(phones)) == ROWS
 
 

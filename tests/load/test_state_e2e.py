@@ -21,34 +21,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from load_helpers import sandbox_env
+from test_import_e2e import (  # the same constants and autouse fixture here
+    WRITE,
+    _fast_retries,  # noqa: F401
+)
 
 from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.load import registry
-from pipeline.load.base import LoadOptions, Target
-from pipeline.load.client import RetryPolicy
+from pipeline.load.base import LoadOptions
 from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
 from pipeline.sandbox import SandboxServer
 
 TARGETS = registry.names()
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = RetryPolicy(attempts=6, backoff_s=0.005, backoff_cap_s=0.02, throttle_backoff_s=0.02)
-WRITE = {
-    "msgflash": ("POST", "/api/v1/contacts"),
-    "waapi": ("POST", "/api/external/contacts/*/bulk"),
-    "vobiz": ("POST", "/api/v1/messaging/contacts/import"),
-}
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Target.__init__
-
-    def init(self: Target, *args: Any, **kwargs: Any) -> None:
-        kwargs["policy"] = POLICY
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Target, "__init__", init)
 
 
 def write_csv(path: Path, n: int, changed: set[int] = frozenset(), start: int = 0) -> Path:  # type: ignore[assignment]
