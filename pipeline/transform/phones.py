@@ -208,7 +208,9 @@ def normalize_phones_with_stats(
         pi=pl.int_range(pl.len(), dtype=pl.UInt32)
     )
     rows = pl.concat([rows, cells.drop("raw")], how="horizontal")
+    del cells, regions
     long = _multi_alternatives(rows)
+    rows = rows.drop("c_text", "c_multi")  # several numbers in a cell: now in ``long``
     stats.add_time("clean", t)
 
     parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
@@ -227,11 +229,17 @@ def normalize_phones_with_stats(
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
     rows, outcomes = _plus_added(rows, outcomes, workers, stats)
+    rows = rows.drop("m_cand", "m_ext", "num", strict=False)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
-    rows = rows.join(
+    # One outcome per (candidate, region), so the left join keeps rows 1:1 in order: join the
+    # two key columns only and add the outcome columns beside, instead of having the join
+    # gather a copy of every row column.
+    found = rows.select("c_cand", "rg").join(
         slim, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
         maintain_order="left",
     )  # fmt: skip
+    rows = rows.with_columns(found.drop("c_cand", "rg").get_columns())
+    del found, slim
     rows = rows.with_columns(_case=_case_index(mobile_only))
     out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
@@ -346,10 +354,16 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
     that have an error or a warning."""
     cases = _cases(mobile_only)
     case = pl.col("_case")
-    code: pl.Expr = pl.lit(None, pl.String)
+    # the code by lookup (a chain of when/then would build a string column per case)
+    fixed = {i: c for i, (_, c, _) in enumerate(cases) if c is not None}
+    pairs_own = [i for i, (_, c, _) in enumerate(cases) if c is None]
+    code = (
+        pl.when(case.is_in(pairs_own))
+        .then("p_err")
+        .otherwise(case.replace_strict(fixed, default=None, return_dtype=pl.String))
+    )
     msg: pl.Expr = pl.lit(None, pl.String)
-    for i, (_, c, m) in enumerate(cases):
-        code = pl.when(case == i).then(pl.col("p_err") if c is None else pl.lit(c)).otherwise(code)
+    for i, (_, _, m) in enumerate(cases):
         msg = pl.when(case == i).then(pl.col("p_err_msg") if m is None else m).otherwise(msg)
     excel_msg = pl.concat_str(
         pl.lit("Excel number format repaired: '"), "raw", pl.lit("' read as "), "c_cand"
@@ -385,4 +399,7 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
     msgs = flagged.select(
         "pi", msg.alias(ERROR_MSG), pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG)
     )
-    return rows.join(msgs, on="pi", how="left", maintain_order="left")
+    outputs = rows.select(
+        "pi", E164, EXT, ERROR, WARNING, *([PICK] if PICK in rows.columns else [])
+    )
+    return outputs.join(msgs, on="pi", how="left", maintain_order="left")
