@@ -231,15 +231,8 @@ def normalize_phones_with_stats(
     rows, outcomes = _plus_added(rows, outcomes, workers, stats)
     rows = rows.drop("m_cand", "m_ext", "num", strict=False)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
-    # One outcome per (candidate, region), so the left join keeps rows 1:1 in order: join the
-    # two key columns only and add the outcome columns beside, instead of having the join
-    # gather a copy of every row column.
-    found = rows.select("c_cand", "rg").join(
-        slim, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
-        maintain_order="left",
-    )  # fmt: skip
-    rows = rows.with_columns(found.drop("c_cand", "rg").get_columns())
-    del found, slim
+    rows = rows.with_columns(_lookup(rows, slim, one_region=country_col is None).get_columns())
+    del slim
     rows = rows.with_columns(_case=_case_index(mobile_only))
     out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
@@ -247,10 +240,32 @@ def normalize_phones_with_stats(
         listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile
         rows = choose(rows, ok, listed).with_columns(pl.col("pick").alias(PICK))
         out = (*OUTPUT_COLUMNS, PICK)
-    result = _row_outputs(rows, outcomes.select(*KEY, "p_err_msg", "p_warn_msg"), mobile_only)
+    messages = outcomes.select(*KEY, "p_err_msg", "p_warn_msg")
+    result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
     return df.with_columns(result.select(out).get_columns()), stats
+
+
+def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.DataFrame:
+    """``table``'s columns (but the key) for each row's (``c_cand``, ``rg``), in row order.
+
+    ``table`` has one line per key, so a left join keeps the rows' order and count: only the
+    key columns go through it (a join of the whole frame would gather a copy of every row
+    column) and the result is added beside the rows.  With one region for every row (no
+    country column), the candidate alone is the key: a one-column string join hashes the
+    strings directly, a two-column one first encodes both columns of both sides."""
+    if one_region:
+        found = rows.select("c_cand").join(
+            table.drop("region"), left_on="c_cand", right_on="cand", how="left",
+            nulls_equal=True, maintain_order="left",
+        )  # fmt: skip
+        return found.drop("c_cand")
+    found = rows.select("c_cand", "rg").join(
+        table, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
+        maintain_order="left",
+    )  # fmt: skip
+    return found.drop("c_cand", "rg")
 
 
 def _plus_added(
@@ -348,10 +363,12 @@ def _case_index(mobile_only: bool) -> pl.Expr:
     return which
 
 
-def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
-    """The output columns (and ``pi``), in order, from rows with ``_case``.  Codes are
-    computed for every row; messages (the pairs' ``messages`` included) only for the rows
-    that have an error or a warning."""
+def _row_outputs(
+    rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool, *, one_region: bool
+) -> pl.DataFrame:
+    """The output columns (and ``pi``), in order, from rows with ``_case``.  The number and
+    extension are computed for every row; codes, warnings and messages (the pairs'
+    ``messages`` included) only for the rows that have an error or a warning."""
     cases = _cases(mobile_only)
     case = pl.col("_case")
     # the code by lookup (a chain of when/then would build a string column per case)
@@ -385,21 +402,22 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
         [pl.when(c).then(pl.lit(w)) for c, w, _ in warn_parts], separator=";", ignore_nulls=True
     )
     rows = rows.with_columns(
-        pl.when(case.is_null()).then("p_e164").alias(E164),
-        pl.col("c_ext").alias(EXT),
-        code.alias(ERROR),
-        pl.when(warn != "").then(warn).alias(WARNING),
+        pl.when(case.is_null()).then("p_e164").alias(E164), pl.col("c_ext").alias(EXT)
     )
-    flagged = rows.filter(case.is_not_null() | pl.col(WARNING).is_not_null()).join(
-        messages, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True
-    )
+    # Codes, warnings and messages only for the rows with an error or a warning (a few
+    # percent): over every row, each would build a string column (and several temporary ones)
+    warned = pl.any_horizontal([c for c, _, _ in warn_parts])
+    flagged = rows.filter(case.is_not_null() | warned)
+    flagged = flagged.with_columns(_lookup(flagged, messages, one_region=one_region).get_columns())
     warn_msg = pl.concat_str(
         [pl.when(c).then(m) for c, _, m in warn_parts], separator="; ", ignore_nulls=True
     )
     msgs = flagged.select(
-        "pi", msg.alias(ERROR_MSG), pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG)
+        "pi",
+        code.alias(ERROR),
+        pl.when(warn != "").then(warn).alias(WARNING),
+        msg.alias(ERROR_MSG),
+        pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG),
     )
-    outputs = rows.select(
-        "pi", E164, EXT, ERROR, WARNING, *([PICK] if PICK in rows.columns else [])
-    )
+    outputs = rows.select("pi", E164, EXT, *([PICK] if PICK in rows.columns else []))
     return outputs.join(msgs, on="pi", how="left", maintain_order="left")
