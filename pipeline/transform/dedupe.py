@@ -42,21 +42,23 @@ def dedupe(
     else:
         eligible = keys.is_not_null()
     distinct = keys.is_last_distinct() if on_duplicate == "last" else keys.is_first_distinct()
-    del keys
-    kept = valid.filter(distinct & eligible)
-    duplicates = valid.filter(~distinct & eligible)
+    keep, drop = distinct & eligible, ~distinct & eligible
+    kept = valid.filter(keep)
+    duplicates = valid.filter(drop)
     if duplicates.height:
-        owners = kept.join(duplicates.select(KEY).unique(), on=KEY, how="semi")
-        duplicates = duplicates.join(
-            owners.select(KEY, pl.col(RID).alias("__dup_of")),
-            on=KEY,
-            how="left",
-            maintain_order="left",
+        # the kept row of each duplicate, found on the integer keys alone (joining the frames
+        # themselves would gather a copy of every column of both)
+        owners = pl.DataFrame({"k": keys.filter(keep), "__dup_of": kept.get_column(RID)})
+        found = (
+            keys.filter(drop).to_frame("k").join(owners, on="k", how="left", maintain_order="left")
         )
+        duplicates = duplicates.with_columns(found.get_column("__dup_of"))
+        del owners, found
         if on_duplicate == "merge":
             kept = _merge(pl.concat([kept, duplicates.drop("__dup_of")]).sort(RID), kept)
     else:
         duplicates = duplicates.with_columns(pl.lit(None, pl.Int64).alias("__dup_of"))
+    del keys
     return kept, duplicates
 
 

@@ -70,6 +70,18 @@ SIMPLE = r"^[ +0-9.()-]*$"
 MULTI_HINT = r"(?i)[;|\n\r&]|\s(?:or|ou|and|et)\s|[0-9][^,/]*[,/]"
 MIN_PIECE_DIGITS = 6
 
+#: What :func:`clean_frame` adds, in order.
+CLEAN_COLUMNS = (
+    "c_text",
+    "c_missing",
+    "c_excel",
+    "c_lost",
+    "c_decimal",
+    "c_ext",
+    "c_multi",
+    "c_cand",
+)
+
 _STRONG_RE = re.compile(r"\s*(?:[;|\n\r&]+|\s(?:or|ou|and|et)\s)\s*", re.IGNORECASE)
 _WEAK_RE = re.compile(r"\s*[,/]\s*")
 _EXT_RE = re.compile(EXT)
@@ -151,22 +163,22 @@ def clean_frame(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
     ``c_multi`` (may hold several numbers) and ``c_cand`` (canonical candidate).
 
     Plain cells (``SIMPLE``: digits, spaces, ``+ . ( ) -`` only, and not an Excel float)
-    need only step 5; every step before it is the identity on them, so they skip it.
+    need only step 5; every step before it is the identity on them, so only the other cells
+    go through them.
     Row order is kept.
     """
     cell = pl.col(raw)
-    frame = frame.with_columns(
-        _i=pl.int_range(pl.len(), dtype=pl.UInt32),
-        _plain=(cell.str.contains(SIMPLE) & ~cell.str.contains(r"^ *\+?[0-9]+\.0+ *$")).fill_null(
-            False
-        ),
+    plain = (cell.str.contains(SIMPLE) & ~cell.str.contains(r"^ *\+?[0-9]+\.0+ *$")).fill_null(
+        False
     )
-    plain = frame.filter("_plain")
+    others = frame.select(plain.not_().arg_true()).to_series()
+    # Step 5 over every row (cheap), then the other rows' results put in their places: no
+    # filter, concatenation and sort of the whole frame for the few cells that are not plain
     text = cell.str.strip_chars()
-    plain = plain.with_columns(c_text=text).with_columns(
+    out = frame.with_columns(c_text=text).with_columns(
         c_bare=pl.col("c_text").str.replace_all(SEPARATORS, "")
     )
-    plain = plain.with_columns(
+    out = out.with_columns(
         c_missing=pl.col("c_text") == "",
         c_excel=pl.lit(False),
         c_lost=pl.lit(False),
@@ -175,8 +187,12 @@ def clean_frame(frame: pl.DataFrame, raw: str) -> pl.DataFrame:
         c_multi=pl.lit(False),
         c_cand=pl.when(pl.col("c_bare").str.contains(CANONICAL)).then("c_bare").otherwise("c_text"),
     ).drop("c_bare")
-    other = _clean_full(frame.filter(~pl.col("_plain")), raw).select(plain.columns)
-    return pl.concat([plain, other]).sort("_i").drop("_i", "_plain")
+    if others.is_empty():
+        return out
+    full = _clean_full(frame[others], raw)
+    return out.with_columns(
+        out.get_column(c).scatter(others, full.get_column(c)) for c in CLEAN_COLUMNS
+    )
 
 
 def _clean_full(frame: pl.DataFrame, raw: str) -> pl.DataFrame:

@@ -48,19 +48,25 @@ _LENGTH_REASONS = {
 }
 
 
-def _without_plus_hint(cand: str, region: str | None = None) -> str:
+def _without_plus_hint(
+    cand: str, region: str | None = None, *, possible: bool | None = None
+) -> str:
     """' -- looks like ...' when '+' + the digits would be a valid number (never accepted).
 
     Not when the digits have the length of a national number of ``region``: ``(465) 808-8296``
-    in the US is a US-shaped number that is not valid, not a Swedish one missing its '+'."""
+    in the US is a US-shaped number that is not valid, not a Swedish one missing its '+'.
+    ``possible``: whether ``parse(cand, region)`` is a possible number (False when that parse
+    fails), when the caller knows it already: the parse is then not repeated."""
     if not cand[:1].isdigit():
         return ""
     if region is not None:
-        try:
-            if pn.is_possible_number(pn.parse(cand, region)):
-                return ""
-        except NumberParseException:
-            pass
+        if possible is None:
+            try:
+                possible = pn.is_possible_number(pn.parse(cand, region))
+            except NumberParseException:
+                possible = False
+        if possible:
+            return ""
     try:
         n = pn.parse("+" + cand, None)
     except NumberParseException:
@@ -84,7 +90,8 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
             )
         else:
             why = _PARSE_REASONS.get(e.error_type, "not a phone number")
-        return None, None, why + _without_plus_hint(cand, region), None, None
+        hint = _without_plus_hint(cand, region, possible=False)  # the same parse fails
+        return None, None, why + hint, None, None
     nsn = pn.national_significant_number(n)
     if pn.is_valid_number(n):
         e164 = pn.format_number(n, PhoneNumberFormat.E164)
@@ -92,8 +99,12 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
     # a valid number always has its country code (the stubs say int | None)
     where = pn.region_code_for_country_code(n.country_code)  # type: ignore[arg-type]
     where = f"+{n.country_code}" if where in ("001", "ZZ") else where
-    reason = _LENGTH_REASONS.get(pn.is_possible_number_with_reason(n), "not a valid number for {}")
-    hint = _without_plus_hint(cand, region)
+    length = pn.is_possible_number_with_reason(n)
+    reason = _LENGTH_REASONS.get(length, "not a valid number for {}")
+    # pn.is_possible_number(n), without computing the length check twice
+    hint = _without_plus_hint(
+        cand, region, possible=length in (VR.IS_POSSIBLE, VR.IS_POSSIBLE_LOCAL_ONLY)
+    )
     return None, None, reason.format(where) + hint, n.country_code, nsn
 
 

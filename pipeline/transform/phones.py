@@ -208,7 +208,9 @@ def normalize_phones_with_stats(
         pi=pl.int_range(pl.len(), dtype=pl.UInt32)
     )
     rows = pl.concat([rows, cells.drop("raw")], how="horizontal")
+    del cells, regions
     long = _multi_alternatives(rows)
+    rows = rows.drop("c_text", "c_multi")  # several numbers in a cell: now in ``long``
     stats.add_time("clean", t)
 
     parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
@@ -227,11 +229,10 @@ def normalize_phones_with_stats(
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
     rows, outcomes = _plus_added(rows, outcomes, workers, stats)
+    rows = rows.drop("m_cand", "m_ext", "num", strict=False)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
-    rows = rows.join(
-        slim, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
-        maintain_order="left",
-    )  # fmt: skip
+    rows = rows.with_columns(_lookup(rows, slim, one_region=country_col is None).get_columns())
+    del slim
     rows = rows.with_columns(_case=_case_index(mobile_only))
     out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
@@ -239,10 +240,32 @@ def normalize_phones_with_stats(
         listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile
         rows = choose(rows, ok, listed).with_columns(pl.col("pick").alias(PICK))
         out = (*OUTPUT_COLUMNS, PICK)
-    result = _row_outputs(rows, outcomes.select(*KEY, "p_err_msg", "p_warn_msg"), mobile_only)
+    messages = outcomes.select(*KEY, "p_err_msg", "p_warn_msg")
+    result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
     return df.with_columns(result.select(out).get_columns()), stats
+
+
+def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.DataFrame:
+    """``table``'s columns (but the key) for each row's (``c_cand``, ``rg``), in row order.
+
+    ``table`` has one line per key, so a left join keeps the rows' order and count: only the
+    key columns go through it (a join of the whole frame would gather a copy of every row
+    column) and the result is added beside the rows.  With one region for every row (no
+    country column), the candidate alone is the key: a one-column string join hashes the
+    strings directly, a two-column one first encodes both columns of both sides."""
+    if one_region:
+        found = rows.select("c_cand").join(
+            table.drop("region"), left_on="c_cand", right_on="cand", how="left",
+            nulls_equal=True, maintain_order="left",
+        )  # fmt: skip
+        return found.drop("c_cand")
+    found = rows.select("c_cand", "rg").join(
+        table, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
+        maintain_order="left",
+    )  # fmt: skip
+    return found.drop("c_cand", "rg")
 
 
 def _plus_added(
@@ -340,16 +363,24 @@ def _case_index(mobile_only: bool) -> pl.Expr:
     return which
 
 
-def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) -> pl.DataFrame:
-    """The output columns (and ``pi``), in order, from rows with ``_case``.  Codes are
-    computed for every row; messages (the pairs' ``messages`` included) only for the rows
-    that have an error or a warning."""
+def _row_outputs(
+    rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool, *, one_region: bool
+) -> pl.DataFrame:
+    """The output columns (and ``pi``), in order, from rows with ``_case``.  The number and
+    extension are computed for every row; codes, warnings and messages (the pairs'
+    ``messages`` included) only for the rows that have an error or a warning."""
     cases = _cases(mobile_only)
     case = pl.col("_case")
-    code: pl.Expr = pl.lit(None, pl.String)
+    # the code by lookup (a chain of when/then would build a string column per case)
+    fixed = {i: c for i, (_, c, _) in enumerate(cases) if c is not None}
+    pairs_own = [i for i, (_, c, _) in enumerate(cases) if c is None]
+    code = (
+        pl.when(case.is_in(pairs_own))
+        .then("p_err")
+        .otherwise(case.replace_strict(fixed, default=None, return_dtype=pl.String))
+    )
     msg: pl.Expr = pl.lit(None, pl.String)
-    for i, (_, c, m) in enumerate(cases):
-        code = pl.when(case == i).then(pl.col("p_err") if c is None else pl.lit(c)).otherwise(code)
+    for i, (_, _, m) in enumerate(cases):
         msg = pl.when(case == i).then(pl.col("p_err_msg") if m is None else m).otherwise(msg)
     excel_msg = pl.concat_str(
         pl.lit("Excel number format repaired: '"), "raw", pl.lit("' read as "), "c_cand"
@@ -371,18 +402,22 @@ def _row_outputs(rows: pl.DataFrame, messages: pl.DataFrame, mobile_only: bool) 
         [pl.when(c).then(pl.lit(w)) for c, w, _ in warn_parts], separator=";", ignore_nulls=True
     )
     rows = rows.with_columns(
-        pl.when(case.is_null()).then("p_e164").alias(E164),
-        pl.col("c_ext").alias(EXT),
-        code.alias(ERROR),
-        pl.when(warn != "").then(warn).alias(WARNING),
+        pl.when(case.is_null()).then("p_e164").alias(E164), pl.col("c_ext").alias(EXT)
     )
-    flagged = rows.filter(case.is_not_null() | pl.col(WARNING).is_not_null()).join(
-        messages, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True
-    )
+    # Codes, warnings and messages only for the rows with an error or a warning (a few
+    # percent): over every row, each would build a string column (and several temporary ones)
+    warned = pl.any_horizontal([c for c, _, _ in warn_parts])
+    flagged = rows.filter(case.is_not_null() | warned)
+    flagged = flagged.with_columns(_lookup(flagged, messages, one_region=one_region).get_columns())
     warn_msg = pl.concat_str(
         [pl.when(c).then(m) for c, _, m in warn_parts], separator="; ", ignore_nulls=True
     )
     msgs = flagged.select(
-        "pi", msg.alias(ERROR_MSG), pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG)
+        "pi",
+        code.alias(ERROR),
+        pl.when(warn != "").then(warn).alias(WARNING),
+        msg.alias(ERROR_MSG),
+        pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG),
     )
-    return rows.join(msgs, on="pi", how="left", maintain_order="left")
+    outputs = rows.select("pi", E164, EXT, *([PICK] if PICK in rows.columns else []))
+    return outputs.join(msgs, on="pi", how="left", maintain_order="left")
