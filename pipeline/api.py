@@ -325,9 +325,14 @@ class ExportResult:
     seconds: float
     """From the plan to the file written."""
     summary: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    summary_json: Path | None = None
+    """The report directory's summary.json (None: no ``report_dir`` given)."""
+    report_html: Path | None = None
+    """The page of the export (None: no ``report_dir``, or ``html=False``)."""
 
     @classmethod
     def from_summary(cls, doc: Mapping[str, Any]) -> ExportResult:
+        written = doc.get("files_written") or {}
         return cls(
             target=doc["target"],
             output=Path(doc["output"]),
@@ -341,6 +346,8 @@ class ExportResult:
             plan=_plan(doc),
             seconds=float(doc["seconds"]["total"]),
             summary=doc,
+            summary_json=Path(written["summary_json"]) if "summary_json" in written else None,
+            report_html=Path(written["report_html"]) if "report_html" in written else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -497,11 +504,17 @@ def export_contacts(
     base_url: str | None = None,
     progress: Progress | None = None,
     on_plan: Callable[[tuple[PlanLine, ...]], None] | None = None,
+    report_dir: ReportDir = None,
+    html: bool = True,
 ) -> ExportResult:
     """Write every contact of ``target`` (filtered) to ``output``, in the format of its
     extension (.csv .xlsx .parquet .json .ndjson), atomically.  ``on_plan`` sees the requests
     and least time before the first page is asked for (raise in it to stop).  A failure raises
-    (RemoteError, UsageError for a filter the API lacks) and leaves no file."""
+    (RemoteError, UsageError for a filter the API lacks) and leaves no file.
+
+    With ``report_dir``, summary.json and (``html``) report.html go there too, as
+    ``contactpipe export`` writes them; without it, no report directory: the export's
+    report is ``result.summary`` (unlike the other functions, whose rows need a report)."""
     seen = None if on_plan is None else lambda lines: on_plan(_plan({"plan": lines}))
     summary = run.export_contacts(
         _target(target, credentials, base_url, load),
@@ -511,6 +524,8 @@ def export_contacts(
         excel=excel,
         progress=progress,
         on_plan=seen,
+        report_dir=None if report_dir is None else Path(report_dir),
+        html=html,
     )
     return ExportResult.from_summary(summary)
 

@@ -597,6 +597,12 @@ def _print_plan(plan: list[dict[str, Any]], target: str) -> None:
     help="Add a groups column (extra requests; the plan says how many).",
 )
 @click.option("--excel", is_flag=True, help="CSV for Excel: UTF-8 BOM, formula-like cells quoted.")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where summary.json and report.html go (default: contactpipe-reports/export-<time>).",
+)
+@no_html_option
 @output_options
 def export(
     target: str,
@@ -608,6 +614,8 @@ def export(
     opt_out: bool | None,
     with_groups: bool,
     excel: bool,
+    report_dir: Path | None,
+    no_html: bool,
     json_out: bool,
     quiet: bool,
     log_format: str,
@@ -616,7 +624,8 @@ def export(
     """Write every contact of --target (optionally filtered) to --output, paging through the
     API at its rate limit with retries.  The file re-imports unchanged: phones in E.164,
     custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
-    atomically: an interrupted export never leaves a half file."""
+    atomically: an interrupted export never leaves a half file.  The report directory holds
+    summary.json and report.html (the page of the export: open it in a browser)."""
     from pipeline import api
     from pipeline.load.base import ExportFilters
 
@@ -633,6 +642,8 @@ def export(
             base_url=base_url,
             progress=_progress(quiet, log_format),
             on_plan=None if quiet else show_plan,
+            report_dir=report_dir or _default_report_dir("export"),
+            html=not no_html,
         )
         if json_out:
             click.echo(json.dumps(done.to_dict(), indent=2, ensure_ascii=False))
@@ -642,6 +653,10 @@ def export(
                 f"({done.requests:,} requests, {done.retries:,} retries, "
                 f"{done.rate_limited:,} rate limited, {done.seconds:.1f} s)"
             )
+            if done.summary_json is not None:
+                click.echo(f"report: {done.summary_json.parent}")
+            if done.report_html is not None:  # last: the line to click
+                click.echo(f"  page:     {done.report_html}")
 
 
 @main.command(epilog=EXIT_CODES)

@@ -49,7 +49,7 @@ from pipeline.load.base import (
     TargetConfig,
 )
 from pipeline.load.kit import state as sync
-from pipeline.report.html import write_html
+from pipeline.report.html import REPORT_NAME, write_html
 from pipeline.report.progress import NullProgress, Progress
 from pipeline.report.writer import (
     contacts_frame,
@@ -922,13 +922,19 @@ def export_contacts(
     excel: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[list[dict[str, Any]]], None] | None = None,
+    report_dir: Path | None = None,
+    html: bool = True,
 ) -> dict[str, Any]:
     """Page through ``imp.target``'s contacts (filtered) and write them to ``output`` in the
     format of its extension, atomically.  ``on_plan`` sees the plan before the first page.
-    Returns the export summary."""
+    With ``report_dir``, the summary also goes there as summary.json, and (``html``) the page
+    of the run as report.html.  Returns the export summary."""
     from pipeline.report.writer import export_format, write_export
 
     export_format(output)  # a bad extension fails before any request
+    started = dt.datetime.now(dt.UTC)
+    if report_dir is not None:  # a folder that cannot hold the report fails before too
+        _check_export_report_dir(report_dir, output)
     progress = progress or NullProgress()
     target = open_target(imp, progress)
     t0 = time.perf_counter()
@@ -948,9 +954,10 @@ def export_contacts(
         stats = target.stats.as_dict()
     finally:
         target.close()
-    return {
+    summary: dict[str, Any] = {
         "contactpipe_version": __version__,
         "command": "export",
+        "started_at": started.isoformat(timespec="seconds"),
         "target": target.name,
         "output": str(output),
         "rows": frame.height,
@@ -964,8 +971,31 @@ def export_contacts(
         "with_groups": with_groups,
         **stats,
         "plan": plan,
+        "excel": excel,
         "seconds": {"fetch": round(t_fetch, 3), "total": round(time.perf_counter() - t0, 3)},
     }
+    if report_dir is not None:
+        _write_export_report(summary, report_dir, html)
+    return summary
+
+
+def _check_export_report_dir(report_dir: Path, output: Path) -> None:
+    prepare_report_dir(report_dir, [])
+    for name in ("summary.json", REPORT_NAME):
+        if output.resolve() == (report_dir / name).resolve():
+            raise UsageError(
+                f"--output {output}: the report directory writes its own {name} there",
+                hint="choose another --output or --report-dir",
+            )
+
+
+def _write_export_report(summary: dict[str, Any], report_dir: Path, html: bool) -> None:
+    """summary.json and report.html of an export: no input rows, so no errors.csv."""
+    files = {"export": summary["output"], "summary_json": str(report_dir / "summary.json")}
+    summary["files_written"] = files
+    if html:
+        files["report_html"] = str(write_html(report_dir, summary))
+    write_json(summary, Path(files["summary_json"]))
 
 
 def migrate(

@@ -364,3 +364,39 @@ def test_skipped_inputs_and_phone_found_by_content_are_on_the_page(tmp_path: Pat
     assert "Inputs skipped" in page
     assert "products.csv" in page and "sku, price" in page
     assert "content (most cells are phone numbers)" in page
+
+
+def test_an_export_page_escapes_its_columns_and_caps_them(tmp_path: Path) -> None:
+    """An export's page is built from the API's answer: custom field keys and the output path
+    are data too.  Its shape is run.export_contacts'; hundreds of custom fields stay capped."""
+    hostile = "custom.<script>alert(1)</script>"
+    filled = {"phone": 3, hostile: 1, **{f"custom.f{i}": 1 for i in range(300)}}
+    output = tmp_path / "evil<b>.csv"
+    output.write_text("phone\n", encoding="utf-8")
+    summary = {
+        "command": "export",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "target": "vobiz",
+        "output": str(output),
+        "rows": 3,
+        "columns": list(filled),
+        "filled": filled,
+        "total_reported": 4,  # a contact removed during the export
+        "filters": {"search": None, "tag": "<i>vip</i>", "group": None, "opt_out": None},
+        "with_groups": False,
+        "excel": False,
+        "requests": 1,
+        "retries": 0,
+        "rate_limited": 0,
+        "plan": [{"endpoint": "GET /api/v1/messaging/contacts", "requests": 1, "items": 4}],
+        "seconds": {"fetch": 0.01, "total": 0.02},
+        "files_written": {"export": str(output)},
+    }
+    page = (write_html(tmp_path, summary)).read_text(encoding="utf-8")
+    assert "<script" not in page.lower() and "evil<b>" not in page and "<i>vip" not in page
+    text = text_of(page)
+    assert hostile in text and "<i>vip</i>" in text
+    assert f"3 contact(s) exported to {output}; the API reported 4 matching" in text
+    assert "and 102 more column(s): see summary.json." in text  # 302 columns, 200 shown
+    assert "What happened to every input row" not in text and "Export from vobiz" in text
+    assert 'href="evil%3Cb%3E.csv"' in page  # the output beside the page is linked

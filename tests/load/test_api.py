@@ -266,6 +266,7 @@ def test_export_delete_groups_and_migrate_through_the_api(
             "msgflash", tmp_path / "no.csv", load=LOAD, credentials=creds, on_plan=refuse
         )
     assert planned and planned[0][0].requests >= 1 and not (tmp_path / "no.csv").exists()
+    before = set(tmp_path.iterdir())
     exported = contactpipe.export_contacts(
         "msgflash", tmp_path / "out.csv", load=LOAD, credentials=creds
     )
@@ -273,6 +274,23 @@ def test_export_delete_groups_and_migrate_through_the_api(
     assert "phone" in exported.columns and exported.filled["phone"] == VALID
     assert exported.requests >= 1 and exported.to_dict()["command"] == "export"
     assert exported.seconds >= 0 and exported.plan == planned[0]
+    assert exported.report_html is None is exported.summary_json  # no report_dir: no folder
+    assert set(tmp_path.iterdir()) - before == {tmp_path / "out.csv"}
+    with pytest.raises(contactpipe.UsageError, match=r"writes its own summary\.json"):
+        contactpipe.export_contacts(  # the report would overwrite the output: refused first
+            "msgflash",
+            tmp_path / "x" / "summary.json",
+            report_dir=tmp_path / "x",
+            load=LOAD,
+            credentials=creds,
+        )
+    kept = contactpipe.export_contacts(
+        "msgflash", tmp_path / "out.csv", report_dir=tmp_path / "x", load=LOAD, credentials=creds
+    )
+    assert kept.report_html == tmp_path / "x" / "report.html" and kept.report_html.is_file()
+    assert (
+        kept.summary_json is not None and json.loads(kept.summary_json.read_text())["rows"] == VALID
+    )
 
     added = contactpipe.change_group(
         src, "msgflash", "VIP", options, report_dir=tmp_path / "g", **kw

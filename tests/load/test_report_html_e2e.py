@@ -145,3 +145,34 @@ def test_dry_run_abort_and_threshold_pages_say_so(
     assert over.exit_code == 3
     text = text_of((tmp_path / "t" / REPORT_NAME).read_text(encoding="utf-8"))
     assert "Nothing sent: not sent: " in text and "above --max-error-rate 1.0%" in text
+
+
+def test_export_writes_its_page_and_summary(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    do_import(server, "msgflash", source_csv(tmp_path), tmp_path / "r0")
+    out, report = tmp_path / "all.csv", tmp_path / "x"
+    args = ["export", "--target", "msgflash", "-o", str(out), "--report-dir", str(report), "-q"]
+    done = cli(server, monkeypatch, *args)
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines()[-1] == f"  page:     {report / REPORT_NAME}"
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["command"] == "export" and summary["rows"] == VALID
+    assert summary["files_written"]["report_html"] == str(report / REPORT_NAME)
+    page = (report / REPORT_NAME).read_text(encoding="utf-8")
+    text = text_of(page)
+    assert f"{VALID} contact(s) exported to {out}" in text  # the status line
+    assert f"{VALID} rows written" in text and "Export from msgflash" in text
+    assert "rows read" not in text and "What happened to every input row" not in text
+    assert f"phone {VALID} 100.0%" in text  # columns filled
+    assert re.search(r"<code>GET /api/v1/contacts[^<]*</code>", page)  # plan vs actual
+    if chromium_path() is not None:
+        check_in_browser(report / REPORT_NAME, "report-export-msgflash")
+
+    # --no-html: summary.json only, no page, no path printed
+    again = tmp_path / "n"
+    args = ["export", "--target", "msgflash", "-o", str(out), "--report-dir", str(again)]
+    done = cli(server, monkeypatch, *args, "--no-html", "-q")
+    assert done.exit_code == 0, done.output
+    assert not (again / REPORT_NAME).exists() and "page:" not in done.output
+    assert "report_html" not in json.loads((again / "summary.json").read_text())["files_written"]

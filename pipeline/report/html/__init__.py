@@ -131,6 +131,47 @@ def _status(summary: Mapping[str, Any], section: str | None, part: Any) -> dict[
     return {"level": "ok", "text": "Completed; every row accounted for"}
 
 
+MAX_COLUMNS = 200
+
+
+def _export_run(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the page of ``contactpipe export`` shows instead of input rows: the file written,
+    its rows, and how many contacts have a value in each column (first :data:`MAX_COLUMNS`)."""
+    if summary.get("command") != "export" or "rows" not in summary:
+        return None
+    rows = int(summary.get("rows") or 0)
+    filled = dict(summary.get("filled") or {})
+    columns = [
+        {"name": clip(name, 120), "filled": n, "share": n / rows if rows else 0.0}
+        for name, n in list(filled.items())[:MAX_COLUMNS]
+    ]
+    reported = summary.get("total_reported")
+    output = clip(str(summary.get("output", "")), 300)
+    status = {"level": "ok", "text": f"{rows:,} contact(s) exported to {output}"}
+    if isinstance(reported, int) and reported != rows:
+        status = {
+            "level": "warn",
+            "text": f"{rows:,} contact(s) exported to {output}; the API reported "
+            f"{reported:,} matching (contacts added or removed during the export?)",
+        }
+    options = {
+        "target": summary.get("target"),
+        "output": summary.get("output"),
+        **dict(summary.get("filters") or {}),
+        "with_groups": summary.get("with_groups"),
+        "excel": summary.get("excel"),
+    }
+    return {
+        "output": output,
+        "rows": rows,
+        "total_reported": reported,
+        "columns": columns,
+        "columns_not_shown": max(0, len(filled) - MAX_COLUMNS),
+        "status": status,
+        "options": options,
+    }
+
+
 def _read_lines(path: str | None) -> pl.DataFrame:
     """errors.csv / warnings.csv back as text (empty when the file is not there)."""
     if not path or not Path(path).is_file():
@@ -161,11 +202,15 @@ def render_html(
     if isinstance(migrate, dict) and isinstance(migrate.get("export"), dict):
         ex = migrate["export"]
         export = load_view("export", ex, (ex.get("seconds") or {}).get("total"))
+    exported = _export_run(summary)  # an export's own page: no input rows
+    if exported is not None:
+        export = load_view("export", summary, seconds.get("total"))
     mapped = mappings(summary)
     context = {
         "s": summary,
         "title": f"contactpipe {summary.get('command', 'run')}",
-        "status": _status(summary, section, part),
+        "status": _status(summary, section, part) if exported is None else exported["status"],
+        "exported": exported,
         "outcomes": outcomes(summary, errors, warnings),
         "errors": code_groups(
             errors, descriptions, warning=False, csv_name="errors.csv", guarded=guarded
@@ -183,7 +228,9 @@ def render_html(
         "export": export,
         "options": {
             k: clip(v if isinstance(v, str) else json.dumps(v, default=str), 200)
-            for k, v in (summary.get("options") or {}).items()
+            for k, v in (
+                (summary.get("options") or {}) if exported is None else exported["options"]
+            ).items()
         },
         "versions": _versions(summary),
         "seconds": {k: v for k, v in seconds.items() if isinstance(v, (int, float))},
