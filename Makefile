@@ -21,7 +21,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	@# mypy cannot see setuptools' editable finder that maps pipeline/ onto `contactpipe`:
+	@# it reads the package through a link tree of the same files instead.
+	rm -rf .mypy-src && mkdir -p .mypy-src/contactpipe
+	for f in pipeline/*; do ln -s "$$PWD/$$f" .mypy-src/contactpipe/; done
+	ln -s "$$PWD/schemas" .mypy-src/contactpipe/schemas
+	MYPYPATH=.mypy-src $(BIN)/mypy -p contactpipe
 
 # The report tests open report.html in a real headless Chromium (Debian package `chromium`).
 # Installed here when missing and we are root; elsewhere those tests skip and say why.  In CI

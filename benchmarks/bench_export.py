@@ -75,9 +75,9 @@ from benchlib import (
     vm_mib,
 )
 
-from pipeline.sandbox import SandboxSettings
+from contactpipe.sandbox import SandboxSettings
 
-# pipeline.run (and polars with it) is imported inside the client-side functions only: the
+# contactpipe.run (and polars with it) is imported inside the client-side functions only: the
 # spawned processes re-import this module, and the sandbox's should not carry polars.
 
 PAGE = 100  # the largest page of every listing (MsgFlash, WAAPI documented; Vobiz sandbox)
@@ -104,7 +104,7 @@ def seed(app: Any, target: str, n: int) -> dict[str, Any]:
     groups = memberships(n) if target != "vobiz" else []  # Vobiz has tags, no groups
     with app.lock:
         if target == "msgflash":
-            from pipeline.sandbox.msgflash_store import OP_ADD
+            from contactpipe.sandbox.msgflash_store import OP_ADD
 
             store = app.msgflash.store
             ids = [store.create_contact(nm, ph, tg, {"city": c}).id for ph, nm, tg, c in rows]
@@ -193,13 +193,13 @@ def run_export(
 def _run_export(
     env: dict[str, str], url: str, target: str, output: Path, with_groups: bool
 ) -> dict[str, Any]:
-    from pipeline.load.base import ExportFilters
-    from pipeline.run import ImportOptions, export_contacts
+    from contactpipe.load.base import ExportFilters
+    from contactpipe.run import ImportOptions, export_contacts
 
     documented = None
     if target == "waapi":  # the sandbox does not limit WAAPI here: neither does the client
-        from pipeline.load.kit.timing import Rate
-        from pipeline.load.targets.waapi import Waapi
+        from contactpipe.load.kit.timing import Rate
+        from contactpipe.load.targets.waapi import Waapi
 
         documented = Waapi.rate
         Waapi.rate = Rate(1_000_000_000, documented.window_s)  # type: ignore[misc]

@@ -62,9 +62,9 @@ from benchlib import (
     vm_mib,
 )
 
-from pipeline.sandbox import SandboxSettings
+from contactpipe.sandbox import SandboxSettings
 
-# pipeline.run (and polars with it) is imported inside the client-side functions only: the
+# contactpipe.run (and polars with it) is imported inside the client-side functions only: the
 # spawned processes re-import this module, and the sandbox's should not carry polars.
 
 OUT = HERE / "out" / "load"
@@ -105,9 +105,9 @@ def run_import(
     sb: Sandbox, target: str, src: Path, out: Path, groups: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], float, float]:
     """One ``import_files`` run: (summary, wall seconds, client peak RSS MiB)."""
-    from pipeline.load.base import LoadOptions
-    from pipeline.report.progress import NullProgress
-    from pipeline.run import ImportOptions, RunOptions, import_files
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.report.progress import NullProgress
+    from contactpipe.run import ImportOptions, RunOptions, import_files
 
     shutil.rmtree(out, ignore_errors=True)
     options = RunOptions(region="FR", keep_extra_columns=True, extra_groups=groups)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.transform.phones import ERROR, WARNING, normalize_phones_with_stats
+from contactpipe.transform.phones import ERROR, WARNING, normalize_phones_with_stats
 
 MAKE_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "make_bench.py"
 

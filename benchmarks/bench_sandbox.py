@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sandbox.py [--contacts 50000] [--repeat 3]
 
-Starts :class:`pipeline.sandbox.SandboxServer` on a free port (rate limits off, no added
+Starts :class:`contactpipe.sandbox.SandboxServer` on a free port (rate limits off, no added
 latency) and times, with httpx as the client:
 
 * one WAAPI bulk upsert of N contacts (the documented maximum is 50,000), then the same call
@@ -23,7 +23,7 @@ import time
 
 import httpx
 
-from pipeline.sandbox import SandboxServer, SandboxSettings
+from contactpipe.sandbox import SandboxServer, SandboxSettings
 
 
 def _phones(n: int, cc: str = "+3361") -> list[str]:

@@ -42,7 +42,7 @@ from typing import Any
 from bench_load import make_csv
 from benchlib import DATA, HERE, Sandbox, parse_targets, people, print_checks, print_table
 
-from pipeline.sandbox import SandboxSettings
+from contactpipe.sandbox import SandboxSettings
 
 OUT = HERE / "out" / "state"
 HEAD = ["target", "run", "requests", "by endpoint", "load s", "sent", "skipped", "failed"]
@@ -86,9 +86,9 @@ def endpoint(entry: dict[str, Any]) -> str:
 def run_import(
     sb: Sandbox, target: str, src: Path, out: Path, state: Path | None, resume: bool = False
 ) -> dict:
-    from pipeline.load.base import LoadOptions
-    from pipeline.report.progress import NullProgress
-    from pipeline.run import ImportOptions, RunOptions, import_files
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.report.progress import NullProgress
+    from contactpipe.run import ImportOptions, RunOptions, import_files
 
     shutil.rmtree(out, ignore_errors=True)
     time.sleep(1.1)  # the server's rate window forgets the previous run (a fresh client can't)
@@ -143,7 +143,7 @@ def bench_kill(target: str, n: int, workdir: Path, seed: int = 13) -> dict[str, 
         full = -(-n // 10_000)
         stop_after = random.Random(seed).randint(1, full - 1)
         env = {**os.environ, **sb.env()}
-        args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
+        args = [sys.executable, "-m", "contactpipe.cli", "import", str(src), "--target", target]
         args += ["--region", "FR", "--keep-extra-columns", "-q", "--state", str(state)]
         args += ["--report-dir", str(OUT / target / "killed")]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -175,10 +175,10 @@ def bench_store(n: int, workdir: Path) -> dict[str, float]:
     """Confirm, look up and hash N contacts with the embedded store."""
     import polars as pl
 
-    from pipeline.load import registry
-    from pipeline.load.base import LoadOptions
-    from pipeline.load.kit import state as sync
-    from pipeline.state import Confirmed, SqliteStore
+    from contactpipe.load import registry
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import Confirmed, SqliteStore
 
     path = workdir / "store.sqlite"
     phones = [f"+336{i:08d}" for i in range(n)]

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.transform import mapping
+from contactpipe.transform import mapping
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

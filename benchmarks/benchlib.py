@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from pipeline.sandbox import SandboxServer, SandboxSettings
-from pipeline.sandbox.server import base_urls
+from contactpipe.sandbox import SandboxServer, SandboxSettings
+from contactpipe.sandbox.server import base_urls
 
 if TYPE_CHECKING:
-    from pipeline.sandbox.app import Sandbox as SandboxApp
+    from contactpipe.sandbox.app import Sandbox as SandboxApp
 
 T = TypeVar("T")
 
@@ -150,7 +150,7 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Credentials and base URLs, as ``contactpipe sandbox`` tells a user to export."""
-        from pipeline.demo import sandbox_env
+        from contactpipe.demo import sandbox_env
 
         server = SimpleNamespace(settings=self.settings, base_urls=self.base_urls, url=self.url)
         return sandbox_env(server)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """contactpipe: batch ETL of contact lists between spreadsheets and WhatsApp contact APIs.
 
 Data flows one way: ``extract -> transform -> load -> report``, driven by a thin CLI
-(:mod:`pipeline.cli`) and orchestrated by :mod:`pipeline.run`.  The Python API
-(:mod:`pipeline.api`, names listed in ``__all__``) is a typed facade over the same run.
+(:mod:`contactpipe.cli`) and orchestrated by :mod:`contactpipe.run`.  The Python API
+(:mod:`contactpipe.api`, names listed in ``__all__``) is a typed facade over the same run.
 """
 
 import importlib
@@ -21,10 +21,10 @@ os.environ.setdefault(
 __version__ = "0.1.0"
 
 # The public API (``import contactpipe``), httpx style: re-exported from the modules that
-# define it, sorted.  Imported on first use (PEP 562), so that ``import pipeline`` (the CLI's
+# define it, sorted.  Imported on first use (PEP 562), so that ``import contactpipe`` (the CLI's
 # start, ``--help``) stays free of polars and httpx; type checkers see the imports below.
 if TYPE_CHECKING:
-    from pipeline.api import (
+    from contactpipe.api import (
         Credentials,
         ExportResult,
         LoadFigures,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         migrate,
         validate,
     )
-    from pipeline.errors import (
+    from contactpipe.errors import (
         IncompleteLoadError,
         InputError,
         Interrupted,
@@ -49,15 +49,15 @@ if TYPE_CHECKING:
         TransientRemoteError,
         UsageError,
     )
-    from pipeline.extract.limits import Limits
-    from pipeline.load.base import ExportFilters, LoadOptions, PlanLine
-    from pipeline.load.client import RetryPolicy
-    from pipeline.report.progress import LogProgress, NullProgress, Progress
-    from pipeline.run import RunOptions
-    from pipeline.signals import sigterm_as_interrupt
+    from contactpipe.extract.limits import Limits
+    from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
+    from contactpipe.load.client import RetryPolicy
+    from contactpipe.report.progress import LogProgress, NullProgress, Progress
+    from contactpipe.run import RunOptions
+    from contactpipe.signals import sigterm_as_interrupt
 
 _EXPORTS = {
-    "pipeline.api": (
+    "contactpipe.api": (
         "Credentials",
         "ExportResult",
         "LoadFigures",
@@ -71,7 +71,7 @@ _EXPORTS = {
         "migrate",
         "validate",
     ),
-    "pipeline.errors": (
+    "contactpipe.errors": (
         "IncompleteLoadError",
         "InputError",
         "Interrupted",
@@ -82,12 +82,12 @@ _EXPORTS = {
         "TransientRemoteError",
         "UsageError",
     ),
-    "pipeline.extract.limits": ("Limits",),
-    "pipeline.load.base": ("ExportFilters", "LoadOptions", "PlanLine"),
-    "pipeline.load.client": ("RetryPolicy",),
-    "pipeline.report.progress": ("LogProgress", "NullProgress", "Progress"),
-    "pipeline.run": ("RunOptions",),
-    "pipeline.signals": ("sigterm_as_interrupt",),
+    "contactpipe.extract.limits": ("Limits",),
+    "contactpipe.load.base": ("ExportFilters", "LoadOptions", "PlanLine"),
+    "contactpipe.load.client": ("RetryPolicy",),
+    "contactpipe.report.progress": ("LogProgress", "NullProgress", "Progress"),
+    "contactpipe.run": ("RunOptions",),
+    "contactpipe.signals": ("sigterm_as_interrupt",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -1,23 +1,24 @@
 """The public Python API: what ``import contactpipe`` gives a notebook or an Airflow task.
 
-A thin, typed facade over :mod:`pipeline.run`; the CLI decides its exit code with the same
+A thin, typed facade over :mod:`contactpipe.run`; the CLI decides its exit code with the same
 :meth:`Result.error`.  Each function runs one command, writes the same report directory as the
 CLI and returns a typed result whose :meth:`~Result.to_dict` is ``summary.json``.  Nothing
 prints and nothing calls ``sys.exit``:
 
-- unusable input or options raise :class:`~pipeline.errors.InputError` /
-  :class:`~pipeline.errors.UsageError` (exit 2 in the CLI) before anything is sent;
+- unusable input or options raise :class:`~contactpipe.errors.InputError` /
+  :class:`~contactpipe.errors.UsageError` (exit 2 in the CLI) before anything is sent;
 - a run that finished returns its result even when its outcome is bad: too many rows rejected,
   the API refused the credentials, rows not loaded, Ctrl-C.  ``result.raise_for_outcome()`` (or
   ``check=True``) raises the exception whose ``exit_code`` the CLI exits with:
-  :class:`~pipeline.errors.RemoteError` (4) or :class:`~pipeline.errors.Interrupted` (130, 143)
-  first, then :class:`~pipeline.errors.ThresholdError` (3), then
-  :class:`~pipeline.errors.IncompleteLoadError` (5).
+  :class:`~contactpipe.errors.RemoteError` (4) or
+  :class:`~contactpipe.errors.Interrupted` (130, 143)
+  first, then :class:`~contactpipe.errors.ThresholdError` (3), then
+  :class:`~contactpipe.errors.IncompleteLoadError` (5).
 
 Credentials are the variables the CLI reads (``MSGFLASH_API_KEY``, ``WAAPI_TOKEN``...): from
 ``os.environ`` by default, or from the ``credentials`` mapping when one is given (then the
 environment is not read at all; ``base_url=`` or the target's ``*_BASE_URL`` in the mapping
-says where).  Retries and the httpx transport are :class:`~pipeline.load.base.LoadOptions`
+says where).  Retries and the httpx transport are :class:`~contactpipe.load.base.LoadOptions`
 fields (``retry=``, ``transport=``).
 
 Without ``report_dir``, the report goes to a new temporary folder
@@ -38,17 +39,17 @@ from typing import Any, Literal, Self
 
 import polars as pl
 
-from pipeline import run
-from pipeline.errors import (
+from contactpipe import run
+from contactpipe.errors import (
     INCOMPLETE_CODES,
     IncompleteLoadError,
     PipelineError,
     ThresholdError,
     incomplete_rows,
 )
-from pipeline.load.base import ExportFilters, LoadOptions, PlanLine
-from pipeline.report.progress import Progress
-from pipeline.run import ImportOptions, RunOptions
+from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
+from contactpipe.report.progress import Progress
+from contactpipe.run import ImportOptions, RunOptions
 
 Inputs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A file, glob or folder, or several."""
@@ -110,7 +111,7 @@ class ReportFiles:
 
 def _json_ready(doc: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` as it reads back from the JSON the report writes (tuples become lists, paths
-    strings: ``default=str`` as in :func:`pipeline.report.writer.write_json`)."""
+    strings: ``default=str`` as in :func:`contactpipe.report.writer.write_json`)."""
     out: dict[str, Any] = json.loads(json.dumps(doc, ensure_ascii=False, default=str))
     return out
 
@@ -224,13 +225,13 @@ class Result:
     contacts: pl.DataFrame = field(repr=False, compare=False)
     """The valid contacts, deduplicated (``contacts.parquet``)."""
     aborted: PipelineError | None = None
-    """What stopped the load: a :class:`~pipeline.errors.RemoteError` or
-    :class:`~pipeline.errors.Interrupted`."""
+    """What stopped the load: a :class:`~contactpipe.errors.RemoteError` or
+    :class:`~contactpipe.errors.Interrupted`."""
     summary: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_run(cls, result: run.RunResult) -> Result:
-        """The typed view of :class:`pipeline.run.RunResult`."""
+        """The typed view of :class:`contactpipe.run.RunResult`."""
         s = result.summary
         section = next((k for k in ("load", "delete", "groups") if k in s), None)
         return cls(

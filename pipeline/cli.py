@@ -1,7 +1,7 @@
 """Command line: click commands only.  Each parses options, calls the Python API
-(:mod:`pipeline.api`), :mod:`pipeline.run` or a stage, prints, and maps
-:class:`~pipeline.errors.PipelineError` to a message and an exit code (a finished run's code
-is its outcome's: :meth:`pipeline.api.Result.error`)."""
+(:mod:`contactpipe.api`), :mod:`contactpipe.run` or a stage, prints, and maps
+:class:`~contactpipe.errors.PipelineError` to a message and an exit code (a finished run's code
+is its outcome's: :meth:`contactpipe.api.Result.error`)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from pipeline import __version__
-from pipeline.errors import PipelineError, UsageError
-from pipeline.load import registry
+from contactpipe import __version__
+from contactpipe.errors import PipelineError, UsageError
+from contactpipe.load import registry
 
 EXIT_CODES = """\b
 Exit codes (shared by every command):
@@ -42,7 +42,7 @@ Exit codes (shared by every command):
 def _redact(text: str) -> str:
     """Mask the value of every credential variable (``*_KEY``, ``*_TOKEN``) in ``text``: a
     last line of defence, should a message ever quote one."""
-    from pipeline.report.safe import terminal_safe
+    from contactpipe.report.safe import terminal_safe
 
     for var, value in os.environ.items():
         if _is_secret(var) and len(value) >= 8:
@@ -53,8 +53,8 @@ def _redact(text: str) -> str:
 @contextmanager
 def _errors(debug: bool) -> Iterator[None]:
     """PipelineError -> one clear line and its exit code; anything else -> exit 1.  SIGTERM is
-    handled like Ctrl-C (:mod:`pipeline.signals`); outside a load it ends the run with 143."""
-    from pipeline.signals import interrupt_reason, sigterm_as_interrupt
+    handled like Ctrl-C (:mod:`contactpipe.signals`); outside a load it ends the run with 143."""
+    from contactpipe.signals import interrupt_reason, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():
@@ -77,7 +77,7 @@ def _errors(debug: bool) -> Iterator[None]:
 
 
 def _progress(quiet: bool, log_format: str = "text") -> Any:
-    from pipeline.report.progress import (
+    from contactpipe.report.progress import (
         JsonLogFormatter,
         LogProgress,
         NullProgress,
@@ -253,7 +253,7 @@ class _Size(click.ParamType):
     name = "size"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        from pipeline.extract.limits import parse_size
+        from contactpipe.extract.limits import parse_size
 
         if isinstance(value, int):
             return value
@@ -267,7 +267,7 @@ SIZE = _Size()
 
 
 def _limits(opts: dict[str, Any]) -> Any:
-    from pipeline.extract import DEFAULT_LIMITS
+    from contactpipe.extract import DEFAULT_LIMITS
 
     given = {
         "max_bytes": opts.get("max_file_size"),
@@ -279,7 +279,7 @@ def _limits(opts: dict[str, Any]) -> Any:
 
 
 def _run_options(opts: dict[str, Any]) -> Any:
-    from pipeline.run import RunOptions
+    from contactpipe.run import RunOptions
 
     return RunOptions(
         region=opts["region"],
@@ -329,7 +329,7 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     file, sheet and row), warnings.csv, contacts.csv, contacts.parquet, summary.json and
     report.html (the page of the run: open it in a browser).
     """
-    from pipeline import api
+    from contactpipe import api
 
     with _errors(opts["debug"]):
         options = _run_options(opts)
@@ -340,14 +340,14 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
 
 
 def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
-    """Print the summary of ``result`` (a :class:`pipeline.api.Result`, or a
-    :class:`pipeline.run.RunResult` made one), then exit with the code of its outcome, decided
-    by :meth:`pipeline.api.Result.error` as for ``raise_for_outcome()``: 4/130/143 when the
+    """Print the summary of ``result`` (a :class:`contactpipe.api.Result`, or a
+    :class:`contactpipe.run.RunResult` made one), then exit with the code of its outcome, decided
+    by :meth:`contactpipe.api.Result.error` as for ``raise_for_outcome()``: 4/130/143 when the
     remote side or the user stopped the run, 3 when too many rows were rejected (here or by the
     API), 5 when rows did not reach the API.  ``options`` is not needed any more (the result
     carries ``max_error_rate``); callers still pass it."""
-    from pipeline.api import Result
-    from pipeline.report.summary import print_summary
+    from contactpipe.api import Result
+    from contactpipe.report.summary import print_summary
 
     if not isinstance(result, Result):
         result = Result.from_run(result)
@@ -381,7 +381,7 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
 def _terminal_safe(doc: Any) -> Any:
     """``doc`` with control characters in every string escaped: file names, headers and sheet
     names come from the input and must not drive the terminal."""
-    from pipeline.report.safe import terminal_safe
+    from contactpipe.report.safe import terminal_safe
 
     if isinstance(doc, str):
         return terminal_safe(doc)
@@ -514,8 +514,8 @@ def import_(
     bulk endpoints, within its rate limit, with retries; every row ends loaded or in
     errors.csv with its source row and a reason.  Re-running the same import is safe.
     """
-    from pipeline.load.base import LoadOptions
-    from pipeline.run import ImportOptions, import_files
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.run import ImportOptions, import_files
 
     with _errors(opts["debug"]):
         options = dataclasses.replace(_run_options(opts), extra_groups=groups)
@@ -546,7 +546,7 @@ import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}
 
 
 def _state_path(option: str | None, off: bool) -> Path | None:
-    from pipeline.state import resolve_state_path
+    from contactpipe.state import resolve_state_path
 
     if off and option:
         raise UsageError("--state and --no-state contradict each other")
@@ -554,8 +554,8 @@ def _state_path(option: str | None, off: bool) -> Path | None:
 
 
 def _imp(target: str, base_url: str | None, **load: Any) -> Any:
-    from pipeline.load.base import LoadOptions
-    from pipeline.run import ImportOptions
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.run import ImportOptions
 
     return ImportOptions(
         target=target, base_url=base_url, load=LoadOptions(**load), state=_state_path(None, False)
@@ -563,7 +563,7 @@ def _imp(target: str, base_url: str | None, **load: Any) -> Any:
 
 
 def _print_plan(plan: list[dict[str, Any]], target: str) -> None:
-    from pipeline.report.summary import plan_lines
+    from contactpipe.report.summary import plan_lines
 
     for line in plan_lines({"target": target, "plan": plan}):
         click.echo(f"plan: {line}", err=True)
@@ -626,8 +626,8 @@ def export(
     custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
     atomically: an interrupted export never leaves a half file.  The report directory holds
     summary.json and report.html (the page of the export: open it in a browser)."""
-    from pipeline import api
-    from pipeline.load.base import ExportFilters
+    from contactpipe import api
+    from contactpipe.load.base import ExportFilters
 
     def show_plan(plan: tuple[Any, ...]) -> None:
         _print_plan([dataclasses.asdict(line) for line in plan], target)
@@ -687,7 +687,7 @@ def delete(
     (requests, least time) is printed first.  APIs with bulk jobs delete in batches (Ctrl-C
     cancels the job and reports what was deleted), the others one by one at their rate
     limit."""
-    from pipeline.run import delete_files
+    from contactpipe.run import delete_files
 
     with _errors(opts["debug"]):
         options = _run_options(opts)
@@ -723,7 +723,7 @@ def groups_list(target: str, base_url: str | None, json_out: bool, debug: bool) 
     """Every group of --target with its member count."""
     from rich.table import Table
 
-    from pipeline.run import open_target
+    from contactpipe.run import open_target
 
     with _errors(debug):
         t = open_target(_imp(target, base_url))
@@ -754,7 +754,7 @@ def groups_list(target: str, base_url: str | None, json_out: bool, debug: bool) 
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 def groups_create(name: str, target: str, base_url: str | None, debug: bool) -> None:
     """Create the group NAME in --target (nothing happens when it exists, any case)."""
-    from pipeline.run import open_target
+    from contactpipe.run import open_target
 
     with _errors(debug):
         t = open_target(_imp(target, base_url))
@@ -782,7 +782,7 @@ def _members_command(add: bool) -> Callable[..., Any]:
         poll_interval: float,
         **opts: Any,
     ) -> None:
-        from pipeline.run import change_group_files
+        from contactpipe.run import change_group_files
 
         with _errors(opts["debug"]):
             options = _run_options(opts)
@@ -865,12 +865,12 @@ def migrate(
     """Move contacts from one API to another in one run: export --from into the report
     directory, then import that file into --to through the canonical schema, with the import's
     report.  Fields the destination has no place for are listed, never dropped silently."""
-    from pipeline.load.base import ExportFilters
-    from pipeline.run import RunOptions
-    from pipeline.run import migrate as run_migrate
+    from contactpipe.load.base import ExportFilters
+    from contactpipe.run import RunOptions
+    from contactpipe.run import migrate as run_migrate
 
     with _errors(debug):
-        from pipeline.load.config import check_base_url
+        from contactpipe.load.config import check_base_url
 
         for option, url in (("--from-base-url", from_base_url), ("--to-base-url", to_base_url)):
             if url:  # checked here so that the message names the option used
@@ -905,8 +905,8 @@ def demo(files: tuple[str, ...], **opts: Any) -> None:
     """Import FILES into each of the three APIs of a built-in sandbox started for the demo
     (on a free port of 127.0.0.1, stopped at the end), and print each import's summary and
     report.  `make demo` runs it on sample_data/."""
-    from pipeline.demo import run_demo
-    from pipeline.report.summary import print_summary
+    from contactpipe.demo import run_demo
+    from contactpipe.report.summary import print_summary
 
     with _errors(opts["debug"]):
         options = _run_options(opts)
@@ -941,7 +941,7 @@ def sandbox(host: str, port: int) -> None:
     offline.  Credentials come from the same environment variables the importer reads
     (MSGFLASH_API_KEY, MSGFLASH_TEAM_ID, WAAPI_TOKEN, WAAPI_PHONE_ID, VOBIZ_AUTH_ID,
     VOBIZ_AUTH_TOKEN), with documented defaults when unset."""
-    from pipeline.sandbox import SandboxSettings, describe, run_forever
+    from contactpipe.sandbox import SandboxSettings, describe, run_forever
 
     with _errors(False):
         settings = SandboxSettings.from_env()

@@ -1,7 +1,7 @@
 """``make demo`` / ``contactpipe demo``: a real import of ``sample_data/`` into each of the three
 APIs, served by the built-in sandbox on a free port of 127.0.0.1 for the length of the demo.
 
-Nothing here is special-cased: each import goes through :func:`pipeline.run.import_files` over
+Nothing here is special-cased: each import goes through :func:`contactpipe.run.import_files` over
 real HTTP, with the sandbox's documented rate limits, exactly as ``contactpipe import`` would
 with the sandbox's credentials in the environment.
 """
@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.load import registry
-from pipeline.load.base import LoadOptions
-from pipeline.report.progress import NullProgress, Progress
-from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
-from pipeline.sandbox import SandboxServer, SandboxSettings, describe
+from contactpipe.load import registry
+from contactpipe.load.base import LoadOptions
+from contactpipe.report.progress import NullProgress, Progress
+from contactpipe.run import ImportOptions, RunOptions, RunResult, import_files
+from contactpipe.sandbox import SandboxServer, SandboxSettings, describe
 
 
 def sandbox_targets(server: SandboxServer) -> list[str]:

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import polars as pl
 
-from pipeline import __version__
-from pipeline.errors import (
+from contactpipe import __version__
+from contactpipe.errors import (
     EXIT_INCOMPLETE,
     InputError,
     Interrupted,
@@ -33,11 +33,11 @@ from pipeline.errors import (
     UsageError,
     incomplete_rows,
 )
-from pipeline.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
-from pipeline.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.load import registry
-from pipeline.load.base import (
+from contactpipe.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs, read_file
+from contactpipe.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.load import registry
+from contactpipe.load.base import (
     EXPORT_FIELDS,
     EXPORT_META_COLUMNS,
     LOAD_CODES,
@@ -48,21 +48,21 @@ from pipeline.load.base import (
     Target,
     TargetConfig,
 )
-from pipeline.load.kit import state as sync
-from pipeline.report.html import REPORT_NAME, write_html
-from pipeline.report.progress import NullProgress, Progress
-from pipeline.report.writer import (
+from contactpipe.load.kit import state as sync
+from contactpipe.report.html import REPORT_NAME, write_html
+from contactpipe.report.progress import NullProgress, Progress
+from contactpipe.report.writer import (
     contacts_frame,
     prepare_report_dir,
     problem_lines,
     write_json,
     write_report,
 )
-from pipeline.signals import interrupt_reason
-from pipeline.state import StateStore, content_digest, open_store
-from pipeline.transform.countries import resolve_countries
-from pipeline.transform.dedupe import dedupe
-from pipeline.transform.mapping import (
+from contactpipe.signals import interrupt_reason
+from contactpipe.state import StateStore, content_digest, open_store
+from contactpipe.transform.countries import resolve_countries
+from contactpipe.transform.dedupe import dedupe
+from contactpipe.transform.mapping import (
     PHONE_SOURCE,
     ColumnMapping,
     apply_mapping,
@@ -70,8 +70,8 @@ from pipeline.transform.mapping import (
     is_placeholder,
     load_mapping_file,
 )
-from pipeline.transform.phones import PICK, normalize_phones
-from pipeline.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
+from contactpipe.transform.phones import PICK, normalize_phones
+from contactpipe.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
 
 RID = "__rid"
 
@@ -126,7 +126,7 @@ class RunResult:
     aborted: PipelineError | None = None
     """Set when the remote side (a RemoteError) or the user (Interrupted) stopped a load (the
     report is complete nonetheless).  What the outcome means (exit code, exception):
-    :meth:`pipeline.api.Result.error`."""
+    :meth:`contactpipe.api.Result.error`."""
 
 
 def _label(e: Extracted) -> str:
@@ -929,7 +929,7 @@ def export_contacts(
     format of its extension, atomically.  ``on_plan`` sees the plan before the first page.
     With ``report_dir``, the summary also goes there as summary.json, and (``html``) the page
     of the run as report.html.  Returns the export summary."""
-    from pipeline.report.writer import export_format, write_export
+    from contactpipe.report.writer import export_format, write_export
 
     export_format(output)  # a bad extension fails before any request
     started = dt.datetime.now(dt.UTC)

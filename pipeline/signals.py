@@ -3,7 +3,7 @@ a run must leave the same complete report as a user's Ctrl-C.
 
 While :func:`sigterm_as_interrupt` is active (the CLI wraps every command in it), the first
 SIGTERM raises :class:`Terminated` in the main thread, a ``KeyboardInterrupt`` subclass, so
-every place that settles an interrupted load (the targets, :func:`pipeline.run._settle`)
+every place that settles an interrupted load (the targets, :func:`contactpipe.run._settle`)
 handles both the same way: stop sending, let in-flight work settle, write the report.  Later
 SIGTERMs are ignored while that happens (a scheduler's SIGKILL still ends it).  The exit code
 is 143 (128 + 15), as for a process killed by SIGTERM; Ctrl-C's is 130.
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from pipeline.errors import EXIT_SIGINT, EXIT_SIGTERM
+from contactpipe.errors import EXIT_SIGINT, EXIT_SIGTERM
 
 
 class Terminated(KeyboardInterrupt):

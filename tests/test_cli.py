@@ -17,7 +17,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from contactpipe.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,7 +166,7 @@ def sandbox_process(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str]
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "sandbox", "--port", str(port)],
+        [sys.executable, "-m", "contactpipe.cli", "sandbox", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.run import export_frame
+from contactpipe.run import export_frame
 
 
 def test_columns_types_and_custom_fields() -> None:
@@ -55,8 +55,8 @@ def test_columns_types_and_custom_fields() -> None:
 
 
 def test_api_messages_never_carry_a_credential_into_the_report() -> None:
-    from pipeline.load.base import LoadResult
-    from pipeline.run import _failures_frame, mask
+    from contactpipe.load.base import LoadResult
+    from contactpipe.run import _failures_frame, mask
 
     assert mask("bad key tok_123 for tok_123", ["tok_123", ""]) == "bad key *** for ***"
     result = LoadResult("waapi", 2)

@@ -1,4 +1,4 @@
-"""Public surface of pipeline.extract: format detection, input expansion, path errors."""
+"""Public surface of contactpipe.extract: format detection, input expansion, path errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from filemakers import make_csv, make_json, make_ods, make_parquet, make_text, make_xlsx
 
-import pipeline.extract as extract
-from pipeline.errors import InputError
-from pipeline.extract import SUPPORTED_EXTENSIONS, detect_format, expand_inputs, read_file
+import contactpipe.extract as extract
+from contactpipe.errors import InputError
+from contactpipe.extract import SUPPORTED_EXTENSIONS, detect_format, expand_inputs, read_file
 
 
 def test_public_names_sorted():

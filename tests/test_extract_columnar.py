@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from filemakers import make_json, make_ndjson, make_parquet, make_text, make_truncated
 
-from pipeline.errors import InputError
-from pipeline.extract import read_file
-from pipeline.frames import SRC_ROW, SRC_SHEET
+from contactpipe.errors import InputError
+from contactpipe.extract import read_file
+from contactpipe.frames import SRC_ROW, SRC_SHEET
 
 
 def table(result) -> list[tuple]:

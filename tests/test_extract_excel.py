@@ -8,9 +8,9 @@ import zipfile
 import pytest
 from filemakers import make_encrypted_xlsx, make_ods, make_truncated, make_xls, make_xlsx
 
-from pipeline.errors import InputError
-from pipeline.extract import read_file
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.errors import InputError
+from contactpipe.extract import read_file
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 
 TITLED = [
     ["Contacts export — March"],

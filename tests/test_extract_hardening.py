@@ -17,13 +17,13 @@ import pytest
 from click.testing import CliRunner
 from filemakers import make_csv, make_ods, make_xlsx
 
-from pipeline.cli import main
-from pipeline.errors import InputError, UsageError
-from pipeline.extract import Limits, read_file
-from pipeline.extract.common import READ_WARNING
-from pipeline.extract.limits import check_workbook, parse_size
-from pipeline.report.safe import safe_header, terminal_safe
-from pipeline.report.writer import prepare_report_dir
+from contactpipe.cli import main
+from contactpipe.errors import InputError, UsageError
+from contactpipe.extract import Limits, read_file
+from contactpipe.extract.common import READ_WARNING
+from contactpipe.extract.limits import check_workbook, parse_size
+from contactpipe.report.safe import safe_header, terminal_safe
+from contactpipe.report.writer import prepare_report_dir
 
 
 def rows(path: Path, **kwargs: object) -> list[tuple]:

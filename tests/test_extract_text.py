@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from filemakers import csv_text, make_csv, make_text
 
-from pipeline.errors import InputError
-from pipeline.extract import read_file
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.errors import InputError
+from contactpipe.extract import read_file
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 
 CONTACTS = [
     ["Nom", "Téléphone", "Ville"],

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from filemakers import make_csv, make_json, make_ndjson, make_ods, make_parquet, make_xls, make_xlsx
 
-from pipeline.run import RunOptions, validate_files
+from contactpipe.run import RunOptions, validate_files
 
 HEADER = ["Nom", "Téléphone", "Pays", "Email"]
 ROWS = [

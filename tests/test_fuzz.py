@@ -20,9 +20,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InputError
-from pipeline.extract import Limits, read_file
-from pipeline.transform.phones import normalize_phones
+from contactpipe.errors import InputError
+from contactpipe.extract import Limits, read_file
+from contactpipe.transform.phones import normalize_phones
 
 EXAMPLES = int(os.environ.get("CONTACTPIPE_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(

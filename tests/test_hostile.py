@@ -48,9 +48,9 @@ def run_cli(
     base = {k: v for k, v in os.environ.items() if not k.endswith(("_KEY", "_TOKEN"))}
     full_env = {**base, "POLARS_MAX_THREADS": "2", "PYTHONPATH": str(ROOT), **(env or {})}
     if shell:  # process substitution needs bash
-        command: list[str] | str = ["bash", "-c", f"{sys.executable} -m pipeline.cli {args[0]}"]
+        command: list[str] | str = ["bash", "-c", f"{sys.executable} -m contactpipe.cli {args[0]}"]
     else:
-        command = [sys.executable, "-m", "pipeline.cli", *args]
+        command = [sys.executable, "-m", "contactpipe.cli", *args]
     return subprocess.run(
         command,
         cwd=cwd,

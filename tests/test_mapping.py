@@ -7,9 +7,9 @@ import json
 import polars as pl
 import pytest
 
-from pipeline.errors import InputError, UsageError
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.transform.mapping import (
+from contactpipe.errors import InputError, UsageError
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.transform.mapping import (
     PHONE_SOURCE,
     apply_mapping,
     fold,

@@ -35,7 +35,9 @@ def _imports(path: Path) -> set[str]:
             if node.level:  # relative: resolve against the package
                 pkg = str(path).split("pipeline/", 1)[1].rsplit("/", 1)[0].split("/")
                 base = pkg[: len(pkg) - node.level + 1]
-                out.add(".".join(["pipeline", *base, *(node.module or "").split(".")]).strip("."))
+                out.add(
+                    ".".join(["contactpipe", *base, *(node.module or "").split(".")]).strip(".")
+                )
             else:
                 out.add(node.module or "")
         elif isinstance(node, ast.Import):
@@ -48,10 +50,15 @@ def test_data_flows_one_way_between_the_stages() -> None:
     never imports load (it must not share the client's assumptions)."""
     root = Path(__file__).resolve().parents[1] / "pipeline"
     forbidden = {
-        "transform": ("pipeline.load", "pipeline.cli", "pipeline.run"),
-        "load": ("pipeline.cli", "pipeline.sandbox", "pipeline.run"),
-        "sandbox": ("pipeline.load", "pipeline.cli", "pipeline.run"),
-        "extract": ("pipeline.load", "pipeline.cli", "pipeline.run", "pipeline.transform"),
+        "transform": ("contactpipe.load", "contactpipe.cli", "contactpipe.run"),
+        "load": ("contactpipe.cli", "contactpipe.sandbox", "contactpipe.run"),
+        "sandbox": ("contactpipe.load", "contactpipe.cli", "contactpipe.run"),
+        "extract": (
+            "contactpipe.load",
+            "contactpipe.cli",
+            "contactpipe.run",
+            "contactpipe.transform",
+        ),
     }
     checked = 0
     for stage, banned in forbidden.items():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipeline.transform.phone_clean import alternatives, clean_frame, split_extension
-from pipeline.transform.phone_legacy import legacy_candidates, load_plans
-from pipeline.transform.phone_regions import resolve_region
+from contactpipe.transform.phone_clean import alternatives, clean_frame, split_extension
+from contactpipe.transform.phone_legacy import legacy_candidates, load_plans
+from contactpipe.transform.phone_regions import resolve_region
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.run import RunOptions, validate_files
-from pipeline.transform.phones import PICK, normalize_phones
+from contactpipe.run import RunOptions, validate_files
+from contactpipe.transform.phones import PICK, normalize_phones
 from tests.filemakers import make_csv
 
 FR_MOBILE = "+33612345678"

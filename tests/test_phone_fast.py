@@ -17,10 +17,10 @@ import pytest
 from phonenumbers import PhoneNumberFormat as PNF
 from phonenumbers import PhoneNumberType as PNT
 
-from pipeline.transform import phone_fast, phone_resolve
-from pipeline.transform.phone_fast import fast_resolve
-from pipeline.transform.phone_meta import Desc, plan_for_region
-from pipeline.transform.phones import normalize_phones
+from contactpipe.transform import phone_fast, phone_resolve
+from contactpipe.transform.phone_fast import fast_resolve
+from contactpipe.transform.phone_meta import Desc, plan_for_region
+from contactpipe.transform.phones import normalize_phones
 
 REGIONS = sorted(pn.SUPPORTED_REGIONS)
 TYPES = [

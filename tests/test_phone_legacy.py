@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.run import RunOptions, validate_files
+from contactpipe.run import RunOptions, validate_files
 from tests.filemakers import make_csv
 
 # A vCard export converted to Google's CSV layout, as Brazilian phone books often are

@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.extract import read_file
-from pipeline.run import RunOptions, validate_files
-from pipeline.transform.phones import normalize_phones
+from contactpipe.extract import read_file
+from contactpipe.run import RunOptions, validate_files
+from contactpipe.transform.phones import normalize_phones
 from tests.filemakers import (
     make_csv,
     make_json,

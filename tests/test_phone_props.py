@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat as PNF
 from phonenumbers import PhoneNumberType as PNT
 
-from pipeline.transform.phones import normalize_phones
+from contactpipe.transform.phones import normalize_phones
 
 REGIONS = sorted(pn.SUPPORTED_REGIONS)
 SEPARATORS = [" ", ".", "-", "", "\u00a0", "/", " - ", "\u2053", "\u223c"]  # ⁓ ∼: punctuation

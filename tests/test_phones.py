@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipeline.errors import InputError, UsageError
-from pipeline.transform.phones import OUTPUT_COLUMNS, normalize_phones
+from contactpipe.errors import InputError, UsageError
+from contactpipe.transform.phones import OUTPUT_COLUMNS, normalize_phones
 
 FR_MOBILE = "+33612345678"
 N = None

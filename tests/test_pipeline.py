@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.run import RunOptions, validate_files
+from contactpipe.run import RunOptions, validate_files
 
 
 def write_csv(
@@ -150,7 +150,7 @@ def test_a_run_that_dies_while_writing_leaves_no_summary_that_vouches_for_it(
     validate_files([str(src)], RunOptions(), report)
     assert (report / "summary.json").is_file()
 
-    import pipeline.report.writer as writer
+    import contactpipe.report.writer as writer
 
     def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # what a kill looks like half-way through the report

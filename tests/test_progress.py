@@ -10,7 +10,7 @@ import logging
 import pytest
 from rich.console import Console
 
-from pipeline.report.progress import LogProgress, NullProgress, TerminalProgress
+from contactpipe.report.progress import LogProgress, NullProgress, TerminalProgress
 
 
 def test_null_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +60,7 @@ def test_counters_show_a_bar_on_a_terminal_and_a_line_per_step_in_logs(
 
 
 def test_json_log_lines_carry_the_step_fields() -> None:
-    from pipeline.report.progress import JsonLogFormatter
+    from contactpipe.report.progress import JsonLogFormatter
 
     record = logging.LogRecord("contactpipe", logging.INFO, "", 0, "bulk: 1/2", (), None)
     record.step, record.done, record.total = "bulk", 1, 2

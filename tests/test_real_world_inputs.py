@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.run import RunOptions, validate_files
-from pipeline.transform.countries import country_code
-from pipeline.transform.mapping import infer_mapping
+from contactpipe.cli import main
+from contactpipe.run import RunOptions, validate_files
+from contactpipe.transform.countries import country_code
+from contactpipe.transform.mapping import infer_mapping
 from tests.filemakers import make_csv, make_text, make_xlsx
 
 

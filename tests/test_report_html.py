@@ -13,11 +13,11 @@ from browser import check_in_browser, chromium_path, open_page, text_of
 from click.testing import CliRunner
 from filemakers import make_csv, make_xlsx
 
-from pipeline.cli import main
-from pipeline.load.timeline import Timeline
-from pipeline.report.html import REPORT_NAME, write_html
-from pipeline.report.html.data import SAMPLE_ROWS, clip
-from pipeline.run import RunOptions, validate_files
+from contactpipe.cli import main
+from contactpipe.load.timeline import Timeline
+from contactpipe.report.html import REPORT_NAME, write_html
+from contactpipe.report.html.data import SAMPLE_ROWS, clip
+from contactpipe.run import RunOptions, validate_files
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -306,7 +306,7 @@ def test_timeline_stays_bounded_and_keeps_every_count() -> None:
 
 
 def test_many_files_and_wide_rows_are_capped(tmp_path: Path) -> None:
-    from pipeline.report.html.data import MAX_FILES, VALUES_PER_ROW
+    from contactpipe.report.html.data import MAX_FILES, VALUES_PER_ROW
 
     (tmp_path / "in").mkdir()
     for i in range(MAX_FILES + 7):
@@ -325,7 +325,7 @@ def test_many_files_and_wide_rows_are_capped(tmp_path: Path) -> None:
 
 
 def test_a_line_with_two_codes_counts_under_each() -> None:
-    from pipeline.report.html.data import code_groups
+    from contactpipe.report.html.data import code_groups
 
     lines = pl.DataFrame(
         {

@@ -8,8 +8,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from pipeline.report.safe import excel_safe_frame
-from pipeline.report.writer import write_csv, write_xlsx
+from contactpipe.report.safe import excel_safe_frame
+from contactpipe.report.writer import write_csv, write_xlsx
 
 CELLS = {
     '=HYPERLINK("http://evil.example","click")': True,
@@ -87,7 +87,7 @@ def test_xlsx_cells_are_text_never_formulas(tmp_path) -> None:
 
 
 def test_atomic_writes_leave_nothing_under_the_final_name_when_interrupted(tmp_path) -> None:
-    from pipeline.report.writer import atomic
+    from contactpipe.report.writer import atomic
 
     final = tmp_path / "contacts.csv"
     final.write_text("previous run\n", "utf-8")
@@ -99,7 +99,7 @@ def test_atomic_writes_leave_nothing_under_the_final_name_when_interrupted(tmp_p
 
 
 def test_a_wide_frame_is_neutralised_like_a_narrow_one() -> None:
-    from pipeline.report.safe import excel_safe_frame
+    from contactpipe.report.safe import excel_safe_frame
 
     cells = ["x", "=1+1", "+33612345678", "-a", "@b", None]
     wide = pl.DataFrame({f"c{i}": [cells[i % 6], cells[(i + 1) % 6]] for i in range(200)})

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.run import RunOptions, validate_files
+from contactpipe.run import RunOptions, validate_files
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 CLIENTS = "clients_fr.csv"
@@ -115,7 +115,7 @@ def test_details_people_rely_on(report: dict) -> None:
 
 
 def test_contacts_columns_follow_the_canonical_schema(report: dict) -> None:
-    import schemas
+    from contactpipe import schemas
 
     expected = [f for f in schemas.contact_fields() if f != "country"]
     assert report["contacts"].columns == [*expected, "source_file", "sheet", "row"]

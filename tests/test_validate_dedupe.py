@@ -7,10 +7,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.transform.dedupe import dedupe
-from pipeline.transform.mapping import FIELDS, PHONE_SOURCE
-from pipeline.transform.validate import CODES, ValidateOptions, validate
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.transform.dedupe import dedupe
+from contactpipe.transform.mapping import FIELDS, PHONE_SOURCE
+from contactpipe.transform.validate import CODES, ValidateOptions, validate
 
 PHONE_COLS = ("__phone_e164", "__phone_ext", "__phone_error", "__phone_error_msg",
               "__phone_warning", "__phone_warning_msg")  # fmt: skip

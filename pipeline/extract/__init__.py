@@ -3,7 +3,7 @@
 ``read_file(path)`` returns one :class:`Extracted` per sheet read.  Every frame holds the
 user's columns as ``pl.String`` (original header text; blank headers become ``column_N``,
 duplicates ``Phone_2``) followed by ``__source_file``, ``__sheet`` and ``__row`` (see
-:mod:`pipeline.frames`), and, when a reader had to change a row (control characters removed,
+:mod:`contactpipe.frames`), and, when a reader had to change a row (control characters removed,
 bytes repaired), ``__read_warning`` / ``__read_warning_msg``.  Values are not trimmed or
 changed otherwise, except that empty strings become null; rows whose cells are all empty are
 dropped and counted in ``empty_rows``.  Size limits (:mod:`.limits`) are checked before any
@@ -12,7 +12,7 @@ reader allocates.
 Formats are detected from content (:func:`detect_format`); each reader documents its rules:
 :mod:`.text` (CSV/TSV/TXT), :mod:`.excel` (XLSX/XLSM/XLS/ODS), :mod:`.columnar`
 (Parquet/JSON/NDJSON).  Anything wrong with the input raises
-:class:`pipeline.errors.InputError` naming the file (and sheet).
+:class:`contactpipe.errors.InputError` naming the file (and sheet).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import InputError
-from pipeline.extract.columnar import read_json, read_ndjson, read_parquet
-from pipeline.extract.common import Extracted, own_output_as_input
-from pipeline.extract.detect import SUPPORTED_EXTENSIONS, check_readable, detect_format
-from pipeline.extract.excel import read_workbook
-from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_workbook, file_too_big
-from pipeline.extract.text import read_text
-from pipeline.frames import SRC_FILE
+from contactpipe.errors import InputError
+from contactpipe.extract.columnar import read_json, read_ndjson, read_parquet
+from contactpipe.extract.common import Extracted, own_output_as_input
+from contactpipe.extract.detect import SUPPORTED_EXTENSIONS, check_readable, detect_format
+from contactpipe.extract.excel import read_workbook
+from contactpipe.extract.limits import DEFAULT_LIMITS, Limits, check_workbook, file_too_big
+from contactpipe.extract.text import read_text
+from contactpipe.frames import SRC_FILE
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -65,10 +65,10 @@ def read_file(
     ``"*"`` every visible sheet with data.  Other formats ignore it.  ``header_row=N`` forces
     the header onto row N as a person counts rows (spreadsheets and text files), ``header_row=0``
     reads a table without a header row (columns ``column_1``...); otherwise it is detected
-    (:func:`pipeline.extract.common.find_header`, which also recognises a headerless table).
+    (:func:`contactpipe.extract.common.find_header`, which also recognises a headerless table).
     A header with no data rows gives a result with 0 rows.
 
-    ``limits`` (:mod:`pipeline.extract.limits`) are checked before any reader allocates: a
+    ``limits`` (:mod:`contactpipe.extract.limits`) are checked before any reader allocates: a
     larger file, a workbook that would inflate or allocate beyond them, or a wider table is
     refused with :class:`InputError`.  A pipe or FIFO (``<(cat file.csv)``) is copied once,
     up to ``limits.max_bytes``, then read like a file; a device is refused.  contactpipe's

@@ -21,16 +21,16 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.errors import InputError
-from pipeline.extract.common import (
+from contactpipe.errors import InputError
+from contactpipe.extract.common import (
     Extracted,
     column_names,
     finish,
     series_to_text,
     with_number_cells,
 )
-from pipeline.extract.detect import describe
-from pipeline.extract.limits import (
+from contactpipe.extract.detect import describe
+from contactpipe.extract.limits import (
     DEFAULT_LIMITS,
     Limits,
     check_cells,
@@ -39,7 +39,7 @@ from pipeline.extract.limits import (
     read_capped,
     too_big,
 )
-from pipeline.extract.text import decode
+from contactpipe.extract.text import decode
 
 
 def read_parquet(path: Path, limits: Limits = DEFAULT_LIMITS) -> Extracted:

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.frames import SRC_FILE, SRC_ROW, SRC_SHEET, is_reserved
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET, is_reserved
 
 HEADER_SAMPLE_ROWS = 30
 """How many rows from the top are examined to find the header row."""

@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from pipeline.errors import InputError
+from contactpipe.errors import InputError
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {

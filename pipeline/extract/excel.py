@@ -10,7 +10,7 @@ read as ``HH:MM:SS`` (``17:30:00``).
 
 When the data holds numbers with decimals or date/time values, the sheet is loaded a second
 time with typed columns, and every column whose cells are all numbers, all dates or all
-booleans is re-rendered by :func:`pipeline.extract.common.series_to_text`: shortest round-trip
+booleans is re-rendered by :func:`contactpipe.extract.common.series_to_text`: shortest round-trip
 decimals (``0.1``, ``0.3333333333333333``), dates as ``YYYY-MM-DD``, date-times as
 ``YYYY-MM-DD HH:MM:SS``, time-only cells as ``HH:MM:SS``.  In a column that mixes text with
 numbers or dates, non-text cells keep the General rendering (up to ~10 significant digits for
@@ -27,8 +27,8 @@ from pathlib import Path
 import fastexcel
 import polars as pl
 
-from pipeline.errors import InputError
-from pipeline.extract.common import (
+from contactpipe.errors import InputError
+from contactpipe.extract.common import (
     HEADER_SAMPLE_ROWS,
     LONG_DIGITS,
     NO_HEADER,
@@ -39,8 +39,8 @@ from pipeline.extract.common import (
     series_to_text,
     with_number_cells,
 )
-from pipeline.extract.detect import describe
-from pipeline.extract.limits import DEFAULT_LIMITS, Limits, check_columns
+from contactpipe.extract.detect import describe
+from contactpipe.extract.limits import DEFAULT_LIMITS, Limits, check_columns
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 

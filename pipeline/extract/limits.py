@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InputError
+from contactpipe.errors import InputError
 
 GIB = 1 << 30
 EXCEL_MAX_COLUMNS = 16_384

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import InputError
-from pipeline.extract.common import (
+from contactpipe.errors import InputError
+from contactpipe.extract.common import (
     HEADER_SAMPLE_ROWS,
     NO_HEADER,
     Extracted,
@@ -45,8 +45,8 @@ from pipeline.extract.common import (
     find_header,
     finish,
 )
-from pipeline.extract.detect import describe
-from pipeline.extract.limits import (
+from contactpipe.extract.detect import describe
+from contactpipe.extract.limits import (
     DEFAULT_LIMITS,
     TEXT_CELLS_FACTOR,
     Limits,

@@ -1,7 +1,7 @@
 """What every target shares: options, the per-row ledger of results, the plan, batching and the
 field map from ``schemas/targets/<name>.json``.
 
-A target receives the contacts frame of :func:`pipeline.report.writer.contacts_frame` (public
+A target receives the contacts frame of :func:`contactpipe.report.writer.contacts_frame` (public
 canonical columns, ``tags``/``groups`` as lists, ``custom_fields`` as a JSON object string) and
 must settle every row in a :class:`LoadResult` by its position in that frame: loaded (created,
 updated, unchanged) or failed with a code and a reason.  ``run.py`` maps positions back to
@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Protocol
 import httpx
 import polars as pl
 
-import schemas
-from pipeline.errors import PipelineError, RemoteError, UsageError
-from pipeline.report.progress import NullProgress, Progress
+from contactpipe import schemas
+from contactpipe.errors import PipelineError, RemoteError, UsageError
+from contactpipe.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
 from .config import check_header_value
@@ -45,7 +45,7 @@ LOAD_CODES: dict[str, str] = {
 }
 
 phone_key = norm_phone
-"""The one rule by which every target compares phones (:mod:`pipeline.load.kit.phones`)."""
+"""The one rule by which every target compares phones (:mod:`contactpipe.load.kit.phones`)."""
 
 
 PENDING, CREATED, UPDATED, UNCHANGED, LOADED, FAILED = range(6)
@@ -106,7 +106,7 @@ class LoadResult:
         as they come, so that a killed run keeps them)."""
         self.ids: dict[int, str] = {}
         """Row -> the contact's id in the target, for the rows whose id the load learnt
-        (kept in the sync state, :mod:`pipeline.load.kit.state`)."""
+        (kept in the sync state, :mod:`contactpipe.load.kit.state`)."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -180,7 +180,7 @@ class LoadResult:
 @dataclass(frozen=True)
 class ExportFilters:
     """Filters of ``contactpipe export``, applied by the API where it offers them (a target
-    raises :class:`~pipeline.errors.UsageError` for a filter its API lacks)."""
+    raises :class:`~contactpipe.errors.UsageError` for a filter its API lacks)."""
 
     search: str | None = None
     tag: str | None = None
@@ -310,7 +310,7 @@ class Target(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    """Among :data:`pipeline.load.registry.CAPABILITIES` (the target's ``INFO`` has them)."""
+    """Among :data:`contactpipe.load.registry.CAPABILITIES` (the target's ``INFO`` has them)."""
     rate: ClassVar[Rate | None] = None
     """The documented rate limit (None: none documented); plans time requests with it."""
     import_page_size: ClassVar[int] = 0
@@ -338,7 +338,7 @@ class Target(ABC):
         self.export_total: int | None = None
         """Set by :meth:`export` once the API has said how many contacts match."""
         self.state_known: Mapping[str, str] | None = None
-        """Set by the sync state (:mod:`pipeline.load.kit.state`) during a load: E.164 phone
+        """Set by the sync state (:mod:`contactpipe.load.kit.state`) during a load: E.164 phone
         -> remote id ('' when unknown) of the contacts the state says exist.  A target must
         then not list the account: a phone absent is taken as new (a create that meets an
         existing contact falls back on the API's duplicate answer)."""
@@ -372,7 +372,7 @@ class Target(ABC):
     @abstractmethod
     def config_from_env(cls, env: Mapping[str, str], base_url: str | None) -> TargetConfig:
         """Credentials and base URL from the environment (``base_url`` from ``--base-url``
-        wins); :class:`~pipeline.errors.UsageError` naming the missing variable."""
+        wins); :class:`~contactpipe.errors.UsageError` naming the missing variable."""
 
     @classmethod
     def placeholder_config(cls, base_url: str | None) -> TargetConfig:
@@ -391,7 +391,7 @@ class Target(ABC):
     @abstractmethod
     def load(self, contacts: pl.DataFrame) -> LoadResult:
         """Send ``contacts``; settle every row in the result.  A remote abort
-        (:class:`~pipeline.errors.RemoteError`) is recorded with ``result.abort`` and the
+        (:class:`~contactpipe.errors.RemoteError`) is recorded with ``result.abort`` and the
         result returned, never raised."""
 
     # -- export, delete, groups (issue 5); a target without the capability raises UsageError

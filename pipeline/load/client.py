@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from pipeline import __version__
-from pipeline.errors import TerminalRemoteError, TransientRemoteError
+from contactpipe import __version__
+from contactpipe.errors import TerminalRemoteError, TransientRemoteError
 
 from .ratelimit import Limiter, Unlimited
 from .timeline import Timeline

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 

@@ -208,7 +208,7 @@ class ArrivalWindow(SlidingWindow):
     window.  Once :attr:`stop` is set no request starts: a worker waiting for its turn after
     a 401 or the quota sends nothing.
 
-    :meth:`done` follows every request (:class:`~pipeline.load.client.ApiClient` calls it).
+    :meth:`done` follows every request (:class:`~contactpipe.load.client.ApiClient` calls it).
     """
 
     def __init__(

@@ -1,5 +1,5 @@
 """The targets by name: what each API is (title, capabilities, credential variables, base URL
-rules) without importing it, and its :class:`~pipeline.load.base.Target` class on demand.
+rules) without importing it, and its :class:`~contactpipe.load.base.Target` class on demand.
 
 A target is one package under ``pipeline/load/targets/`` whose ``__init__`` defines ``INFO``
 (a :class:`TargetInfo`, cheap to import: no polars, no httpx) and whose ``INFO.module`` holds
@@ -17,7 +17,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 if TYPE_CHECKING:
     from .base import Target
@@ -44,7 +44,7 @@ class TargetInfo:
     title: str
     """How messages name it (``MsgFlash``)."""
     module: str
-    """The module whose ``TARGET`` is the :class:`~pipeline.load.base.Target` subclass."""
+    """The module whose ``TARGET`` is the :class:`~contactpipe.load.base.Target` subclass."""
     credentials: tuple[str, ...]
     """Variables that must be set (their values are secrets or identifiers)."""
     base_url_var: str
@@ -69,7 +69,7 @@ class TargetInfo:
         return capability in self.capabilities
 
 
-_PACKAGE = "pipeline.load.targets"
+_PACKAGE = "contactpipe.load.targets"
 _extra: dict[str, tuple[TargetInfo, type[Target] | None]] = {}
 
 

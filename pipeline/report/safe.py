@@ -4,7 +4,7 @@ A CSV cell is neutralised (prefixed with ``'``) when it starts with ``=``, ``@``
 carriage return, or with ``+``/``-`` followed by anything other than a plain number, so that a
 spreadsheet never evaluates it.  A plain number such as the E.164 phone ``+2290197123456`` or
 ``-12.5`` is left exactly as it is.  XLSX files need no prefix: their cells are written as text
-(never as formulas) by :mod:`pipeline.report.writer`.  Header names get the same guard
+(never as formulas) by :mod:`contactpipe.report.writer`.  Header names get the same guard
 (:func:`safe_header`): a column named ``=HYPERLINK(...)`` in the input is a header cell too.
 
 :func:`terminal_safe` does the same for a terminal: control characters from a file (escape

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.transform.validate import CODES
+from contactpipe.transform.validate import CODES
 
 
 def outcome_table(summary: dict[str, Any]) -> Table:

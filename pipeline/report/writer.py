@@ -26,10 +26,10 @@ from typing import Any
 
 import polars as pl
 
-import schemas
-from pipeline.errors import UsageError
-from pipeline.frames import PUBLIC_SOURCE_COLUMNS, SRC_FILE, SRC_ROW, SRC_SHEET
-from pipeline.report.safe import excel_safe_frame, safe_header
+from contactpipe import schemas
+from contactpipe.errors import UsageError
+from contactpipe.frames import PUBLIC_SOURCE_COLUMNS, SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.report.safe import excel_safe_frame, safe_header
 
 ERROR_COLUMNS = ("source_file", "sheet", "row", "column", "code", "message")
 # contacts.csv / contacts.parquet: the canonical schema's fields (``country`` is input only)
@@ -101,7 +101,7 @@ EXPORT_FORMATS = (".csv", ".xlsx", ".parquet", ".json", ".ndjson", ".jsonl")
 
 def export_format(path: Path) -> str:
     """The export format of ``path`` from its extension, or UsageError listing the choices."""
-    from pipeline.errors import UsageError
+    from contactpipe.errors import UsageError
 
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:

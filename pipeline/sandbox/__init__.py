@@ -9,8 +9,8 @@ module docstring lists what its docs say and every choice made where they are si
 Every request is first held to its API's OpenAPI document (``schemas/apis/<api>.yaml``) by
 :mod:`.contract`, and refused in the API's own envelope when it steps outside it.
 
-This package never imports :mod:`pipeline.load`: it must not share the client's assumptions.
-It imports :mod:`pipeline.errors` only so a bad setting is a ``UsageError`` (clean CLI exit).
+This package never imports :mod:`contactpipe.load`: it must not share the client's assumptions.
+It imports :mod:`contactpipe.errors` only so a bad setting is a ``UsageError`` (clean CLI exit).
 """
 
 from .app import Sandbox, SandboxState, build_app

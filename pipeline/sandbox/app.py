@@ -15,8 +15,8 @@ in the API's own error envelope) -> handler -> journal.  Handlers run under one 
 response is buffered, so Python code in another thread (a test, a benchmark) can read the
 state safely while a server thread serves.  Any other path answers a plain JSON 404.
 
-Dropped connections: served by :class:`~pipeline.sandbox.server.SandboxServer` or
-:func:`~pipeline.sandbox.server.run_forever`, the TCP connection is aborted with no response
+Dropped connections: served by :class:`~contactpipe.sandbox.server.SandboxServer` or
+:func:`~contactpipe.sandbox.server.run_forever`, the TCP connection is aborted with no response
 at all; in-process (``httpx.ASGITransport``) the app raises ``httpx.RemoteProtocolError``,
 which is what an httpx client sees when a real server drops it.
 """
@@ -49,7 +49,7 @@ from .waapi_store import WaapiStore
 
 ADMIN_PREFIX = "/__sandbox__"
 BIG_BODY = 256 * 1024  # bodies above this are handled with the cyclic GC paused
-log = logging.getLogger("pipeline.sandbox")
+log = logging.getLogger("contactpipe.sandbox")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Each API subclasses :class:`ApiApp`, lists its routes, implements ``gate`` (authentication,
 rate limiting, run before routing so unknown paths are authenticated too, as behind a real
 API gateway) and ``render_error`` (its error envelope).  Handlers raise
-:class:`~pipeline.sandbox.common.ApiError`; the app renders it.  Unknown routes and methods
+:class:`~contactpipe.sandbox.common.ApiError`; the app renders it.  Unknown routes and methods
 answer the API's 404 envelope (no 405, no trailing-slash redirects).
 """
 

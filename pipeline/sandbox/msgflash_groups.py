@@ -1,6 +1,6 @@
 """MsgFlash group endpoints (groups, members, a contact's groups) and shared helpers.
 
-Choices are listed in :mod:`pipeline.sandbox.msgflash`; this module only splits the code.
+Choices are listed in :mod:`contactpipe.sandbox.msgflash`; this module only splits the code.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def decode_cursor(raw: str | None, kind: str) -> list[Any] | None:
 
 
 class GroupEndpoints:
-    """Group endpoints, mixed into :class:`~pipeline.sandbox.msgflash.MsgFlashApp`, whose
+    """Group endpoints, mixed into :class:`~contactpipe.sandbox.msgflash.MsgFlashApp`, whose
     helpers (``_limit``, ``_search``, ``_object``, ``_contact``, ``_group``, ``_ids``,
     ``_bulk``) they use."""
 

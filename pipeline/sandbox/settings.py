@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 WAAPI_READ = "read_contacts"
 WAAPI_WRITE = "write_contacts"

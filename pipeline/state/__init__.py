@@ -10,7 +10,7 @@ what changed.
 A record is keyed by target, account fingerprint (base URL and account / workspace / phone
 id, never a secret) and the contact's E.164 phone; it holds the remote id when known, the hash
 of the payload the API last confirmed, when, and by which run.  Nothing here imports the load
-layer: the load kit (:mod:`pipeline.load.kit.state`) asks the store.
+layer: the load kit (:mod:`contactpipe.load.kit.state`) asks the store.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InputError
+from contactpipe.errors import InputError
 
 
 class StateError(InputError):
@@ -53,7 +53,7 @@ class Confirmed:
 
 class StateStore(ABC):
     """What the load asks of a state store.  ``target`` is a registry name, ``account`` an
-    account fingerprint (:func:`pipeline.load.kit.state.fingerprint`), phones are E.164."""
+    account fingerprint (:func:`contactpipe.load.kit.state.fingerprint`), phones are E.164."""
 
     path: str
     """Where it lives, for reports (a file path, or a server's address without password)."""

@@ -1,4 +1,4 @@
 """Transform: column mapping, phones, validation and dedupe, as pure functions on frames.
 
-This package never imports :mod:`pipeline.load` or :mod:`pipeline.cli`.
+This package never imports :mod:`contactpipe.load` or :mod:`contactpipe.cli`.
 """

@@ -15,7 +15,7 @@ A row's country column (``Country``, ``Pays``, HubSpot's ``Country/Region``, Sal
 
 :func:`resolve_countries` rewrites the canonical ``country`` column with these codes.  Values
 it does not know are left as they are (calling codes such as ``+229`` are read later by
-:mod:`pipeline.transform.phone_regions`); when a value is understood by nobody but the row's
+:mod:`contactpipe.transform.phone_regions`); when a value is understood by nobody but the row's
 phone carries its own international prefix (``+``, ``00``, ``011``), the phone is read anyway:
 the country becomes a region that reads that prefix as international.
 """
@@ -31,7 +31,7 @@ from functools import cache
 import phonenumbers as pn
 import polars as pl
 
-from pipeline.transform.phone_regions import resolve_region
+from contactpipe.transform.phone_regions import resolve_region
 
 # Short forms that neither ISO nor CLDR list (folded keys).
 _ALIASES = {

@@ -17,7 +17,7 @@ from typing import Literal
 
 import polars as pl
 
-from pipeline.transform.validate import LIST_FIELDS
+from contactpipe.transform.validate import LIST_FIELDS
 
 OnDuplicate = Literal["first", "last", "merge"]
 KEY = "__phone_e164"

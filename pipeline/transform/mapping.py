@@ -33,9 +33,9 @@ from typing import Any
 
 import polars as pl
 
-import schemas
-from pipeline.errors import InputError, UsageError
-from pipeline.frames import SOURCE_COLUMNS
+from contactpipe import schemas
+from contactpipe.errors import InputError, UsageError
+from contactpipe.frames import SOURCE_COLUMNS
 
 # Canonical fields a source column can feed, from ``schemas/contact.schema.json``; custom
 # fields are "custom.<key>"; the extension is never a column of its own in an input file.

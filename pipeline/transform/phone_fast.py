@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.transform.phone_meta import (
+from contactpipe.transform.phone_meta import (
     MAX_NSN,
     MIN_NSN,
     Desc,

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 from polars._typing import PolarsDataType
 
-from schemas import SCHEMAS_DIR
+from contactpipe.schemas import SCHEMAS_DIR
 
 SCHEMA_PATH = SCHEMAS_DIR / "legacy_numbering.json"
 

@@ -14,9 +14,9 @@ from typing import Literal
 import polars as pl
 from polars._typing import PolarsDataType
 
-from pipeline.transform.phone_fast import fast_resolve
-from pipeline.transform.phone_legacy import legacy_candidates
-from pipeline.transform.phone_slow import resolve_many
+from contactpipe.transform.phone_fast import fast_resolve
+from contactpipe.transform.phone_legacy import legacy_candidates
+from contactpipe.transform.phone_slow import resolve_many
 
 KEY = ["cand", "region"]
 FAST_MIN_GROUP = 100

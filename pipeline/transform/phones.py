@@ -36,11 +36,11 @@ from typing import Literal
 import phonenumbers as pn
 import polars as pl
 
-from pipeline.errors import InputError, UsageError
-from pipeline.transform.phone_clean import alternatives, canonical, clean_frame, is_number_part
-from pipeline.transform.phone_pick import choose, stack_candidates
-from pipeline.transform.phone_regions import resolve_region
-from pipeline.transform.phone_resolve import KEY, PhoneStats, pair_outcomes, resolve_pairs
+from contactpipe.errors import InputError, UsageError
+from contactpipe.transform.phone_clean import alternatives, canonical, clean_frame, is_number_part
+from contactpipe.transform.phone_pick import choose, stack_candidates
+from contactpipe.transform.phone_regions import resolve_region
+from contactpipe.transform.phone_resolve import KEY, PhoneStats, pair_outcomes, resolve_pairs
 
 E164 = "__phone_e164"
 EXT = "__phone_ext"

@@ -1,7 +1,7 @@
 """Validation of every canonical field but the phone, column-wise.
 
-Input: the canonical raw frame of :func:`pipeline.transform.mapping.apply_mapping` after
-:func:`pipeline.transform.phones.normalize_phones`.  Output: typed canonical columns plus
+Input: the canonical raw frame of :func:`contactpipe.transform.mapping.apply_mapping` after
+:func:`contactpipe.transform.phones.normalize_phones`.  Output: typed canonical columns plus
 
 * ``__error`` / ``__error_msg`` / ``__error_field``: the row's rejection (the first problem by
   priority; further problems are appended to the message), or null;
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import polars as pl
 from polars._typing import PolarsDataType
 
-import schemas
+from contactpipe import schemas
 
-PHONE_ELSEWHERE = "__phone_elsewhere"  # see pipeline.transform.mapping
+PHONE_ELSEWHERE = "__phone_elsewhere"  # see contactpipe.transform.mapping
 
 # code -> (canonical field it concerns, severity, one-line description for --help and README)
 CODES: dict[str, tuple[str, str, str]] = {

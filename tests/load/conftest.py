@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from load_helpers import fast_settings
 
-from pipeline.sandbox import SandboxServer
+from contactpipe.sandbox import SandboxServer
 
 
 @pytest.fixture(scope="module")

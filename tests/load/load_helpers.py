@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import polars as pl
 
-from pipeline.demo import sandbox_env
-from pipeline.load.base import LoadOptions, Target, TargetConfig
-from pipeline.load.client import ClientStats, RetryPolicy
-from pipeline.load.targets import get
-from pipeline.report.writer import CONTACT_COLUMNS
-from pipeline.sandbox import SandboxServer, SandboxSettings
-from pipeline.sandbox.contract import contract
+from contactpipe.demo import sandbox_env
+from contactpipe.load.base import LoadOptions, Target, TargetConfig
+from contactpipe.load.client import ClientStats, RetryPolicy
+from contactpipe.load.targets import get
+from contactpipe.report.writer import CONTACT_COLUMNS
+from contactpipe.sandbox import SandboxServer, SandboxSettings
+from contactpipe.sandbox.contract import contract
 
 LIST_FIELDS = ("tags", "groups")
 BOOL_FIELDS = ("opt_out", "opt_out_marketing", "reply_bot_enabled")
@@ -45,7 +45,7 @@ def phone(i: int) -> str:
 
 
 def contacts_df(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """A frame shaped like :func:`pipeline.report.writer.contacts_frame` from partial dicts.
+    """A frame shaped like :func:`contactpipe.report.writer.contacts_frame` from partial dicts.
     ``custom_fields`` may be given as a dict; ``row`` defaults to the position + 2."""
     full = []
     for i, r in enumerate(rows):

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 from load_helpers import sandbox_env
 
-import pipeline as contactpipe
-from pipeline.cli import main
-from pipeline.errors import (
+import contactpipe as contactpipe
+from contactpipe.cli import main
+from contactpipe.errors import (
     IncompleteLoadError,
     Interrupted,
     RemoteError,
@@ -27,7 +27,7 @@ from pipeline.errors import (
     ThresholdError,
     TransientRemoteError,
 )
-from pipeline.sandbox import SandboxServer
+from contactpipe.sandbox import SandboxServer
 
 FAST = contactpipe.RetryPolicy(attempts=3, backoff_s=0.005, backoff_cap_s=0.01)
 LOAD = contactpipe.LoadOptions(retry=FAST, poll_interval_s=0.02)
@@ -139,7 +139,7 @@ def test_credentials_never_show_in_a_repr(server: SandboxServer) -> None:
     creds = contactpipe.Credentials(sandbox_env(server), EXTRA_TOKEN="s3cr3t-value-123")
     assert "s3cr3t" not in repr(creds) and "EXTRA_TOKEN=***" in repr(creds)
     assert creds["EXTRA_TOKEN"] == "s3cr3t-value-123" and len(creds) == len(sandbox_env(server)) + 1
-    from pipeline.api import _target
+    from contactpipe.api import _target
 
     imp = _target("waapi", {"WAAPI_TOKEN": "s3cr3t-value-123"}, None, None)
     assert "s3cr3t" not in repr(imp)
@@ -220,7 +220,7 @@ def test_rows_that_did_not_reach_the_api_raise_incomplete_load_as_the_cli_exits_
 def test_ctrl_c_during_the_load_is_returned_then_raised_as_interrupted(
     server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.load.client import ApiClient
+    from contactpipe.load.client import ApiClient
 
     original = ApiClient.request
     calls: list[str] = []

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pipeline.errors import UsageError
-from pipeline.load.client import (
+from contactpipe.errors import UsageError
+from contactpipe.load.client import (
     ApiClient,
     ApiRefused,
     AuthRefused,
@@ -16,9 +16,9 @@ from pipeline.load.client import (
     Unreachable,
     retry_after_s,
 )
-from pipeline.load.config import check_base_url, is_loopback
-from pipeline.load.ratelimit import Adaptive, ArrivalWindow, SlidingWindow, Stopped
-from pipeline.sandbox import SandboxServer
+from contactpipe.load.config import check_base_url, is_loopback
+from contactpipe.load.ratelimit import Adaptive, ArrivalWindow, SlidingWindow, Stopped
+from contactpipe.sandbox import SandboxServer
 
 POLICY = RetryPolicy(attempts=3, backoff_s=0.01, backoff_cap_s=0.02, throttle_backoff_s=0.01)
 
@@ -210,7 +210,7 @@ def test_limiter_keeps_a_slow_request_s_slot_longer() -> None:
 
 
 def test_one_parser_reads_every_api_s_error_envelope() -> None:
-    from pipeline.load.client import parse_error
+    from contactpipe.load.client import parse_error
 
     waapi = {"success": False, "message": "Contact not found.", "error": "NOT_FOUND"}
     assert parse_error(httpx.Response(404, json=waapi)) == ("NOT_FOUND", "Contact not found.")

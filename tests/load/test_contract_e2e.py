@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from load_helpers import sandbox_env
 from test_import_e2e import _fast_retries  # noqa: F401 - the same autouse fixture here
 
-from pipeline.cli import main
-from pipeline.load import registry
-from pipeline.sandbox import SandboxServer
+from contactpipe.cli import main
+from contactpipe.load import registry
+from contactpipe.sandbox import SandboxServer
 
 ROWS = 150
 GROUPED = ("msgflash", "waapi")

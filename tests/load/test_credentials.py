@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 from load_helpers import sandbox_env
 
-from pipeline.cli import main
-from pipeline.errors import UsageError
-from pipeline.load.config import check_base_url, is_loopback
-from pipeline.load.targets import get
-from pipeline.sandbox import SandboxServer
+from contactpipe.cli import main
+from contactpipe.errors import UsageError
+from contactpipe.load.config import check_base_url, is_loopback
+from contactpipe.load.targets import get
+from contactpipe.sandbox import SandboxServer
 
 BAD = {
     "newline": ("tok\nen-1234567890", "a line break"),

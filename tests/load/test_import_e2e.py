@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from load_helpers import request_file_violations, sandbox_env
 
-from pipeline import run as run_module
-from pipeline.cli import main
-from pipeline.load import registry
-from pipeline.load.base import LoadOptions, Target
-from pipeline.load.client import RetryPolicy
-from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
-from pipeline.sandbox import SandboxServer
+from contactpipe import run as run_module
+from contactpipe.cli import main
+from contactpipe.load import registry
+from contactpipe.load.base import LoadOptions, Target
+from contactpipe.load.client import RetryPolicy
+from contactpipe.run import ImportOptions, RunOptions, RunResult, import_files
+from contactpipe.sandbox import SandboxServer
 
 TARGETS = registry.names()
 VALID = 30
@@ -215,7 +215,7 @@ def test_an_interrupted_load_still_reports_every_row(
 ) -> None:
     """Ctrl-C in the middle of the load: the report is written, what was loaded is counted,
     every other row is NOT_SENT, and a re-run completes the import without duplicates."""
-    from pipeline.load.client import ApiClient
+    from contactpipe.load.client import ApiClient
 
     method, path = WRITE[target]
     original = ApiClient.request

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import TerminalRemoteError
-from pipeline.load.client import ApiRefused
-from pipeline.load.kit.groups import create_once, named
-from pipeline.load.kit.jobs import STALLED, UNREADABLE, follow_jobs
-from pipeline.load.kit.lookup import lookup_requests
-from pipeline.load.kit.paging import cursor_pages, more_pages, numbered_pages
-from pipeline.load.kit.phones import norm_phone
-from pipeline.load.kit.pool import run_pool
-from pipeline.load.kit.timing import Rate, Step, timed
+from contactpipe.errors import TerminalRemoteError
+from contactpipe.load.client import ApiRefused
+from contactpipe.load.kit.groups import create_once, named
+from contactpipe.load.kit.jobs import STALLED, UNREADABLE, follow_jobs
+from contactpipe.load.kit.lookup import lookup_requests
+from contactpipe.load.kit.paging import cursor_pages, more_pages, numbered_pages
+from contactpipe.load.kit.phones import norm_phone
+from contactpipe.load.kit.pool import run_pool
+from contactpipe.load.kit.timing import Rate, Step, timed
 
 
 def test_cursor_pages_follow_the_cursor_and_stop_on_a_repeated_one() -> None:

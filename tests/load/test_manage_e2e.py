@@ -22,11 +22,11 @@ from test_import_e2e import (
     source_csv,
 )
 
-from pipeline.cli import main
-from pipeline.load import registry
-from pipeline.load.base import ExportFilters, LoadOptions
-from pipeline.run import ImportOptions, RunOptions, export_contacts, import_files, migrate
-from pipeline.sandbox import SandboxServer
+from contactpipe.cli import main
+from contactpipe.load import registry
+from contactpipe.load.base import ExportFilters, LoadOptions
+from contactpipe.run import ImportOptions, RunOptions, export_contacts, import_files, migrate
+from contactpipe.sandbox import SandboxServer
 
 GROUPED = registry.with_capability("groups")
 

@@ -20,9 +20,9 @@ from load_helpers import (
     simple_contacts,
 )
 
-from pipeline.errors import UsageError
-from pipeline.load.base import CREATED, FAILED, UNCHANGED, UPDATED, build_entries, field_map
-from pipeline.load.client import (
+from contactpipe.errors import UsageError
+from contactpipe.load.base import CREATED, FAILED, UNCHANGED, UPDATED, build_entries, field_map
+from contactpipe.load.client import (
     AuthRefused,
     QuotaExceeded,
     RetryPolicy,
@@ -30,11 +30,11 @@ from pipeline.load.client import (
     encode_json,
     parse_error,
 )
-from pipeline.load.targets.msgflash import MsgFlash
-from pipeline.load.targets.msgflash.importer import _Known
-from pipeline.report.progress import Counter, LogProgress
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.settings import DEFAULT_MSGFLASH_TEAM_ID, DEFAULT_MSGFLASH_TEAM_KEY
+from contactpipe.load.targets.msgflash import MsgFlash
+from contactpipe.load.targets.msgflash.importer import _Known
+from contactpipe.report.progress import Counter, LogProgress
+from contactpipe.sandbox import SandboxServer
+from contactpipe.sandbox.settings import DEFAULT_MSGFLASH_TEAM_ID, DEFAULT_MSGFLASH_TEAM_KEY
 
 CONTACTS = "/api/v1/contacts"
 

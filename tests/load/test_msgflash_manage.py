@@ -14,12 +14,12 @@ import polars as pl
 import pytest
 from load_helpers import contacts_df, make_target, phone
 
-from pipeline.errors import UsageError
-from pipeline.load.base import FAILED, LOADED, UNCHANGED, ExportFilters
-from pipeline.load.targets.msgflash import MsgFlash
-from pipeline.report.progress import Counter, NullProgress
-from pipeline.sandbox import SandboxServer
-from pipeline.sandbox.msgflash_store import OP_ADD
+from contactpipe.errors import UsageError
+from contactpipe.load.base import FAILED, LOADED, UNCHANGED, ExportFilters
+from contactpipe.load.targets.msgflash import MsgFlash
+from contactpipe.report.progress import Counter, NullProgress
+from contactpipe.sandbox import SandboxServer
+from contactpipe.sandbox.msgflash_store import OP_ADD
 
 CONTACTS = "/api/v1/contacts"
 GROUPS = "/api/v1/contacts/groups"

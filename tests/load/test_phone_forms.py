@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from load_helpers import make_target, phone, simple_contacts
 
-from pipeline.load.base import ExportFilters, phone_key
-from pipeline.sandbox import SandboxServer
+from contactpipe.load.base import ExportFilters, phone_key
+from contactpipe.sandbox import SandboxServer
 
 N = 6
 

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
 from load_helpers import sandbox_env
 
-import pipeline
-from pipeline.sandbox import SandboxServer
+from contactpipe.sandbox import SandboxServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -31,8 +28,6 @@ def test_the_readme_python_api_example_runs(
 ) -> None:
     blocks = api_blocks()
     assert len(blocks) >= 2 and "import contactpipe" in blocks[0]
-    if importlib.util.find_spec("contactpipe") is None:  # until the package is mapped to it
-        monkeypatch.setitem(sys.modules, "contactpipe", pipeline)
     for var, value in sandbox_env(server).items():
         monkeypatch.setenv(var, value)
     monkeypatch.chdir(tmp_path)

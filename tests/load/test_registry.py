@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.errors import UsageError
-from pipeline.load import config as cfg
-from pipeline.load import registry
-from pipeline.load.base import (
+from contactpipe.errors import UsageError
+from contactpipe.load import config as cfg
+from contactpipe.load import registry
+from contactpipe.load.base import (
     LOADED,
     ExportFilters,
     LoadOptions,
@@ -36,14 +36,14 @@ from pipeline.load.base import (
     build_entries,
     write_request_files,
 )
-from pipeline.load.client import ApiClient, encode_json
-from pipeline.load.kit.lookup import Directory, Listing
-from pipeline.load.kit.paging import Page, more_pages, numbered_pages
-from pipeline.load.kit.phones import norm_phone
-from pipeline.load.kit.steps import DELETED, GONE, delete_each, delete_template, send_batches
-from pipeline.load.kit.timing import Rate, Step, timed
-from pipeline.load.ratelimit import SlidingWindow
-from pipeline.run import ImportOptions, RunOptions, delete_files, export_contacts, import_files
+from contactpipe.load.client import ApiClient, encode_json
+from contactpipe.load.kit.lookup import Directory, Listing
+from contactpipe.load.kit.paging import Page, more_pages, numbered_pages
+from contactpipe.load.kit.phones import norm_phone
+from contactpipe.load.kit.steps import DELETED, GONE, delete_each, delete_template, send_batches
+from contactpipe.load.kit.timing import Rate, Step, timed
+from contactpipe.load.ratelimit import SlidingWindow
+from contactpipe.run import ImportOptions, RunOptions, delete_files, export_contacts, import_files
 
 TOKEN = "tiny-secret-token"
 
@@ -293,5 +293,5 @@ def test_unknown_names_and_builtin_names() -> None:
         registry.register(registry.TargetInfo("waapi", "W", "x", (), "W_URL"))
     for meta in registry.infos():  # every built-in says what it needs, cheaply
         assert meta.credentials and meta.base_url_var.endswith("_BASE_URL")
-        assert meta.module.startswith(f"pipeline.load.targets.{meta.name}.")
+        assert meta.module.startswith(f"contactpipe.load.targets.{meta.name}.")
         assert registry.get(meta.name).name == meta.name

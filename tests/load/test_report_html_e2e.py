@@ -19,9 +19,9 @@ from test_import_e2e import (
 )
 from test_manage_e2e import cli, imp
 
-from pipeline.report.html import REPORT_NAME
-from pipeline.run import RunOptions, migrate
-from pipeline.sandbox import SandboxServer
+from contactpipe.report.html import REPORT_NAME
+from contactpipe.run import RunOptions, migrate
+from contactpipe.sandbox import SandboxServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: browser.py
 from browser import check_in_browser, chromium_path, text_of
@@ -130,7 +130,7 @@ def test_dry_run_abort_and_threshold_pages_say_so(
             monkeypatch.setenv(k, v)
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from contactpipe.cli import main
 
     args = ["import", str(src), "--target", "waapi", "--region", "FR", "-q"]
     refused = CliRunner().invoke(main, [*args, "--report-dir", str(tmp_path / "a")])

@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from load_helpers import sandbox_env
 from test_import_e2e import WRITE, phones_in
 
-from pipeline import run as run_module
-from pipeline.cli import main
-from pipeline.load.base import LoadOptions
-from pipeline.run import ImportOptions, RunOptions, import_files
-from pipeline.sandbox import SandboxServer
-from pipeline.signals import Terminated, sigterm_as_interrupt
+from contactpipe import run as run_module
+from contactpipe.cli import main
+from contactpipe.load.base import LoadOptions
+from contactpipe.run import ImportOptions, RunOptions, import_files
+from contactpipe.sandbox import SandboxServer
+from contactpipe.signals import Terminated, sigterm_as_interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 30
@@ -49,7 +49,7 @@ def test_sigterm_during_a_load_writes_the_report_and_exits_143(
     fault = server.app.faults.add(target, method, path, delay_s=2.0)  # the first write hangs
     src, out = contacts(tmp_path), tmp_path / "out"
     env = {**os.environ, **sandbox_env(server), "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
+    args = [sys.executable, "-m", "contactpipe.cli", "import", str(src), "--target", target]
     args += ["--batch-size", "10", "--report-dir", str(out), "-q", "--region", "FR"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -130,8 +130,8 @@ def test_ctrl_c_before_any_load_exits_130(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_batch_still_waiting_for_the_rate_limit_is_not_sent_not_unknown() -> None:
-    from pipeline.load.base import LOADED, LoadResult
-    from pipeline.run import Interrupted
+    from contactpipe.load.base import LOADED, LoadResult
+    from contactpipe.run import Interrupted
 
     waiting = LoadResult("waapi", 6)
     waiting.mark(range(2), LOADED)

@@ -26,12 +26,12 @@ from test_import_e2e import (  # the same constants and autouse fixture here
     _fast_retries,  # noqa: F401
 )
 
-from pipeline.cli import main
-from pipeline.errors import UsageError
-from pipeline.load import registry
-from pipeline.load.base import LoadOptions
-from pipeline.run import ImportOptions, RunOptions, RunResult, import_files
-from pipeline.sandbox import SandboxServer
+from contactpipe.cli import main
+from contactpipe.errors import UsageError
+from contactpipe.load import registry
+from contactpipe.load.base import LoadOptions
+from contactpipe.run import ImportOptions, RunOptions, RunResult, import_files
+from contactpipe.sandbox import SandboxServer
 
 TARGETS = registry.names()
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,7 +213,7 @@ def start_import(server: SandboxServer, target: str, src: Path, out: Path, state
     """The CLI in its own process, each request slowed down so that it can be stopped."""
     setattr(server.settings, f"{target}_latency_ms", 300.0)
     env = {**os.environ, **sandbox_env(server), "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "pipeline.cli", "import", str(src), "--target", target]
+    args = [sys.executable, "-m", "contactpipe.cli", "import", str(src), "--target", target]
     args += ["--batch-size", "10", "--report-dir", str(out), "-q"]
     args += ["--state", str(state), "--region", "FR"]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

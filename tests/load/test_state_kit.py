@@ -8,10 +8,10 @@ from pathlib import Path
 
 from load_helpers import contacts_df, simple_contacts
 
-from pipeline.load import registry
-from pipeline.load.base import CREATED, LoadOptions, LoadResult, TargetConfig
-from pipeline.load.kit import state as sync
-from pipeline.state import Confirmed, open_store
+from contactpipe.load import registry
+from contactpipe.load.base import CREATED, LoadOptions, LoadResult, TargetConfig
+from contactpipe.load.kit import state as sync
+from contactpipe.state import Confirmed, open_store
 
 ENV = {
     "MSGFLASH_API_KEY": "msgf_live_secretkey123",

@@ -16,12 +16,12 @@ import polars as pl
 import pytest
 from load_helpers import make_target, phone, simple_contacts
 
-from pipeline.errors import UsageError
-from pipeline.load import registry
-from pipeline.load.base import FAILED, LOADED, ExportFilters, Target
-from pipeline.load.kit.timing import Rate
-from pipeline.report.progress import Counter, NullProgress
-from pipeline.sandbox import SandboxServer
+from contactpipe.errors import UsageError
+from contactpipe.load import registry
+from contactpipe.load.base import FAILED, LOADED, ExportFilters, Target
+from contactpipe.load.kit.timing import Rate
+from contactpipe.report.progress import Counter, NullProgress
+from contactpipe.sandbox import SandboxServer
 
 TARGETS = registry.names()
 GROUPED = registry.with_capability("groups")

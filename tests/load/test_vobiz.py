@@ -13,13 +13,13 @@ import httpx
 import pytest
 from load_helpers import contacts_df, make_target, phone, sandbox_env, simple_contacts
 
-from pipeline.errors import UsageError
-from pipeline.load.base import CREATED, FAILED, UNCHANGED, UPDATED, LoadResult
-from pipeline.load.client import AuthRefused, QuotaExceeded, Unreachable
-from pipeline.load.targets.vobiz import Vobiz
-from pipeline.load.targets.vobiz.importer import row_errors
-from pipeline.report.progress import Counter
-from pipeline.sandbox import SandboxServer
+from contactpipe.errors import UsageError
+from contactpipe.load.base import CREATED, FAILED, UNCHANGED, UPDATED, LoadResult
+from contactpipe.load.client import AuthRefused, QuotaExceeded, Unreachable
+from contactpipe.load.targets.vobiz import Vobiz
+from contactpipe.load.targets.vobiz.importer import row_errors
+from contactpipe.report.progress import Counter
+from contactpipe.sandbox import SandboxServer
 
 IMPORT = "/api/v1/messaging/contacts/import"
 LIST = "/api/v1/messaging/contacts"

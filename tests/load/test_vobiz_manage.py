@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 from load_helpers import contacts_df, make_target, phone, simple_contacts
 
-from pipeline.errors import UsageError
-from pipeline.load.base import FAILED, LOADED, UNCHANGED, ExportFilters, LoadResult
-from pipeline.load.targets.vobiz import NO_GROUPS, Vobiz
-from pipeline.sandbox import SandboxServer
+from contactpipe.errors import UsageError
+from contactpipe.load.base import FAILED, LOADED, UNCHANGED, ExportFilters, LoadResult
+from contactpipe.load.targets.vobiz import NO_GROUPS, Vobiz
+from contactpipe.sandbox import SandboxServer
 
 LIST = "/api/v1/messaging/contacts"
 ONE = "/api/v1/messaging/contacts/*"
@@ -124,7 +124,7 @@ def test_export_matches_the_store_across_pages(server: SandboxServer) -> None:
 
 
 def test_export_carries_last_active_at_when_the_api_gives_it() -> None:
-    from pipeline.load.targets.vobiz import export_contact
+    from contactpipe.load.targets.vobiz import export_contact
 
     item = {
         "id": "9b8a",
@@ -258,7 +258,7 @@ def test_a_larger_page_size_is_asked_then_clamped(server: SandboxServer) -> None
 def test_export_stops_on_wrong_credentials(server: SandboxServer) -> None:
     from load_helpers import sandbox_env
 
-    from pipeline.load.client import AuthRefused
+    from contactpipe.load.client import AuthRefused
 
     env = sandbox_env(server) | {"VOBIZ_AUTH_TOKEN": "wrong"}
     target = make_target("vobiz", server, env=env)
@@ -423,7 +423,7 @@ def test_delete_with_wrong_credentials_aborts_every_row(server: SandboxServer) -
 
 
 def test_delete_progress_counts_contacts(server: SandboxServer) -> None:
-    from pipeline.report.progress import Counter
+    from contactpipe.report.progress import Counter
 
     seed(server, 3)
     counters: list[Counter] = []

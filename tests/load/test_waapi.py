@@ -17,11 +17,11 @@ from load_helpers import (
     simple_contacts,
 )
 
-from pipeline.errors import UsageError
-from pipeline.load.base import FAILED, LOADED
-from pipeline.load.client import AuthRefused, Unreachable, encode_json
-from pipeline.load.targets.waapi import Waapi, encoded_phone_id
-from pipeline.sandbox import SandboxServer
+from contactpipe.errors import UsageError
+from contactpipe.load.base import FAILED, LOADED
+from contactpipe.load.client import AuthRefused, Unreachable, encode_json
+from contactpipe.load.targets.waapi import Waapi, encoded_phone_id
+from contactpipe.sandbox import SandboxServer
 
 BULK = "/api/external/contacts/*/bulk"
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from load_helpers import contacts_df, make_target, phone, sandbox_env, simple_contacts
 
-from pipeline.errors import TerminalRemoteError, UsageError
-from pipeline.load.base import FAILED, LOADED, ExportFilters
-from pipeline.load.client import RetryPolicy
-from pipeline.load.targets.waapi import Waapi
-from pipeline.sandbox import SandboxServer
+from contactpipe.errors import TerminalRemoteError, UsageError
+from contactpipe.load.base import FAILED, LOADED, ExportFilters
+from contactpipe.load.client import RetryPolicy
+from contactpipe.load.targets.waapi import Waapi
+from contactpipe.sandbox import SandboxServer
 
 LIST = "/api/external/contacts/*"
 NONE = ExportFilters()

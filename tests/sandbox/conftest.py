@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sandbox_helpers import SyncClient, fast_settings
 
-from pipeline.sandbox import ManualClock, Sandbox, SandboxSettings, build_app
+from contactpipe.sandbox import ManualClock, Sandbox, SandboxSettings, build_app
 
 
 @pytest.fixture

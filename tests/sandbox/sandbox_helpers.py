@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.sandbox import Sandbox, SandboxSettings
+from contactpipe.sandbox import Sandbox, SandboxSettings
 
 
 def response_violations(app: Sandbox, response: httpx.Response) -> list[str]:

@@ -14,8 +14,8 @@ from openapi_spec_validator import validate
 from sandbox_helpers import SyncClient, fast_settings
 from starlette.routing import Route
 
-from pipeline.sandbox import build_app
-from pipeline.sandbox.contract import APIS, contract, read_document
+from contactpipe.sandbox import build_app
+from contactpipe.sandbox.contract import APIS, contract, read_document
 
 WAAPI_BASE = "http://sandbox.test/api"
 BEARER = {"Authorization": "Bearer t"}
@@ -249,8 +249,8 @@ ENTRIES = st.dictionaries(st.sampled_from([*BULK_FIELDS, "nickname"]), VALUES, m
 def test_the_sandbox_skips_exactly_the_bulk_entries_outside_the_document(entry: Any) -> None:
     from jsonschema import Draft202012Validator
 
-    from pipeline.sandbox import ManualClock
-    from pipeline.sandbox.waapi_store import WaapiStore
+    from contactpipe.sandbox import ManualClock
+    from contactpipe.sandbox.waapi_store import WaapiStore
 
     checker = contract("waapi")._validator("/components/schemas/BulkEntry", True)
     assert isinstance(checker, Draft202012Validator)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sandbox_helpers import SyncClient, fast_settings
 
-import pipeline.sandbox as sandbox_pkg
-from pipeline.errors import UsageError
-from pipeline.sandbox import Sandbox, SandboxSettings, SettingsError, build_app, describe
+import contactpipe.sandbox as sandbox_pkg
+from contactpipe.errors import UsageError
+from contactpipe.sandbox import Sandbox, SandboxSettings, SettingsError, build_app, describe
 
 ENV = {
     "MSGFLASH_API_KEY": "msgf_live_" + "1" * 64,
@@ -28,7 +28,7 @@ ENV = {
 def test_sandbox_never_imports_the_loader() -> None:
     for path in Path(sandbox_pkg.__file__).parent.glob("*.py"):
         source = path.read_text()
-        assert "pipeline.load" not in source.replace("never imports :mod:`pipeline.load`", "")
+        assert "contactpipe.load" not in source.replace("never imports :mod:`contactpipe.load`", "")
         assert "from ..load" not in source and "from .. import load" not in source
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sandbox_helpers import fast_settings, response_violations
 
-from pipeline.sandbox import SandboxServer
+from contactpipe.sandbox import SandboxServer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from hypothesis import settings as settings_
 from hypothesis import strategies as st
 from sandbox_helpers import SyncClient, fast_settings
 
-from pipeline.sandbox import ManualClock, build_app
+from contactpipe.sandbox import ManualClock, build_app
 
 # Literals copied from msgflash-contacts-and-groups.md
 DOC_CREATE = {

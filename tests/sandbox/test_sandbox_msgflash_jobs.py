@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sandbox_helpers import SyncClient, fast_settings
 
-from pipeline.sandbox import ManualClock, Sandbox, build_app
+from contactpipe.sandbox import ManualClock, Sandbox, build_app
 
 JOB_KEYS = {
     "id",

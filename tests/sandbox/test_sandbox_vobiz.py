@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sandbox_helpers import SyncClient, fast_settings
 
-from pipeline.sandbox import ManualClock, build_app
+from contactpipe.sandbox import ManualClock, build_app
 
 C = "/api/v1/messaging/contacts"
 # Literals copied from vobiz-contacts.md

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sandbox_helpers import SyncClient, fast_settings
 
-from pipeline.sandbox import ManualClock, build_app
+from contactpipe.sandbox import ManualClock, build_app
 
 # Literals copied from waapi-contacts.md
 DOC_CREATE = {

@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.sandbox import build_app
-from pipeline.sandbox.contract import read_document
+from contactpipe.sandbox import build_app
+from contactpipe.sandbox.contract import read_document
 
 SETTINGS = fast_settings()
 APP = build_app(SETTINGS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.state import (
+from contactpipe.state import (
     SCHEMA_VERSION,
     Confirmed,
     SqliteStore,
@@ -120,7 +120,7 @@ def test_where_the_file_lives() -> None:
 
 
 def test_a_version_1_file_keeps_its_contacts_when_migrated(tmp_path: Path) -> None:
-    from pipeline.state.store import MIGRATIONS
+    from contactpipe.state.store import MIGRATIONS
 
     path = tmp_path / "s.sqlite"
     with sqlite3.connect(path) as db:
@@ -150,7 +150,7 @@ def test_runs_unfinished_until_finished(tmp_path: Path) -> None:
 
 
 def test_content_digest_follows_content_not_names(tmp_path: Path) -> None:
-    from pipeline.state import content_digest
+    from contactpipe.state import content_digest
 
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     a.write_text("x\n1\n")

@@ -11,7 +11,7 @@
 - :mod:`.steps`: the loops of import, delete and group changes: batches sent one after the
   other, "fail the request in flight, then abort", the safety limit and dry runs;
 - :mod:`.state`: the sync state's side of an import (rows skipped, confirmations recorded as
-  they come, resume, mirror), asking :mod:`pipeline.state`.
+  they come, resume, mirror), asking :mod:`contactpipe.state`.
 
 Targets compose these; nothing here names a target.
 """

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 from ..base import ExportFilters
 from ..registry import TargetInfo

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline.report.progress import NullProgress, Progress
+from contactpipe.report.progress import NullProgress, Progress
 
 from ..base import LoadResult
 from .phones import norm_phone

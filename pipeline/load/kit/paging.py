@@ -2,7 +2,7 @@
 
 - :func:`cursor_pages`: ``cursor`` in, ``nextCursor`` out (MsgFlash).  A cursor the API has
   given before would read the same pages forever: the listing stops with a
-  :class:`~pipeline.errors.TerminalRemoteError` instead (singer-sdk's paginators raise on a
+  :class:`~contactpipe.errors.TerminalRemoteError` instead (singer-sdk's paginators raise on a
   token identical to the previous one; this remembers every token of the listing).
 - :func:`numbered_pages`: ``page=N&limit=L`` (WAAPI, Vobiz), ending as the latest answer says
   (:func:`more_pages`).  A page holding exactly the items of the page before (a server that
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from pipeline.errors import TerminalRemoteError
+from contactpipe.errors import TerminalRemoteError
 
 Page = tuple[list[dict[str, Any]], Mapping[str, Any]]
 """The items of one page and what the answer says about the listing (totals, cursor)."""

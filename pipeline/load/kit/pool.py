@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from pipeline.report.progress import Counter
+from contactpipe.report.progress import Counter
 
 from ..ratelimit import Stopped
 
@@ -27,7 +27,7 @@ def run_pool(
     """``[work(x) for x in items]``, at most ``workers`` at a time.
 
     The first exception (or Ctrl-C) sets ``stop``: the limiter then refuses every request
-    still waiting for a slot (:class:`~pipeline.load.ratelimit.Stopped`), requests already in
+    still waiting for a slot (:class:`~contactpipe.load.ratelimit.Stopped`), requests already in
     flight finish, and the exception is raised once every worker is done.  ``stop`` is
     cleared on the way out, so that the caller can still send (to settle what was in flight).
     Results of items never run are None."""

@@ -6,7 +6,7 @@ For every target the same way:
 - a row whose payload hash equals the one the state confirmed for its phone is ``UNCHANGED``
   without any request (decision ``skipped_by_state``);
 - the other rows go through the target's normal path (decision ``sent``), told by
-  :attr:`Target.state_known <pipeline.load.base.Target.state_known>` which phones the
+  :attr:`Target.state_known <contactpipe.load.base.Target.state_known>` which phones the
   state says exist (and their remote ids), so that a target never lists the whole account
   to find out;
 - an account the state knows nothing of, or ``--full-refresh``, loads every row the way it
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pipeline.errors import UsageError
-from pipeline.state import Confirmed, StateStore
+from contactpipe.errors import UsageError
+from contactpipe.state import Confirmed, StateStore
 
 from ..base import CREATED, FAILED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
 from .timing import pages

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pipeline.errors import RemoteError, UsageError
+from contactpipe.errors import RemoteError, UsageError
 
 from ..base import LOADED, LoadResult
 from ..client import ApiRefused, Unreachable

@@ -1,4 +1,4 @@
-"""The targets: one package per API, found by :mod:`pipeline.load.registry`.
+"""The targets: one package per API, found by :mod:`contactpipe.load.registry`.
 
 Adding a target is one package here (``INFO`` in its ``__init__``, the class in
 ``INFO.module``), its field map in ``schemas/targets/<name>.json``, its contract in

@@ -15,7 +15,7 @@ from a file share or an Airflow log link and prints.  Pictures first, tables sec
 
 Built with Jinja2 with autoescaping on: every value from the user's files is text, never
 markup.  The page stays small for any run: rows per code, files, columns and characters per
-value are capped (:mod:`pipeline.report.html.data`).
+value are capped (:mod:`contactpipe.report.html.data`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.report.html.data import (
+from contactpipe.report.html.data import (
     SAMPLE_ROWS,
     clip,
     code_groups,
@@ -40,7 +40,7 @@ from pipeline.report.html.data import (
     outcomes,
     skipped_inputs,
 )
-from pipeline.report.html.load import load_view
+from contactpipe.report.html.load import load_view
 
 __all__ = ["REPORT_NAME", "render_html", "write_html"]
 
@@ -75,7 +75,7 @@ def _env() -> Any:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline.report.html", ""),
+        loader=jinja2.PackageLoader("contactpipe.report.html", ""),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,  # every {{ }} is escaped, in text and in attributes
         undefined=jinja2.StrictUndefined,
@@ -247,7 +247,7 @@ def write_html(
 ) -> Path:
     """Write ``report_dir/report.html`` atomically and return its path.  Without the frames,
     the lines are read back from the ``errors.csv`` / ``warnings.csv`` the summary lists."""
-    from pipeline.report.writer import atomic
+    from contactpipe.report.writer import atomic
 
     written = summary.get("files_written") or {}
     guarded = errors is None or warnings is None

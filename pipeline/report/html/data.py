@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import polars as pl
 
-from pipeline.transform.validate import CODES
+from contactpipe.transform.validate import CODES
 
 SAMPLE_ROWS = 20
 CELL_CHARS = 160

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.report.html.data import clip
-from pipeline.report.summary import fmt_duration
+from contactpipe.report.html.data import clip
+from contactpipe.report.summary import fmt_duration
 
 CHART_W = 640
 MAX_ENDPOINTS = 30

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.load.registry import TargetInfo
+from contactpipe.load.registry import TargetInfo
 
 INFO = TargetInfo(
     name="msgflash",
     title="MsgFlash",
-    module="pipeline.load.targets.msgflash.target",
+    module="contactpipe.load.targets.msgflash.target",
     credentials=("MSGFLASH_API_KEY",),
     optional=("MSGFLASH_TEAM_ID",),
     base_url_var="MSGFLASH_BASE_URL",

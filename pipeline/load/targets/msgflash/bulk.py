@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from pipeline.errors import RemoteError
-from pipeline.report.progress import Counter
+from contactpipe.errors import RemoteError
+from contactpipe.report.progress import Counter
 
 from ...base import LOADED, PENDING, LoadResult, batches
 from ...client import ApiRefused
@@ -154,7 +154,7 @@ class MsgFlashBulk(MsgFlashCore):
     def _follow_job(
         self, job_id: str, requested: int, counter: Counter
     ) -> tuple[str, dict[str, Any]]:
-        """Follow one job to its end (:func:`~pipeline.load.kit.jobs.follow_jobs`); a final
+        """Follow one job to its end (:func:`~contactpipe.load.kit.jobs.follow_jobs`); a final
         job is read once more for its summary."""
         processed = 0
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import httpx
 import polars as pl
 
-from pipeline.errors import RemoteError, UsageError
+from contactpipe.errors import RemoteError, UsageError
 
 from ... import config
 from ...base import Target, TargetConfig

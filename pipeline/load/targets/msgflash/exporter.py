@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 from ...base import ExportFilters, PlanLine
 from ...client import ApiRefused

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import httpx
 import polars as pl
 
-from pipeline.errors import RemoteError, TerminalRemoteError
+from contactpipe.errors import RemoteError, TerminalRemoteError
 
 from ...base import (
     CREATED,

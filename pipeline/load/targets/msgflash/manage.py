@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.errors import RemoteError
+from contactpipe.errors import RemoteError
 
 from ...base import LoadResult, PlanLine
 from ...client import ApiRefused

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.load.registry import TargetInfo
+from contactpipe.load.registry import TargetInfo
 
 INFO = TargetInfo(
     name="vobiz",
     title="Vobiz",
-    module="pipeline.load.targets.vobiz.target",
+    module="contactpipe.load.targets.vobiz.target",
     credentials=("VOBIZ_AUTH_ID", "VOBIZ_AUTH_TOKEN"),
     base_url_var="VOBIZ_BASE_URL",
     default_base_url="https://api.vobiz.ai/api/v1/messaging",

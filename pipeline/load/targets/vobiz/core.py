@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import polars as pl
 
-from pipeline.errors import TerminalRemoteError
+from contactpipe.errors import TerminalRemoteError
 
 from ... import config as cfg
 from ...base import Target, TargetConfig

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
-from pipeline.report.progress import Counter
+from contactpipe.report.progress import Counter
 
 from ...base import ExportFilters, PlanLine
 from ...kit.export import check_filters, fresh

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.errors import RemoteError
+from contactpipe.errors import RemoteError
 
 from ...base import (
     CREATED,

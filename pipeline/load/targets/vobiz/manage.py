@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import polars as pl
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 from ...base import LoadResult, PlanLine
 from ...client import ApiRefused

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.load.registry import TargetInfo
+from contactpipe.load.registry import TargetInfo
 
 INFO = TargetInfo(
     name="waapi",
     title="WAAPI",
-    module="pipeline.load.targets.waapi.target",
+    module="contactpipe.load.targets.waapi.target",
     credentials=("WAAPI_TOKEN", "WAAPI_PHONE_ID"),
     base_url_var="WAAPI_BASE_URL",
     default_base_url=None,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from pipeline.errors import TerminalRemoteError, UsageError
+from contactpipe.errors import TerminalRemoteError, UsageError
 
 from ... import config as cfg
 from ...base import Target, TargetConfig

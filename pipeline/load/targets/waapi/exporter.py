@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pipeline.errors import UsageError
+from contactpipe.errors import UsageError
 
 from ...base import EXPORT_FIELDS, ExportFilters, PlanLine
 from ...kit.export import check_filters, fresh

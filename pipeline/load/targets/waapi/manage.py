@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import polars as pl
 
-from pipeline.errors import RemoteError
+from contactpipe.errors import RemoteError
 
 from ...base import LOADED, LoadResult, PlanLine, batches
 from ...client import ApiRefused
