@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROBE = "import os, pipeline, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
+PROBE = "import os, contactpipe, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
 
 
 def run_probe(env: dict[str, str]) -> str:

@@ -325,7 +325,7 @@ def test_the_package_exports_a_sorted_all_without_loading_polars() -> None:
     assert names == sorted(names)
     for name in names:
         assert getattr(contactpipe, name) is not None, name
-    probe = "import sys, pipeline; print('polars' in sys.modules, 'httpx' in sys.modules)"
+    probe = "import sys, contactpipe; print('polars' in sys.modules, 'httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
     with pytest.raises(AttributeError):
