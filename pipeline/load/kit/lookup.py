@@ -17,7 +17,7 @@ directly.  Lookups run ``workers`` at a time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Container, Generator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -25,6 +25,7 @@ import polars as pl
 from contactpipe.report.progress import NullProgress, Progress
 
 from ..base import LoadResult
+from ..client import ApiRefused
 from .phones import norm_phone
 from .pool import Ticker, run_pool
 
@@ -51,6 +52,25 @@ class Directory:
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=NullProgress)
     label: str = "lookup"
+
+
+def exists_by_get(
+    get: Callable[[str], object], missing: Container[int] | None = (400, 404)
+) -> Callable[[str], bool]:
+    """A :attr:`Directory.exists` from ``get(id)``, a GET of one contact: True when it answers,
+    False when the API refuses it with a ``missing`` status (None: with any refusal), and any
+    other error raised."""
+
+    def exists(cid: str) -> bool:
+        try:
+            get(cid)
+        except ApiRefused as exc:
+            if missing is None or exc.status in missing:
+                return False
+            raise
+        return True
+
+    return exists
 
 
 def row_keys(contacts: pl.DataFrame) -> list[Key | None]:

@@ -17,7 +17,7 @@ from ... import config
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused, AuthRefused
 from ...kit.groups import create_once, group_key, named
-from ...kit.lookup import Directory, Listing
+from ...kit.lookup import Directory, Listing, exists_by_get
 from ...kit.paging import Page, cursor_pages
 from ...kit.phones import norm_phone, search_digits
 from ...kit.timing import Rate
@@ -156,14 +156,11 @@ class MsgFlashCore(Target):
         def search(phone: str) -> list[str]:
             return list(dict.fromkeys(str(x["id"]) for x in self._search(phone)))
 
-        def exists(cid: str) -> bool:
-            try:
-                self._request("GET", f"{CONTACTS}/{quote(cid)}", endpoint=f"GET {CONTACTS}/{{id}}")
-            except ApiRefused as exc:
-                if exc.status in (400, 404):
-                    return False
-                raise
-            return True
+        exists = exists_by_get(
+            lambda cid: self._request(
+                "GET", f"{CONTACTS}/{quote(cid)}", endpoint=f"GET {CONTACTS}/{{id}}"
+            )
+        )
 
         return Directory(
             self.title,

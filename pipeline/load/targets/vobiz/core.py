@@ -13,7 +13,7 @@ from contactpipe.errors import TerminalRemoteError
 from ... import config as cfg
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused
-from ...kit.lookup import Directory, Listing
+from ...kit.lookup import Directory, Listing, exists_by_get
 from ...kit.paging import Page, more_pages, numbered_pages
 from ...kit.phones import norm_phone, search_digits
 from ...kit.timing import pages
@@ -152,14 +152,12 @@ class VobizCore(Target):
                         out.append(cid)
             return out
 
-        def exists(cid: str) -> bool:
-            try:
-                self.client().request(
-                    "GET", f"/contacts/{quote(cid, safe='')}", endpoint="GET /contacts/{id}"
-                )
-            except ApiRefused:  # 404 (400/422 for an id of the wrong shape): no such contact
-                return False
-            return True
+        exists = exists_by_get(  # 404 (400/422 for an id of the wrong shape): no such contact
+            lambda cid: self.client().request(
+                "GET", f"/contacts/{quote(cid, safe='')}", endpoint="GET /contacts/{id}"
+            ),
+            missing=None,
+        )
 
         return Directory(
             self.title,

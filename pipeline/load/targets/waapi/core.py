@@ -15,7 +15,7 @@ from ... import config as cfg
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused
 from ...kit.groups import create_once, named
-from ...kit.lookup import Directory, Listing
+from ...kit.lookup import Directory, Listing, exists_by_get
 from ...kit.paging import Page, more_pages, numbered_pages
 from ...kit.phones import norm_phone, search_digits
 from ...kit.timing import Rate
@@ -163,14 +163,11 @@ class WaapiCore(Target):
                 ]
             return out
 
-        def exists(cid: str) -> bool:
-            try:
-                self.client().request("GET", f"{self.contacts_path}/{cid}", endpoint="GET contact")
-            except ApiRefused as exc:
-                if exc.status in (400, 404):
-                    return False
-                raise
-            return True
+        exists = exists_by_get(
+            lambda cid: self.client().request(
+                "GET", f"{self.contacts_path}/{cid}", endpoint="GET contact"
+            )
+        )
 
         return Directory(
             self.title,
