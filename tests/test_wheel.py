@@ -3,6 +3,7 @@ top-level `pipeline` or `schemas` that a `pipeline.py` in an Airflow DAG folder 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -39,3 +40,24 @@ def test_the_wheel_holds_one_top_level_package_and_its_data(tmp_path: Path) -> N
         "contactpipe/schemas/apis/waapi.yaml",
     ):
         assert data in names
+
+
+def test_the_installed_command_runs_outside_the_repository(tmp_path: Path) -> None:
+    """The console script, started away from the checkout (no repository folder on sys.path,
+    as a user or a scheduler runs it), finds its package data: the demo reads the contracts,
+    runs the sandbox, imports into each API and writes each report page."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = str(Path(sys.executable).with_name("contactpipe"))
+    args = ["demo", str(ROOT / "sample_data"), "--region", "FR"]
+    done = subprocess.run(
+        [command, *args, "--report-dir", str(tmp_path / "r"), "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for target in ("msgflash", "waapi", "vobiz"):
+        assert (tmp_path / "r" / target / "report.html").is_file()
+        assert (tmp_path / "r" / target / "summary.json").is_file()

@@ -494,7 +494,7 @@ def read_document(api: str) -> dict[str, Any]:
     """The parsed ``schemas/apis/<api>.yaml`` (shipped as package data)."""
     if api not in APIS:
         raise ValueError(f"unknown API {api!r}")
-    text = resources.files("schemas").joinpath("apis", f"{api}.yaml").read_text("utf-8")
+    text = resources.files("contactpipe.schemas").joinpath("apis", f"{api}.yaml").read_text("utf-8")
     return yaml.safe_load(text)
 
 
