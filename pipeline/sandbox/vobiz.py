@@ -46,6 +46,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -284,7 +285,10 @@ class VobizApp(ApiApp):
             total, newest = len(matches), matches
         else:
             total = len(self.store.contacts)
-        items = list(islice(newest, (page - 1) * limit, page * limit))
+        # a page past the end (even past sys.maxsize items) is an empty page, not a 500
+        items = list(
+            islice(newest, min((page - 1) * limit, sys.maxsize), min(page * limit, sys.maxsize))
+        )
         return json_response(
             {
                 "items": [c.to_dict() for c in items],

@@ -47,6 +47,7 @@ import base64
 import binascii
 import hmac
 import math
+import sys
 from collections.abc import Sequence
 from itertools import islice
 from typing import Any, ClassVar
@@ -198,7 +199,10 @@ class WaapiApp(ApiApp):
 
     @staticmethod
     def _page(items: Any, total: int, page: int, limit: int) -> tuple[list[Any], dict[str, int]]:
-        chunk = list(islice(items, (page - 1) * limit, page * limit))
+        # a page past the end (even past sys.maxsize items) is an empty page, not a 500
+        chunk = list(
+            islice(items, min((page - 1) * limit, sys.maxsize), min(page * limit, sys.maxsize))
+        )
         meta = {
             "page": page,
             "limit": limit,

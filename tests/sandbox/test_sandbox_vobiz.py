@@ -167,6 +167,8 @@ def test_page_walk_and_clamp(vb: SyncClient) -> None:
         page += 1
     assert page == 3 and len(seen) == len(set(seen)) == 60
     assert vb.get(f"{C}?limit=1000").json()["limit"] == 100
+    far = vb.get(f"{C}?page={10**20}")  # past sys.maxsize items: an empty page, not a 500
+    assert far.status_code == 200 and far.json()["items"] == []
 
 
 def test_rate_limit(make_client: Any, settings: Any) -> None:
