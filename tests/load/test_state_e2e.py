@@ -60,7 +60,7 @@ def stored(server: SandboxServer, target: str) -> dict[str, str]:
 
 
 def do_import(
-    server: SandboxServer, target: str, src: Path, out: Path, state: Path, **kw: Any
+    server: SandboxServer, target: str, src: Path, out: Path, state: Path | None, **kw: Any
 ) -> RunResult:
     imp = ImportOptions(
         target=target,
@@ -128,10 +128,7 @@ def test_new_rows_are_created_and_a_contact_made_elsewhere_is_not_duplicated(
     do_import(server, target, write_csv(tmp_path / "a.csv", 20), tmp_path / "r1", state)
     # a contact the state does not know, already in the account (loaded without state)
     other = write_csv(tmp_path / "b.csv", 1, start=20)
-    imp = ImportOptions(
-        target=target, load=LoadOptions(poll_interval_s=0.02), env=sandbox_env(server)
-    )
-    import_files([str(other)], RunOptions(region="FR"), imp, tmp_path / "r-other")
+    do_import(server, target, other, tmp_path / "r-other", state=None)  # unknown to the state
     src = write_csv(tmp_path / "c.csv", 25)  # 20 known + 1 made elsewhere + 4 new
     result = do_import(server, target, src, tmp_path / "r2", state)
     load = result.summary["load"]
