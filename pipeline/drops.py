@@ -259,7 +259,7 @@ class DropFolder:
         """Move the entry of ``claimed`` (the file, its report) into done/ (``ok``) or
         failed/ and return the entry's new path.  ``summary`` (the import's summary or any
         small JSON-ready mapping) and ``note`` go into the entry's watch.json; an ``ok`` file's
-        digest goes into the ledger, so :meth:`already_done` knows its content."""
+        digest goes into the ledger (once), so :meth:`already_done` knows its content."""
         path = Path(claimed)
         entry = path.parent
         digest = content_digest(path)
@@ -279,7 +279,7 @@ class DropFolder:
         self._write_state(entry, state)
         dest = self._free_name(self.done if ok else self.failed, entry.name)
         os.rename(entry, dest)
-        if ok:
+        if ok and not self.already_done(digest):
             record = {
                 "sha256": digest,
                 "file": state.get("dropped_as", state["file"]),
