@@ -15,13 +15,13 @@ Where a file goes, by the import's exit code (:mod:`contactpipe.errors`):
 
 - 0: ``done/``;
 - 2 (unreadable, no phone column...), 3 (rejected share above ``--max-error-rate``), 5 (rows
-  did not reach the API; dropping the file again finishes them): ``failed/``; the watcher goes
-  on with the next file: the next file may well be fine;
-- 4, the API refused the credentials or the quota is used up: ``failed/``, and the watcher
-  stops (exit 4): every later file would be refused too;
-- 4, the API stayed unreachable after the client's retries: the file stays in
-  ``processing/`` (the next start retries it) and the watcher stops (exit 4), for its
-  scheduler (systemd ``Restart=``, the next cron run) to try again later;
+  did not reach the API; dropping the file again finishes them): ``failed/``: the file's own
+  problem; the watcher goes on with the next file, which may well be fine;
+- 4, the API refused the credentials, the quota is used up, or the API stayed unreachable
+  after the client's retries: not the file's fault, so it stays in ``processing/`` (the next
+  start retries it, once the credentials are fixed or the API is back) and the watcher stops
+  (exit 4): every later file would fail too, and they wait in ``inbox/`` instead of being
+  failed one by one (a restarting service or the next cron run costs one refused request);
 - 130/143, Ctrl-C or SIGTERM during an import: the load stops and settles and its report is
   written (:mod:`contactpipe.signals`); the file stays in ``processing/`` (the next start
   finishes it) and the watcher exits 130/143.  Between files, the signal just ends the wait.
@@ -37,6 +37,7 @@ failure to start them (the inotify limit) falls back to re-scans with a note.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import threading
 import time
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from contactpipe.drops import DropFolder, content_digest
 from contactpipe.errors import (
+    IncompleteLoadError,
     InputError,
     Interrupted,
     PipelineError,
@@ -140,8 +142,11 @@ def _words(c: dict[str, int]) -> str:
     )
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
+def _local(text: str, claimed: Path, dropped_as: str) -> str:
+    """The first line of an error message, the claimed file named as dropped and paths in its
+    entry made relative to it (the entry moves to done/ or failed/)."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line.replace(str(claimed), dropped_as).replace(f"{claimed.parent}{os.sep}", "")
 
 
 class _Stop:
@@ -375,41 +380,38 @@ class Watcher:
             return self._done(
                 FileOutcome(dropped_as, "done", 0, entry, _words(counts), took, counts)
             )
-        message = f"{_first_line(str(error)).replace(str(claimed), dropped_as)}; {_words(counts)}"
+        message = f"{_local(str(error), claimed, dropped_as)}; {_words(counts)}"
         if isinstance(error, Interrupted):
             message += "; left in processing/, finished at the next start"
             self._halt = True
             return self._done(
                 FileOutcome(dropped_as, "left", code, claimed.parent, message, took, counts)
             )
-        if isinstance(error, RemoteError) and not isinstance(error, TerminalRemoteError):
-            message += "; left in processing/, retried at the next start; watcher stopped"
+        if isinstance(error, RemoteError):
+            message += _remote_stop(error)
             self._halt = True
             return self._done(
                 FileOutcome(dropped_as, "left", code, claimed.parent, message, took, counts)
             )
-        if isinstance(error, TerminalRemoteError):
-            message += "; watcher stopped: every later file would be refused too"
-            self._halt = True
+        if isinstance(error, IncompleteLoadError):
+            message += "; drop the file again to finish it (confirmed rows are not sent again)"
         entry = self.folder.finish(claimed, False, _small(summary, code), note=message)
         return self._done(FileOutcome(dropped_as, "failed", code, entry, message, took, counts))
 
     def _failed_early(
         self, claimed: Path, dropped_as: str, exc: PipelineError, started: float
     ) -> FileOutcome:
-        message = _first_line(str(exc)).replace(str(claimed), dropped_as)
+        message = _local(str(exc), claimed, dropped_as)
         report = claimed.parent / "report"
         if report.is_dir() and not any(report.iterdir()):
             report.rmdir()
         code = exc.exit_code
         if isinstance(exc, RemoteError):
-            message += "; watcher stopped"
             self._halt = True
-            if not isinstance(exc, TerminalRemoteError):
-                message += "; left in processing/, retried at the next start"
-                return self._done(
-                    FileOutcome(dropped_as, "left", code, claimed.parent, message, _since(started))
-                )
+            message += _remote_stop(exc)
+            return self._done(
+                FileOutcome(dropped_as, "left", code, claimed.parent, message, _since(started))
+            )
         elif not isinstance(exc, InputError):
             code = max(code, 1)
         entry = self.folder.finish(
@@ -430,6 +432,17 @@ class Watcher:
             return str(doc.get("dropped_as") or claimed.name)
         except (OSError, ValueError, AttributeError):
             return claimed.name
+
+
+def _remote_stop(error: RemoteError) -> str:
+    """Why the watcher stops after a refusal or an outage: not the file's fault, so the file
+    stays in processing/ for the next start (once the credentials are fixed, the quota renewed
+    or the API back), and later files stay in inbox/ instead of failing one by one."""
+    if isinstance(error, TerminalRemoteError):
+        why = "every later file would be refused too"
+    else:
+        why = "the API is unreachable"
+    return f"; watcher stopped ({why}); left in processing/, retried at the next start"
 
 
 def _since(started: float) -> float:

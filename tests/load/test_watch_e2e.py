@@ -285,15 +285,14 @@ def test_sigterm_during_an_import_writes_its_report_and_leaves_the_file_for_the_
     assert len(phones) == len(set(phones)) == 30
 
 
-def test_refused_credentials_fail_the_file_and_stop_the_watcher(
+def test_refused_credentials_stop_the_watcher_and_the_files_wait_for_the_fix(
     server: SandboxServer, tmp_path: Path
 ) -> None:
     folder = tmp_path / "drop"
-    write_csv(tmp_path / "first.csv", 0, 5)
+    first = write_csv(tmp_path / "first.csv", 0, 5)
     drop(folder, tmp_path / "first.csv")
-    time.sleep(0.05)
-    write_csv(tmp_path / "second.csv", 10, 5)
-    os.utime(tmp_path / "second.csv")  # newer: imported after first.csv
+    second = write_csv(tmp_path / "second.csv", 10, 5)
+    os.utime(tmp_path / "second.csv", (time.time() + 5, time.time() + 5))  # after first.csv
     drop(folder, tmp_path / "second.csv")
     secret = "waapi_wrong_token_0123456789abcdef"
     args = command(folder, "waapi", "--stable-for", "0.2")  # long-running mode
@@ -303,11 +302,22 @@ def test_refused_credentials_fail_the_file_and_stop_the_watcher(
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert secret not in proc.stdout + proc.stderr
     [line] = proc.stdout.splitlines()
-    assert "first.csv" in line and "watcher stopped" in line
-    [failed] = entries(folder, "failed")
-    assert (failed / "first.csv").is_file() and (failed / "report" / "summary.json").is_file()
-    assert [p.name for p in (folder / "inbox").iterdir()] == ["second.csv"]  # left for later
+    assert "first.csv" in line and " left " in line
+    assert "watcher stopped (every later file would be refused too)" in line
+    [left] = entries(folder, "processing")
+    assert (left / "first.csv").is_file() and (left / "report" / "summary.json").is_file()
+    assert secret not in (left / "report" / "summary.json").read_text()
+    assert entries(folder, "failed") == []  # not the files' fault
+    assert [p.name for p in (folder / "inbox").iterdir()] == ["second.csv"]  # not tried
     assert phones_in(server, "waapi") == []
+
+    fixed = run_once(server, folder, "waapi")  # the right token: both go through
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert [watch_state(e)["file"] for e in entries(folder, "done")] == [
+        "first.csv",
+        "second.csv",
+    ]
+    assert set(phones_in(server, "waapi")) == first | second
 
 
 def test_a_file_above_the_error_threshold_fails_and_the_next_one_is_imported(
