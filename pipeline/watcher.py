@@ -261,6 +261,8 @@ class Watcher:
         """Claim and import every ready file; True when the watcher must stop."""
         ready, seen = self.folder.ready(stable_for=self.settings.stable_for, seen=seen)
         for path in ready:
+            if self._stopping():
+                return True, seen
             seen.pop(str(path), None)
             try:
                 claimed = self.folder.claim(path)
@@ -349,6 +351,11 @@ class Watcher:
             entry = self.folder.finish(claimed, True, {"duplicate_of": previous.entry}, note=note)
             return self._done(
                 FileOutcome(dropped_as, "duplicate", 0, entry, note, time.monotonic() - started)
+            )
+        if self._stop.event.is_set():  # a signal between the claim and the import
+            msg = "stopped before its import; left in processing/, imported at the next start"
+            return self._done(
+                FileOutcome(dropped_as, "left", self._stop.code, claimed.parent, msg, 0.0)
             )
         report = self.folder.report_dir(claimed)
         try:
