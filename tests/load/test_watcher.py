@@ -101,13 +101,13 @@ def test_once_leaves_a_file_still_being_written_for_the_next_run(
     drop(folder, tmp_path / "ready.csv")
     growing = folder / "inbox" / "growing.csv"
     growing.write_text("Name,Phone\n", encoding="utf-8")
-    w, outcomes = watcher(server, tmp_path, once=True, stable_for=0.6)
+    w, outcomes = watcher(server, tmp_path, once=True, stable_for=1.0)
     notes: list[str] = []
     w.note = notes.append
 
     def append() -> None:
-        for i in range(4):
-            time.sleep(0.2)
+        for i in range(30):  # for 3 s, every 0.1 s: never still for 1 s
+            time.sleep(0.1)
             with growing.open("a", encoding="utf-8") as fh:
                 fh.write(f"C {i},06 12 34 99 {i:02d}\n")
 
