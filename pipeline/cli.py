@@ -454,10 +454,10 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--state",
     "state",
-    metavar="PATH",
-    help="The sync state file (default: $CONTACTPIPE_STATE, else the per-user file, see "
-    "README 'Sync state'): rows the API already confirmed with the same content are not "
-    "sent again.",
+    metavar="PATH|URL",
+    help="The sync state: a SQLite file, or a postgresql:// URL shared by runs on several "
+    "machines (default: $CONTACTPIPE_STATE, else the per-user file, see README 'Sync "
+    "state'): rows the API already confirmed with the same content are not sent again.",
 )
 @click.option("--no-state", is_flag=True, help="Neither read nor write the sync state.")
 @click.option(
@@ -545,7 +545,7 @@ def import_(
 import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}"
 
 
-def _state_path(option: str | None, off: bool) -> Path | None:
+def _state_path(option: str | None, off: bool) -> Path | str | None:
     from contactpipe.state import resolve_state_path
 
     if off and option:

@@ -59,7 +59,7 @@ from contactpipe.report.writer import (
     write_report,
 )
 from contactpipe.signals import interrupt_reason
-from contactpipe.state import StateStore, content_digest, open_store
+from contactpipe.state import StateLocation, StateStore, content_digest, open_store, state_exists
 from contactpipe.transform.countries import resolve_countries
 from contactpipe.transform.dedupe import dedupe
 from contactpipe.transform.mapping import (
@@ -634,10 +634,11 @@ class ImportOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
-    state: Path | None = None
-    """The sync state file (``--state``; the CLI defaults it to the per-user file): an import
-    then sends only the rows whose payload changed since the API last confirmed them.
-    None: no state (every row is sent)."""
+    state: StateLocation | None = None
+    """The sync state (``--state``; the CLI defaults it to the per-user file): a SQLite file
+    (a ``Path``) or a ``postgresql://`` URL (a ``str``, shared by runs on several machines).
+    An import then sends only the rows whose payload changed since the API last confirmed
+    them.  None: no state (every row is sent)."""
     full_refresh: bool = False
     """Ignore the state's answers, load every row the stateless way and rebuild the state."""
     resume: bool = False
@@ -760,7 +761,7 @@ def _run_with_target(
                 result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
-        if imp.state is not None and not imp.load.dry_run and imp.state.exists():
+        if imp.state is not None and not imp.load.dry_run and state_exists(imp.state):
             with open_store(imp.state) as store:  # the next import re-sends what changed here
                 sync.forget_contacts(store, target, contacts)
         codes = [c for c, _ in result.failures.values()]

@@ -1,7 +1,8 @@
 """The state store: a small interface the load asks, and its embedded SQLite implementation.
 
-The interface (:class:`StateStore`) is what a shared server database would implement for
-teams whose runs happen on several machines; nothing outside this module knows SQLite.
+The interface (:class:`StateStore`) is also what the shared PostgreSQL store
+(:mod:`.postgres`) implements for teams whose runs happen on several machines;
+:func:`open_store` picks one from the location.
 
 The SQLite file runs in WAL mode (readers never wait for a writer), every write is one
 ``BEGIN IMMEDIATE`` transaction and waits up to ``busy_timeout`` for another run's, so two
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -363,6 +365,14 @@ def content_digest(paths: Iterable[str | Path]) -> str:
     return total.hexdigest()
 
 
-def open_store(path: str | Path) -> StateStore:
-    """The store at ``path`` (the embedded SQLite one; a URL scheme would pick a server one)."""
-    return SqliteStore(path)
+def open_store(location: str | os.PathLike[str]) -> StateStore:
+    """The store at ``location``: a ``postgresql://`` / ``postgres://`` URL opens the shared
+    PostgreSQL store (:mod:`.postgres`, the ``[postgres]`` extra), anything else the SQLite
+    file at that path."""
+    from .paths import is_server_url
+
+    if is_server_url(location):
+        from .postgres import PostgresStore
+
+        return PostgresStore(str(location).strip())
+    return SqliteStore(Path(location))
