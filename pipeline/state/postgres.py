@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -170,10 +171,12 @@ class PostgresStore(StateStore):
         self._pg = _psycopg()
         try:
             params = self._pg.conninfo.conninfo_to_dict(url)
-        except self._pg.Error as exc:
+        except self._pg.Error as exc:  # libpq quotes the URL: none of it is shown
+            text = " ".join(str(exc).replace(url, self.path).split())
+            found = re.search(r"://[^:/@]*:([^@]+)@", url)
+            text = self._scrub(text, found.group(1) if found else None)
             raise StateError(
-                f"state database {self.path}: not a usable PostgreSQL URL "
-                f"({self._scrub(str(exc), None)})",
+                f"state database {self.path}: not a usable PostgreSQL URL ({text})",
                 hint="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
             ) from None
         self._secret = str(params.get("password") or "")
