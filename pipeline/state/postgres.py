@@ -9,7 +9,7 @@
   ``?options=-csearch_path%3Dmyschema``), prefixed so that they can share a database.
 - **Versions**: ``contactpipe_schema`` holds one row per migration applied; opening a store
   reads the highest (no DDL, no lock when up to date), else takes the *schema* advisory lock,
-  reads it again and applies the missing :data:`MIGRATIONS` in one transaction.  A database
+  then in a new transaction reads it again and applies the missing :data:`MIGRATIONS`.  A database
   written by a newer contactpipe is refused.
 - **Writes**: SQLite's ``BEGIN IMMEDIATE`` serialises every write to a file.  Here every
   write to an account's contacts, label or runs is one transaction that first takes the
@@ -296,17 +296,27 @@ class PostgresStore(StateStore):
             return
 
         def migrate(conn: psycopg.Connection[Any]) -> None:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                current = self._version(conn)  # another run may have migrated meanwhile
-                if current > SCHEMA_VERSION:
-                    return
-                conn.execute(VERSION_TABLE)
-                for version in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[version].split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute("INSERT INTO contactpipe_schema (version) VALUES (%s)", (version,))
+            # The lock is taken before the transaction, not in it: a session that waited for
+            # another run's migration must start a new transaction to see its tables (it
+            # reads the catalog's changes at transaction start; inside the same transaction
+            # its cache could still say "no such table" and CREATE would collide).
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                with conn.transaction():
+                    current = self._version(conn)  # another run may have migrated meanwhile
+                    if current > SCHEMA_VERSION:
+                        return
+                    conn.execute(VERSION_TABLE)
+                    for version in range(current + 1, SCHEMA_VERSION + 1):
+                        for statement in MIGRATIONS[version].split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                        conn.execute(
+                            "INSERT INTO contactpipe_schema (version) VALUES (%s)", (version,)
+                        )
+            finally:
+                if not (conn.closed or conn.broken):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
         self._run("create or migrate the contactpipe tables", migrate)
         current = self.version

@@ -131,6 +131,50 @@ def test_a_newer_schema_is_refused(postgres: Any, pg_url: str) -> None:
     assert info.value.exit_code == 2
 
 
+def test_a_run_that_waited_for_another_runs_migration_sees_its_tables(
+    postgres: Any, pg_url: str
+) -> None:
+    """Found by two CLI processes opening a new database at once: the second, having looked
+    for the tables before the first created them, waited for the schema lock and then, in
+    the same transaction, still did not see them ("relation already exists")."""
+    from contactpipe.state.postgres import SCHEMA_LOCK
+
+    with postgres.admin() as other:
+        other.execute(f"SET search_path = {schema_of(pg_url)}")
+        other.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))  # another run migrates
+        opened: list[object] = []
+        opener = threading.Thread(target=lambda: opened.append(_open_or_error(pg_url)))
+        opener.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the opener looked, found nothing, now waits
+            waiting = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the opener never waited for the schema lock")
+        with other.transaction():
+            other.execute(VERSION_TABLE)
+            for version, sql in sorted(MIGRATIONS.items()):
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        other.execute(statement)
+                other.execute("INSERT INTO contactpipe_schema (version) VALUES (%s)", (version,))
+        other.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        opener.join(20)
+    assert len(opened) == 1 and isinstance(opened[0], PostgresStore), opened
+    opened[0].close()
+
+
+def _open_or_error(url: str) -> object:
+    try:
+        return open_store(url)
+    except Exception as exc:
+        return exc
+
+
 # --- transactions and locks ---------------------------------------------------------------
 
 
