@@ -102,7 +102,8 @@ CREATE TABLE IF NOT EXISTS contactpipe_schema (
     applied_at  timestamptz NOT NULL DEFAULT now()
 )"""
 
-_ISO = """to_char(confirmed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+_ISO = """to_char(confirmed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+"""``confirmed_at`` as the SQLite store writes it (Python's ``isoformat``, microseconds)."""
 
 _UPSERT = """
 INSERT INTO contactpipe_contacts AS c
@@ -493,6 +494,13 @@ class PostgresStore(StateStore):
             ).rowcount
 
         return self._write("settle the batches of unknown outcome", update)
+
+    def clock(self) -> str:
+        def read(conn: psycopg.Connection[Any]) -> str:
+            row = conn.execute(f"SELECT {_ISO.replace('confirmed_at', 'now()')}").fetchone()
+            return str(row[0]) if row else ""
+
+        return self._run("read the server's clock", read)
 
     def close(self) -> None:
         with self._lock:

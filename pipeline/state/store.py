@@ -109,6 +109,12 @@ class StateStore(ABC):
     def settle_unknown(self, run_id: str) -> int:
         """Mark the run's batches of unknown outcome ``settled``; return how many there were."""
 
+    def clock(self) -> str:
+        """The store's current time, in the format of :attr:`Record.confirmed_at` (ISO-8601,
+        UTC, microseconds): the clock confirmations are stamped with, which a server store takes
+        from the server so that runs on machines whose clocks differ compare alike."""
+        return _now()
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -176,7 +182,9 @@ ON CONFLICT (target, account, phone) DO UPDATE SET
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    """ISO-8601 UTC to the microsecond (older files hold seconds: ``12:00:00+00:00`` still
+    sorts before ``12:00:00.5+00:00`` as text, as it should)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class SqliteStore(StateStore):

@@ -116,7 +116,7 @@ def test_a_version_1_database_keeps_its_contacts_when_migrated(postgres: Any, pg
     with open_store(pg_url) as store:
         assert store.version == SCHEMA_VERSION == 3  # type: ignore[attr-defined]
         rec = store.lookup("waapi", "acc")["+1"]
-        assert (rec.remote_id, rec.confirmed_at) == ("id", "2026-01-01T10:00:00+00:00")
+        assert (rec.remote_id, rec.confirmed_at) == ("id", "2026-01-01T10:00:00.000000+00:00")
         store.begin_run("r2", "waapi", "acc", "digest")
         assert store.unfinished_run("waapi", "acc") == ("r2", "digest")
 
