@@ -60,8 +60,11 @@ def free_port() -> int:
 class PgServer:
     """One running server; :meth:`stop` removes everything."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's default fsync settings (benchmarks); the tests turn
+        fsync off, a crash of the test server loses nothing of value."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="contactpipe-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -86,10 +89,9 @@ class PgServer:
             "initdb", "-D", str(self.data), "-U", ADMIN, "-A", "scram-sha-256",
             f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=50"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off -c max_connections=50"
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
             "-w", "-t", "60", "start",
@@ -136,14 +138,14 @@ class PgServer:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[PgServer]:
+def running(*, durable: bool = False) -> Iterator[PgServer]:
     bindir = bin_dir()
     if bindir is None:
         raise RuntimeError(
             "the PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed: "
             "`make postgresql` installs the Debian package"
         )
-    server = PgServer(bindir)
+    server = PgServer(bindir, durable=durable)
     try:
         yield server
     finally:

@@ -199,7 +199,7 @@ class PostgresStore(StateStore):
     def _connect(self) -> psycopg.Connection[Any]:
         conn = self._pg.connect(autocommit=True, **self._params)
         conn.execute(f"SET lock_timeout = '{int(self.LOCK_TIMEOUT_S * 1000)}ms'")
-        return conn  # type: ignore[no-any-return]
+        return conn
 
     def _ready(self) -> psycopg.Connection[Any]:
         """The connection, opened again when it is gone, with no transaction left open (a
