@@ -634,7 +634,7 @@ class ImportOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
-    state: StateLocation | None = None
+    state: StateLocation | None = field(default=None, repr=False)  # a URL may hold a password
     """The sync state (``--state``; the CLI defaults it to the per-user file): a SQLite file
     (a ``Path``) or a ``postgresql://`` URL (a ``str``, shared by runs on several machines).
     An import then sends only the rows whose payload changed since the API last confirmed
@@ -745,6 +745,7 @@ def _run_with_target(
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
     target = cls(config, imp.load)
+    store: StateStore | None = None
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
@@ -761,9 +762,8 @@ def _run_with_target(
                 result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
-        if imp.state is not None and not imp.load.dry_run and state_exists(imp.state):
-            with open_store(imp.state) as store:  # the next import re-sends what changed here
-                sync.forget_contacts(store, target, contacts)
+        if store is not None:  # the next import re-sends what changed here
+            sync.forget_contacts(store, target, contacts)
         codes = [c for c, _ in result.failures.values()]
         summary = {
             **_head(target, imp),
@@ -774,7 +774,9 @@ def _run_with_target(
         return summary, _failures_frame(result, config.secrets), result.aborted
 
     try:
-        return validate_files(
+        if imp.state is not None and not imp.load.dry_run and state_exists(imp.state):
+            store = open_store(imp.state)  # first: a state server out of reach stops the run
+        return validate_files(  # before anything is written
             inputs,
             options,
             report_dir,
@@ -786,6 +788,8 @@ def _run_with_target(
         )
     finally:
         target.close()
+        if store is not None:
+            store.close()
 
 
 def delete_files(

@@ -235,3 +235,33 @@ def test_a_state_written_on_one_machine_is_read_on_another(
     assert summary["load"]["state"]["contacts_in_state_before"] == 40
     for home in ("home-1", "home-2"):  # no per-user state file was made on either
         assert not list((tmp_path / home).rglob("*.sqlite"))
+
+
+def test_delete_forgets_in_the_shared_state_and_refuses_to_start_without_it(
+    server: SandboxServer, tmp_path: Path, pg_url: str
+) -> None:
+    src = write_csv(tmp_path / "in.csv", 10)
+    do_import(server, "waapi", src, tmp_path / "r1", pg_url)  # type: ignore[arg-type]
+    doomed = write_csv(tmp_path / "doomed.csv", 3)
+    base = ["delete", str(doomed), "--target", "waapi", "-q", "--region", "FR"]
+    env = sandbox_env(server)
+
+    down = f"postgresql://ana:s3cret-pw@127.0.0.1:{free_port()}/db?connect_timeout=3"
+    refused = CliRunner().invoke(
+        main, [*base, "--report-dir", str(tmp_path / "d0")], env={**env, "CONTACTPIPE_STATE": down}
+    )
+    assert refused.exit_code == 4 and "cannot reach the server" in refused.output
+    assert "s3cret-pw" not in refused.output
+    assert len(stored(server, "waapi")) == 10  # nothing deleted while the state was out of reach
+
+    deleted = CliRunner().invoke(
+        main,
+        [*base, "--report-dir", str(tmp_path / "d1")],
+        env={**env, "CONTACTPIPE_STATE": pg_url},
+    )
+    assert deleted.exit_code == 0, deleted.output
+    assert len(stored(server, "waapi")) == 7
+    server.app.journal.clear()
+    again = do_import(server, "waapi", src, tmp_path / "r2", pg_url)  # type: ignore[arg-type]
+    assert again.summary["load"]["state"]["decided"]["sent"] == 3  # forgotten: sent again
+    assert len(stored(server, "waapi")) == 10
