@@ -37,10 +37,18 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from contactpipe.errors import PipelineError, TerminalRemoteError, TransientRemoteError
+from contactpipe.errors import PipelineError
 
 from .paths import mask_location
-from .store import SCHEMA_VERSION, Confirmed, Record, StateError, StateStore
+from .store import (
+    SCHEMA_VERSION,
+    Confirmed,
+    Record,
+    StateError,
+    StateRefused,
+    StateStore,
+    StateUnavailable,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -129,16 +137,6 @@ def lock_key(*parts: str) -> int:
 SCHEMA_LOCK = lock_key("schema")
 
 
-class StateUnavailable(TransientRemoteError):
-    """The state server cannot be reached (down, network, a lock held too long): exit 4,
-    worth retrying later."""
-
-
-class StateRefused(TerminalRemoteError):
-    """The state server refused these credentials or this role's access: exit 4, retrying
-    cannot help."""
-
-
 _AUTH = (
     "password authentication failed",
     "no password supplied",
@@ -183,6 +181,11 @@ class PostgresStore(StateStore):
         self._secret = str(params.get("password") or "")
         params.setdefault("connect_timeout", self.CONNECT_TIMEOUT_S)
         params.setdefault("application_name", "contactpipe")
+        # a server that vanishes mid-run (no FIN: power, network) is noticed in about a
+        # minute instead of the system's two hours
+        params.setdefault("keepalives_idle", 30)
+        params.setdefault("keepalives_interval", 10)
+        params.setdefault("keepalives_count", 3)
         self._params = params
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None

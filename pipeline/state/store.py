@@ -26,11 +26,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from contactpipe.errors import InputError
+from contactpipe.errors import InputError, TerminalRemoteError, TransientRemoteError
 
 
 class StateError(InputError):
     """The state file cannot be used (unreadable, not a state file, newer schema): exit 2."""
+
+
+class StateUnavailable(TransientRemoteError):
+    """The state server cannot be reached (down, network, a lock held too long): exit 4,
+    worth retrying later."""
+
+
+class StateRefused(TerminalRemoteError):
+    """The state server refused these credentials or this role's access: exit 4, retrying
+    cannot help."""
 
 
 @dataclass(frozen=True)
