@@ -225,6 +225,7 @@ class PostgresStore(StateStore):
             conn.rollback()
         elif status != idle:  # a statement cut short: its answer may still be on the wire
             conn.close()
+            self._conn = None  # (an error while connecting again is a connection error)
             conn = self._conn = self._connect()
         return conn
 

@@ -18,7 +18,17 @@ from click.testing import CliRunner
 from load_helpers import sandbox_env
 from pgserver import ADMIN_PASSWORD, free_port
 from test_import_e2e import _fast_retries  # noqa: F401
-from test_state_e2e import TARGETS, do_import, requests_made, stored, write_csv
+from test_state_e2e import (
+    TARGETS,
+    WRITE,
+    do_import,
+    requests_made,
+    resume,
+    start_import,
+    stored,
+    wait_for_writes,
+    write_csv,
+)
 
 import contactpipe
 from contactpipe.cli import main
@@ -265,3 +275,31 @@ def test_delete_forgets_in_the_shared_state_and_refuses_to_start_without_it(
     again = do_import(server, "waapi", src, tmp_path / "r2", pg_url)  # type: ignore[arg-type]
     assert again.summary["load"]["state"]["decided"]["sent"] == 3  # forgotten: sent again
     assert len(stored(server, "waapi")) == 10
+
+
+@pytest.mark.off_contract  # a request cut by kill -9 reaches the sandbox truncated
+def test_resume_after_kill_9_through_the_server(
+    server: SandboxServer, tmp_path: Path, pg_url: str
+) -> None:
+    """The killed process's session ends on the server (its locks go with it); the resume,
+    from another process, finds the run and sends only the rest."""
+    target, src = "vobiz", write_csv(tmp_path / "in.csv", 40)
+    proc = start_import(server, target, src, tmp_path / "out", pg_url)  # type: ignore[arg-type]
+    wait_for_writes(server, target, proc, 2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    with open_store(pg_url) as store:
+        (account,) = _accounts(pg_url, target)
+        run = store.unfinished_run(target, account)
+        assert run is not None  # killed: still "running"
+        kept = store.count(target, account)
+    assert kept >= 10
+    server.app.journal.clear()
+    again = resume(server, target, src, tmp_path / "again", pg_url)  # type: ignore[arg-type]
+    load = again["load"]
+    assert load["state"]["run_id"] == run[0]
+    assert load["state"]["decided"]["resumed"] == kept
+    assert (load["loaded"], load["failed"]) == (40, 0)
+    assert len(stored(server, target)) == 40
+    writes = [e for e in server.app.journal if e.method == WRITE[target][0]]
+    assert len(writes) <= (40 - kept) // 10 + 1
