@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CHUNK = 50_000
-"""Rows per ``unnest`` statement (arrays of this size stay a few MB)."""
+"""Rows per ``unnest`` statement (arrays of this size stay a few MB; sent in binary, which
+the server reads faster than array literals)."""
 
 MIGRATIONS: dict[int, str] = {
     # version -> the SQL that brings a database at version-1 to it (the SQLite versions)
@@ -117,7 +118,7 @@ _UPSERT = """
 INSERT INTO contactpipe_contacts AS c
     (target, account, phone, remote_id, payload_hash, confirmed_at, run_id)
 SELECT %(target)s, %(account)s, t.phone, t.remote_id, t.payload_hash, now(), %(run_id)s
-FROM unnest(%(phones)s::text[], %(ids)s::text[], %(hashes)s::text[])
+FROM unnest(%(phones)b::text[], %(ids)b::text[], %(hashes)b::text[])
     AS t (phone, remote_id, payload_hash)
 ON CONFLICT (target, account, phone) DO UPDATE SET
     remote_id = COALESCE(excluded.remote_id, c.remote_id),
@@ -425,7 +426,7 @@ class PostgresStore(StateStore):
             gone = 0
             for start in range(0, len(wanted), CHUNK):
                 gone += conn.execute(
-                    f"{where} AND phone = ANY(%s)",
+                    f"{where} AND phone = ANY(%b)",
                     (target, account, wanted[start : start + CHUNK]),
                 ).rowcount
             return gone
