@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-api install clean chromium fuzz
+.PHONY: demo test lint format bench bench-api install clean chromium postgresql fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,27 @@ chromium:
 	  if [ "$${CI:-}" = true ]; then exit 1; fi; \
 	fi
 
+# The PostgreSQL state store's tests run a real server (initdb + postgres in a temporary
+# directory, tests/pgserver.py) from the Debian package `postgresql`'s binaries.  Installed
+# here when missing and we are root; elsewhere those tests skip and say why.  In CI (CI=true)
+# a failed install fails the run.
+PG_BIN ?= $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+postgresql:
+	@if [ -n "$(PG_BIN)" ] || command -v initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing postgresql (Debian package) for the PostgreSQL state store tests"; \
+	  ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends postgresql >/dev/null ) || { \
+	    echo "make postgresql: apt-get install postgresql failed" >&2; \
+	    if [ "$${CI:-}" = true ]; then exit 1; fi; }; \
+	else \
+	  echo "make postgresql: the PostgreSQL server binaries are missing and cannot be" \
+	    "installed here (needs root and apt-get): the PostgreSQL state tests will be skipped" >&2; \
+	  if [ "$${CI:-}" = true ]; then exit 1; fi; \
+	fi
+
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
-test: lint chromium
+test: lint chromium postgresql
 	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; \
 	exit $$rc

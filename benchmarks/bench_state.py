@@ -3,7 +3,7 @@ with the state and without it (today's behaviour), against the sandbox with its 
 rate limits; then the store's own overhead for 1,000,000 contacts.
 
     .venv/bin/python benchmarks/bench_state.py [--targets waapi,vobiz,msgflash] [--n 100000]
-                                               [--store-n 1000000]
+                                               [--store-n 1000000] [--pg-url URL|auto]
 
 The sandbox runs in its own process (``benchlib.Sandbox``) with the default settings: MsgFlash
 10 requests/s, WAAPI 100 per 15 minutes, Vobiz 100/s.  The input is ``bench_load``'s CSV of N
@@ -28,6 +28,7 @@ and Vobiz; every contact loaded, none failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import os
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,14 +173,15 @@ def bench_kill(target: str, n: int, workdir: Path, seed: int = 13) -> dict[str, 
     }
 
 
-def bench_store(n: int, workdir: Path) -> dict[str, float]:
-    """Confirm, look up and hash N contacts with the embedded store."""
+def bench_store(n: int, workdir: Path, location: str | None = None) -> dict[str, float]:
+    """Confirm, look up and hash N contacts with the embedded store (or the store at
+    ``location``, a PostgreSQL URL)."""
     import polars as pl
 
     from contactpipe.load import registry
     from contactpipe.load.base import LoadOptions
     from contactpipe.load.kit import state as sync
-    from contactpipe.state import Confirmed, SqliteStore
+    from contactpipe.state import Confirmed, open_store
 
     path = workdir / "store.sqlite"
     phones = [f"+336{i:08d}" for i in range(n)]
@@ -196,7 +199,8 @@ def bench_store(n: int, workdir: Path) -> dict[str, float]:
     t = time.perf_counter()
     hashes = sync.row_hashes(target, frame)
     hash_s = time.perf_counter() - t
-    with SqliteStore(path) as store:
+    with open_store(location or path) as store:
+        store.forget("waapi", "acc")
         t = time.perf_counter()
         store.confirm("waapi", "acc", "run1", map(Confirmed, phones, hashes))
         confirm_s = time.perf_counter() - t
@@ -207,7 +211,10 @@ def bench_store(n: int, workdir: Path) -> dict[str, float]:
         t = time.perf_counter()
         store.confirm("waapi", "acc", "run2", map(Confirmed, phones[: n // 100], hashes))
         update_s = time.perf_counter() - t
-    size = sum(os.path.getsize(p) for p in workdir.glob("store.sqlite*"))
+    if location:
+        size = store_size(location)
+    else:
+        size = sum(os.path.getsize(p) for p in workdir.glob("store.sqlite*"))
     return {
         "n": n,
         "hash_s": hash_s,
@@ -218,12 +225,40 @@ def bench_store(n: int, workdir: Path) -> dict[str, float]:
     }
 
 
+def store_size(url: str) -> int:
+    """Bytes of the PostgreSQL store's contacts table, its indexes and TOAST included."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_total_relation_size('contactpipe_contacts')").fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextlib.contextmanager
+def postgres_url(option: str | None) -> Iterator[str | None]:
+    """``--pg-url``: a server's URL as given, ``auto``: a throwaway server of the machine's
+    PostgreSQL binaries with its default (durable) settings, as the tests start one."""
+    if option != "auto":
+        yield option
+        return
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import pgserver
+
+    with pgserver.running(durable=True) as server:
+        yield server.url()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default="waapi,vobiz,msgflash")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--store-n", type=int, default=1_000_000)
     ap.add_argument("--kill", default="waapi,vobiz", help="targets of the kill -9 + --resume run")
+    ap.add_argument(
+        "--pg-url",
+        help="also measure the store on this PostgreSQL database (its contactpipe_* tables; "
+        "'auto': start a throwaway server from the machine's PostgreSQL binaries)",
+    )
     args = ap.parse_args()
     targets = parse_targets(ap, args.targets) if args.targets else []
     checks: list[tuple[str, bool]] = []
@@ -254,12 +289,17 @@ def main() -> int:
             checks.append((f"{target}: kill -9 + resume <= full run + 1 batch",
                            k["total_writes"] <= k["full_run_writes"] + 1))  # fmt: skip
         if args.store_n:
-            s = bench_store(args.store_n, work)
-            print(
-                f"\nstore, {s['n']:,} contacts: hash {s['hash_s']:.2f} s, confirm "
-                f"{s['confirm_s']:.2f} s, lookup {s['lookup_s']:.2f} s, confirm 1% again "
-                f"{s['update_1pct_s']:.2f} s, file {s['size_mib']:.0f} MiB"
-            )
+            with postgres_url(args.pg_url) as url:
+                for name, location in (("SQLite", None), ("PostgreSQL", url)):
+                    if name == "PostgreSQL" and not url:
+                        continue
+                    s = bench_store(args.store_n, work, location)
+                    print(
+                        f"\nstore ({name}), {s['n']:,} contacts: hash {s['hash_s']:.2f} s, "
+                        f"confirm {s['confirm_s']:.2f} s, lookup {s['lookup_s']:.2f} s, confirm "
+                        f"1% again {s['update_1pct_s']:.2f} s, size {s['size_mib']:.0f} MiB",
+                        flush=True,
+                    )
     return print_checks(checks)
 
 

@@ -50,6 +50,7 @@ from contactpipe.errors import (
 from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
 from contactpipe.report.progress import Progress
 from contactpipe.run import ImportOptions, RunOptions
+from contactpipe.state import state_location
 
 Inputs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A file, glob or folder, or several."""
@@ -420,13 +421,14 @@ def import_contacts(
     (``load.dry_run``: write the request bodies and the plan instead).  Groups every contact
     joins: ``options.extra_groups``.
 
-    ``state``: the sync state file (none by default here; the CLI uses the per-user file):
-    only rows whose payload changed since the API confirmed them are sent.  ``full_refresh``,
+    ``state``: the sync state, a SQLite file path or a ``postgresql://`` URL shared by runs
+    on several machines (none by default here; the CLI uses the per-user file): only rows
+    whose payload changed since the API confirmed them are sent.  ``full_refresh``,
     ``resume``, ``mirror`` and ``max_delete`` are the CLI's ``--full-refresh``, ``--resume``,
     ``--mirror`` and ``--max-delete`` (README, "Sync state")."""
     imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
-        state=None if state is None else Path(state),
+        state=None if state is None else state_location(state),
         full_refresh=full_refresh,
         resume=resume,
         mirror=mirror,

@@ -463,10 +463,10 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--state",
     "state",
-    metavar="PATH",
-    help="The sync state file (default: $CONTACTPIPE_STATE, else the per-user file, see "
-    "README 'Sync state'): rows the API already confirmed with the same content are not "
-    "sent again.",
+    metavar="PATH|URL",
+    help="The sync state: a SQLite file, or a postgresql:// URL shared by runs on several "
+    "machines (default: $CONTACTPIPE_STATE, else the per-user file, see README 'Sync "
+    "state'): rows the API already confirmed with the same content are not sent again.",
 )
 @click.option("--no-state", is_flag=True, help="Neither read nor write the sync state.")
 @click.option(
@@ -580,8 +580,9 @@ def _drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--state",
     "state",
-    metavar="PATH",
-    help="The sync state file, as for `import` (always on here: it makes a retried file safe).",
+    metavar="PATH|URL",
+    help="The sync state, as for `import`: a SQLite file or a postgresql:// URL (always on "
+    "here: it makes a retried file safe).",
 )
 @click.option("--once", is_flag=True, help="Import the complete files there now, then exit (cron).")
 @click.option(
@@ -692,7 +693,7 @@ def watch(
             sys.exit(code)
 
 
-def _state_path(option: str | None, off: bool) -> Path | None:
+def _state_path(option: str | None, off: bool) -> Path | str | None:
     from contactpipe.state import resolve_state_path
 
     if off and option:

@@ -59,7 +59,7 @@ from contactpipe.report.writer import (
     write_report,
 )
 from contactpipe.signals import interrupt_reason
-from contactpipe.state import StateStore, content_digest, open_store
+from contactpipe.state import StateLocation, StateStore, content_digest, open_store, state_exists
 from contactpipe.transform.countries import resolve_countries
 from contactpipe.transform.dedupe import dedupe
 from contactpipe.transform.mapping import (
@@ -634,10 +634,11 @@ class ImportOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
-    state: Path | None = None
-    """The sync state file (``--state``; the CLI defaults it to the per-user file): an import
-    then sends only the rows whose payload changed since the API last confirmed them.
-    None: no state (every row is sent)."""
+    state: StateLocation | None = field(default=None, repr=False)  # a URL may hold a password
+    """The sync state (``--state``; the CLI defaults it to the per-user file): a SQLite file
+    (a ``Path``) or a ``postgresql://`` URL (a ``str``, shared by runs on several machines).
+    An import then sends only the rows whose payload changed since the API last confirmed
+    them.  None: no state (every row is sent)."""
     full_refresh: bool = False
     """Ignore the state's answers, load every row the stateless way and rebuild the state."""
     resume: bool = False
@@ -744,6 +745,7 @@ def _run_with_target(
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
     target = cls(config, imp.load)
+    store: StateStore | None = None
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
@@ -760,9 +762,8 @@ def _run_with_target(
                 result = _settle(target, contacts, act)
             counts = result.counts()
             st.note(f"{counts['loaded']:,} done, {counts['failed']:,} failed")
-        if imp.state is not None and not imp.load.dry_run and imp.state.exists():
-            with open_store(imp.state) as store:  # the next import re-sends what changed here
-                sync.forget_contacts(store, target, contacts)
+        if store is not None:  # the next import re-sends what changed here
+            sync.forget_contacts(store, target, contacts)
         codes = [c for c, _ in result.failures.values()]
         summary = {
             **_head(target, imp),
@@ -773,7 +774,9 @@ def _run_with_target(
         return summary, _failures_frame(result, config.secrets), result.aborted
 
     try:
-        return validate_files(
+        if imp.state is not None and not imp.load.dry_run and state_exists(imp.state):
+            store = open_store(imp.state)  # first: a state server out of reach stops the run
+        return validate_files(  # before anything is written
             inputs,
             options,
             report_dir,
@@ -785,6 +788,8 @@ def _run_with_target(
         )
     finally:
         target.close()
+        if store is not None:
+            store.close()
 
 
 def delete_files(

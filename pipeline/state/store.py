@@ -1,7 +1,8 @@
 """The state store: a small interface the load asks, and its embedded SQLite implementation.
 
-The interface (:class:`StateStore`) is what a shared server database would implement for
-teams whose runs happen on several machines; nothing outside this module knows SQLite.
+The interface (:class:`StateStore`) is also what the shared PostgreSQL store
+(:mod:`.postgres`) implements for teams whose runs happen on several machines;
+:func:`open_store` picks one from the location.
 
 The SQLite file runs in WAL mode (readers never wait for a writer), every write is one
 ``BEGIN IMMEDIATE`` transaction and waits up to ``busy_timeout`` for another run's, so two
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -24,11 +26,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from contactpipe.errors import InputError
+from contactpipe.errors import InputError, TerminalRemoteError, TransientRemoteError
 
 
 class StateError(InputError):
     """The state file cannot be used (unreadable, not a state file, newer schema): exit 2."""
+
+
+class StateUnavailable(TransientRemoteError):
+    """The state server cannot be reached (down, network, a lock held too long): exit 4,
+    worth retrying later."""
+
+
+class StateRefused(TerminalRemoteError):
+    """The state server refused these credentials or this role's access: exit 4, retrying
+    cannot help."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,12 @@ class StateStore(ABC):
     def settle_unknown(self, run_id: str) -> int:
         """Mark the run's batches of unknown outcome ``settled``; return how many there were."""
 
+    def clock(self) -> str:
+        """The store's current time, in the format of :attr:`Record.confirmed_at` (ISO-8601,
+        UTC, microseconds): the clock confirmations are stamped with, which a server store takes
+        from the server so that runs on machines whose clocks differ compare alike."""
+        return _now()
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -174,7 +192,9 @@ ON CONFLICT (target, account, phone) DO UPDATE SET
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    """ISO-8601 UTC to the microsecond (older files hold seconds: ``12:00:00+00:00`` still
+    sorts before ``12:00:00.5+00:00`` as text, as it should)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class SqliteStore(StateStore):
@@ -363,6 +383,14 @@ def content_digest(paths: Iterable[str | Path]) -> str:
     return total.hexdigest()
 
 
-def open_store(path: str | Path) -> StateStore:
-    """The store at ``path`` (the embedded SQLite one; a URL scheme would pick a server one)."""
-    return SqliteStore(path)
+def open_store(location: str | os.PathLike[str]) -> StateStore:
+    """The store at ``location``: a ``postgresql://`` / ``postgres://`` URL opens the shared
+    PostgreSQL store (:mod:`.postgres`, the ``[postgres]`` extra), anything else the SQLite
+    file at that path."""
+    from .paths import is_server_url
+
+    if is_server_url(location):
+        from .postgres import PostgresStore
+
+        return PostgresStore(str(location).strip())
+    return SqliteStore(Path(location))

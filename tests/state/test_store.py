@@ -1,5 +1,7 @@
-"""The SQLite state store: records, upserts, forgetting, the schema version and its
-migration, a file it cannot use, concurrent writers, and where the file lives."""
+"""The state stores: records, upserts, forgetting, the schema version and its migration, a
+file it cannot use, concurrent writers, and where the file lives.  The tests of the
+interface run against both stores: the SQLite file and a real PostgreSQL server
+(``location``); tests/state/test_postgres.py has the PostgreSQL-only ones."""
 
 from __future__ import annotations
 
@@ -14,14 +16,24 @@ from contactpipe.state import (
     Confirmed,
     SqliteStore,
     StateError,
+    StateLocation,
     default_state_path,
     open_store,
     resolve_state_path,
 )
 
 
-def test_confirm_lookup_and_upsert(tmp_path: Path) -> None:
-    with open_store(tmp_path / "sub" / "s.sqlite") as store:
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> StateLocation:
+    """A new, empty state: a SQLite file (in a folder not made yet), or a PostgreSQL URL
+    (its own schema on the test server)."""
+    if request.param == "sqlite":
+        return tmp_path / "sub" / "s.sqlite"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_confirm_lookup_and_upsert(location: StateLocation) -> None:
+    with open_store(location) as store:
         assert store.count("waapi", "acc") == 0
         n = store.confirm("waapi", "acc", "run1", [Confirmed("+33612", "h1", "id-1")])
         assert n == 1
@@ -39,6 +51,13 @@ def test_confirm_lookup_and_upsert(tmp_path: Path) -> None:
         assert store.count("waapi", "acc") == 1
         assert store.forget("waapi", "acc") == 1
         assert store.count("waapi", "acc") == 0
+
+
+def test_the_schema_version_is_recorded(location: StateLocation) -> None:
+    with open_store(location) as store:
+        assert store.version == SCHEMA_VERSION  # type: ignore[attr-defined]
+    with open_store(location) as store:  # opened again: nothing to migrate
+        assert store.version == SCHEMA_VERSION  # type: ignore[attr-defined]
 
 
 def test_schema_version_is_recorded_and_wal_is_on(tmp_path: Path) -> None:
@@ -74,14 +93,13 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     assert info.value.exit_code == 2
 
 
-def test_two_writers_at_once_both_land(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
-    SqliteStore(path).close()
+def test_two_writers_at_once_both_land(location: StateLocation) -> None:
+    open_store(location).close()
     errors: list[BaseException] = []
 
     def write(k: int) -> None:
         try:
-            with SqliteStore(path) as store:  # one connection each, like two processes
+            with open_store(location) as store:  # one connection each, like two processes
                 for b in range(20):
                     rows = [Confirmed(f"+1{k}{b:03d}{i:04d}", "h") for i in range(200)]
                     store.confirm("waapi", "acc", f"run{k}", rows)
@@ -94,7 +112,7 @@ def test_two_writers_at_once_both_land(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors
-    with SqliteStore(path) as store:
+    with open_store(location) as store:
         assert store.count("waapi", "acc") == 2 * 20 * 200
 
 
@@ -136,8 +154,8 @@ def test_a_version_1_file_keeps_its_contacts_when_migrated(tmp_path: Path) -> No
         assert store.unfinished_run("waapi", "acc") == ("r2", "digest")
 
 
-def test_runs_unfinished_until_finished(tmp_path: Path) -> None:
-    with SqliteStore(tmp_path / "s.sqlite") as store:
+def test_runs_unfinished_until_finished(location: StateLocation) -> None:
+    with open_store(location) as store:
         assert store.unfinished_run("vobiz", "a") is None
         store.begin_run("r1", "vobiz", "a", "d1")
         assert store.unfinished_run("vobiz", "a") == ("r1", "d1")  # running: killed, maybe
@@ -161,8 +179,8 @@ def test_content_digest_follows_content_not_names(tmp_path: Path) -> None:
     assert content_digest([a, b]) != content_digest([b, a])
 
 
-def test_the_batch_ledger(tmp_path: Path) -> None:
-    with SqliteStore(tmp_path / "s.sqlite") as store:
+def test_the_batch_ledger(location: StateLocation) -> None:
+    with open_store(location) as store:
         store.ledger("r1", 1, 10, "sent")
         store.ledger("r1", 1, 10, "confirmed")
         store.ledger("r1", 2, 10, "sent")  # the run died with it in flight
@@ -195,19 +213,19 @@ def test_sqlite_errors_become_state_errors(tmp_path: Path) -> None:
         other.rollback()
 
 
-def test_many_runs_opening_a_new_state_file_at_once_all_get_it(tmp_path: Path) -> None:
-    """Switching a new file to WAL takes a lock SQLite does not always wait for: every opener
-    must still get the store (it failed one run in the concurrent end-to-end test)."""
+def test_many_runs_opening_a_new_state_at_once_all_get_it(location: StateLocation) -> None:
+    """Switching a new file to WAL takes a lock SQLite does not always wait for, and two
+    PostgreSQL sessions creating the same tables collide without the schema lock: every
+    opener must still get the store (it failed one run in the concurrent end-to-end test)."""
     import threading
 
-    path = tmp_path / "new" / "state.sqlite"
     barrier = threading.Barrier(12)
     errors: list[BaseException] = []
 
     def open_it() -> None:
         barrier.wait()
         try:
-            SqliteStore(path).close()
+            open_store(location).close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -217,3 +235,41 @@ def test_many_runs_opening_a_new_state_file_at_once_all_get_it(tmp_path: Path) -
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_a_run_resumed_later_is_still_the_latest(location: StateLocation) -> None:
+    with open_store(location) as store:
+        store.begin_run("old", "waapi", "a", "d0")
+        store.end_run("old", "interrupted")
+        store.begin_run("new", "waapi", "a", "d1")
+        store.end_run("new", "finished")
+        assert store.unfinished_run("waapi", "a") is None  # the latest one finished
+        store.begin_run("newer", "waapi", "a", "d2")
+        assert store.unfinished_run("waapi", "a") == ("newer", "d2")
+
+
+def test_a_batch_naming_a_phone_twice_keeps_the_last_payload_and_the_id(
+    location: StateLocation,
+) -> None:
+    with open_store(location) as store:
+        rows = [Confirmed("+1", "h1", "id-1"), Confirmed("+2", "x"), Confirmed("+1", "h2")]
+        assert store.confirm("waapi", "a", "r", rows) == 3
+        found = store.lookup("waapi", "a")
+        assert (found["+1"].payload_hash, found["+1"].remote_id) == ("h2", "id-1")
+        assert store.forget("waapi", "a", ["+1", "+1", "+404"]) == 1
+        assert store.forget("waapi", "a", []) == 0
+        assert set(store.lookup("waapi", "a")) == {"+2"}
+
+
+def test_a_big_account_round_trips(location: StateLocation) -> None:
+    """More rows than one statement carries (the PostgreSQL store sends 50,000 a time)."""
+    n = 120_000
+    rows = [Confirmed(f"+336{i:08d}", f"h{i % 7}", None if i % 3 else f"id{i}") for i in range(n)]
+    with open_store(location) as store:
+        assert store.confirm("vobiz", "big", "r1", rows) == n
+        found = store.lookup("vobiz", "big")
+        assert len(found) == n == store.count("vobiz", "big")
+        assert found["+33600000003"].remote_id == "id3"
+        assert found["+33600119999"].payload_hash == f"h{119_999 % 7}"
+        assert store.forget("vobiz", "big", [r.phone for r in rows[:60_000]]) == 60_000
+        assert store.count("vobiz", "big") == n - 60_000

@@ -98,6 +98,9 @@ class Incremental:
     """Batches of unknown outcome (sent, never answered) of the resumed run."""
     forget_others: bool = False
     """A complete run rebuilds the account's state (first run, full refresh)."""
+    started: str = ""
+    """The store's clock when the rows were decided: a rebuild forgets only records
+    confirmed until then (another run into the account at the same time keeps its own)."""
     saved: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,6 +118,7 @@ def prepare(
     (same run id), refused when its inputs differ."""
     account, label = fingerprint(target)
     run_id = new_run_id()
+    started = store.clock()
     if resume:
         if full_refresh:
             raise UsageError("--resume and --full-refresh contradict each other")
@@ -160,6 +164,7 @@ def prepare(
         inputs=inputs,
         resumed=resumed,
         forget_others=mode != INCREMENTAL,
+        started=started,
     )
 
 
@@ -316,7 +321,9 @@ def record(store: StateStore, target: Target, inc: Incremental, result: LoadResu
     """At the end of a load: keep the remote ids it learnt; close the run (``finished`` when
     every row settled without a stop, else ``interrupted``: ``--resume`` continues it); after
     a complete first run or full refresh, forget the account's contacts the input no longer
-    has (the state then holds exactly what this tool loaded there)."""
+    has (the state then holds exactly what this tool loaded there), except those another run
+    into the same account confirmed meanwhile (confirmed since this one decided its rows:
+    two runs on several machines sharing one state each keep what the other loaded)."""
     rows = [
         Confirmed(inc.phones[i], inc.hashes[i], cid)
         for i, cid in result.ids.items()
@@ -327,7 +334,8 @@ def record(store: StateStore, target: Target, inc: Incremental, result: LoadResu
     store.end_run(inc.run_id, "finished" if done else "interrupted")
     if inc.forget_others and done:
         keep = set(inc.phones)
-        stale = [p for p in store.lookup(target.name, inc.account) if p not in keep]
+        records = store.lookup(target.name, inc.account).items()
+        stale = [p for p, rec in records if p not in keep and rec.confirmed_at <= inc.started]
         store.forget(target.name, inc.account, stale)
     return n
 
