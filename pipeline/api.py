@@ -378,6 +378,31 @@ def _target(
     return ImportOptions(target=target, base_url=base_url, load=load or LoadOptions(), env=env)
 
 
+@dataclass(frozen=True)
+class Account:
+    """The account a target's credentials write to, as the sync state keys it: ``key`` is a
+    digest (base URL and account / workspace / phone id, or a one-way digest of the
+    credentials when they alone name the account), ``label`` names it without any secret."""
+
+    target: str
+    key: str
+    label: str
+
+
+def account(
+    target: str, *, credentials: Mapping[str, str] | None = None, base_url: str | None = None
+) -> Account:
+    """Which account of ``target`` the credentials write to (checked like an import's; no
+    request is sent).  An Airflow asset is named after it."""
+    from contactpipe.load import registry
+    from contactpipe.load.kit.state import config_fingerprint
+
+    imp = _target(target, credentials, base_url, None)
+    config = run._target_config(registry.get(target), imp)
+    key, label = config_fingerprint(target, config)
+    return Account(target=target, key=key, label=label)
+
+
 def _done(result: run.RunResult, check: bool) -> Result:
     typed = Result.from_run(result)
     return typed.raise_for_outcome() if check else typed

@@ -38,7 +38,7 @@ from ..base import CREATED, FAILED, LOADED, PENDING, UNCHANGED, UPDATED, LoadRes
 from .timing import pages
 
 if TYPE_CHECKING:
-    from ..base import Target
+    from ..base import Target, TargetConfig
 
 NOT_HASHED = ("source_file", "sheet", "row", "id")
 """Columns that say where a row came from, not what is sent: they are not in the hash."""
@@ -56,13 +56,17 @@ def fingerprint(target: Target) -> tuple[str, str]:
     phone id its configuration names (``TargetConfig.account``), never a secret.  A
     configuration naming no account (a MsgFlash personal key: the key is the workspace)
     falls back to a one-way digest of its credentials, which cannot be turned back into them."""
-    cfg = target.config
+    return config_fingerprint(target.name, target.config)
+
+
+def config_fingerprint(name: str, cfg: TargetConfig) -> tuple[str, str]:
+    """:func:`fingerprint` of target ``name`` configured by ``cfg`` (no client needed)."""
     account = cfg.account
     if not account:
         digest = hashlib.sha256("\n".join(cfg.secrets).encode()).hexdigest()[:16]
         account = f"credentials-sha256:{digest}"
     label = f"{cfg.base_url.rstrip('/')} {account}"
-    return hashlib.sha256(f"{target.name}\n{label}".encode()).hexdigest()[:32], label
+    return hashlib.sha256(f"{name}\n{label}".encode()).hexdigest()[:32], label
 
 
 def row_hashes(target: Target, contacts: pl.DataFrame) -> list[str]:
