@@ -6,9 +6,14 @@ nor write into the home directory of whoever runs the suite."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
+
+# tests/airflow needs Apache Airflow, which lives in its own venv: `make test-airflow` (part of
+# `make test`) runs that folder with .venv-airflow's pytest.
+collect_ignore = [] if importlib.util.find_spec("airflow") else ["airflow"]
 
 
 @pytest.fixture(autouse=True)
