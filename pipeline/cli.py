@@ -100,6 +100,12 @@ def _progress(quiet: bool, log_format: str = "text") -> Any:
     return LogProgress()
 
 
+report_dir_option = click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the report goes (default: contactpipe-reports/<command>-<time>).",
+)
+
 no_html_option = click.option(
     "--no-html",
     is_flag=True,
@@ -107,8 +113,11 @@ no_html_option = click.option(
 )
 
 
-def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by every command that reads files (validate, import, delete...)."""
+def transform_options(
+    f: Callable[..., Any], *, files: bool = True, report_dir: bool = True
+) -> Callable[..., Any]:
+    """Options shared by every command that reads files (validate, import, delete...);
+    ``watch`` has no FILES argument and no --report-dir (each file's report is beside it)."""
     decorators = [
         click.argument("files", nargs=-1, required=True),
         click.option(
@@ -181,11 +190,7 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Exit 3 when rejected rows (here, or refused by the API on a load) / non-empty "
             "rows is above this (e.g. 0.05).",
         ),
-        click.option(
-            "--report-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Where the report goes (default: contactpipe-reports/<command>-<time>).",
-        ),
+        report_dir_option,
         click.option("--xlsx-errors", is_flag=True, help="Also write errors.xlsx."),
         no_html_option,
         click.option(
@@ -213,6 +218,10 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Refuse an input with more columns (default 16384, Excel's own cap).",
         ),
     ]
+    if not files:
+        decorators = decorators[1:]
+    if not report_dir:
+        decorators = [d for d in decorators if d is not report_dir_option]
     for decorator in reversed(decorators):
         f = decorator(f)
     return output_options(f)
@@ -543,6 +552,144 @@ def import_(
 
 
 import_.help = f"{inspect.cleandoc(import_.help or '')}\n\n{_credentials_help()}"
+
+
+def _drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The import's reading options, less FILES and --report-dir (each report is per file)."""
+    return transform_options(f, files=False, report_dir=False)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@target_options
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="NAME",
+    help="Add every contact to this group (repeatable; created when missing; "
+    f"{registry.titles('groups')}).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 50_000),
+    default=10_000,
+    show_default=True,
+    help="Items per bulk request (never above an endpoint's documented maximum).",
+)
+@click.option(
+    "--state",
+    "state",
+    metavar="PATH",
+    help="The sync state file, as for `import` (always on here: it makes a retried file safe).",
+)
+@click.option("--once", is_flag=True, help="Import the complete files there now, then exit (cron).")
+@click.option(
+    "--stable-for",
+    type=click.FloatRange(0, 3600),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A file is complete once its size and modification time stay the same this long.",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    help="Do not use file notifications, only re-scan (network shares: NFS, SMB/CIFS).",
+)
+@click.option(
+    "--scan-interval",
+    type=click.FloatRange(0.05, 3600),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between re-scans of the inbox: the safety net for missed notifications; "
+    "with --poll, how soon a drop is noticed.",
+)
+@poll_interval_option
+@_drop_options
+def watch(
+    folder: Path,
+    target: str,
+    base_url: str | None,
+    groups: tuple[str, ...],
+    batch_size: int,
+    state: str | None,
+    once: bool,
+    stable_for: float,
+    poll: bool,
+    scan_interval: float,
+    poll_interval: float,
+    **opts: Any,
+) -> None:
+    """Import every complete file dropped into FOLDER/inbox into --target, one at a time:
+    inbox/ -> processing/ -> done/ (or failed/), each file in its own <time>-<name>/ folder
+    with its report, one log line per file.  Content already imported (same SHA-256) is not
+    imported again; files a killed run left in processing/ are retried at start (safe: the
+    sync state does not send confirmed rows again).  Without --once it runs until Ctrl-C or
+    SIGTERM (which stop the current import like `import`'s, report written).  Credentials
+    refused stop it (exit 4): every later file would be refused too.  Exit code: the highest
+    of the files' (README, 'contactpipe watch')."""
+    from contactpipe import api
+    from contactpipe.drops import DropFolder
+    from contactpipe.load.base import LoadOptions
+    from contactpipe.report.progress import NullProgress
+    from contactpipe.watcher import FileOutcome, Watcher, WatchSettings
+
+    with _errors(opts["debug"]):
+        options = dataclasses.replace(_run_options(opts), extra_groups=groups)
+        registry.get(target).config_from_env(os.environ, base_url)  # refused before any move
+        state_path = _state_path(state, False)
+        load = LoadOptions(batch_size=batch_size, poll_interval_s=poll_interval)
+        as_json = opts["json_out"] or opts["log_format"] == "json"
+        try:
+            drops = DropFolder(folder)
+        except OSError as exc:
+            raise UsageError(f"{folder}: cannot be used as a drop folder ({exc})") from None
+
+        def importer(path: Path, report: Path) -> api.Result:
+            return api.import_contacts(
+                path,
+                target,
+                options,
+                load=load,
+                base_url=base_url,
+                report_dir=report,
+                progress=NullProgress(),
+                state=state_path,
+            )
+
+        def log(outcome: FileOutcome) -> None:
+            if as_json:
+                line = json.dumps(outcome.to_dict(drops.root), ensure_ascii=False)
+            else:
+                line = outcome.line(drops.root)
+            click.echo(_redact(line))
+
+        def note(text: str) -> None:
+            if opts["quiet"]:
+                return
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            if as_json:
+                doc = {"time": stamp, "event": "note", "message": text}
+                click.echo(_redact(json.dumps(doc, ensure_ascii=False)), err=True)
+            else:
+                click.echo(_redact(f"{stamp} note      {text}"), err=True)
+
+        settings = WatchSettings(
+            stable_for=stable_for, scan_interval=scan_interval, poll=poll, once=once
+        )
+        if once:
+            how = "one pass"
+        else:
+            how = ("" if poll else "file notifications, ") + f"re-scans every {scan_interval:g} s"
+        note(
+            f"watching {drops.inbox} ({how}; a file is complete after {stable_for:g} s "
+            f"unchanged); importing into {target}" + ("" if once else "; Ctrl-C or SIGTERM stops")
+        )
+        code = Watcher(drops, importer, settings, log=log, note=note).run()
+        if code:
+            sys.exit(code)
 
 
 def _state_path(option: str | None, off: bool) -> Path | None:

@@ -52,7 +52,7 @@ def test_every_command_and_option_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for name, command in main.commands.items():
         assert f"contactpipe {name}" in readme, name
-        if name in ("validate", "import", "export", "delete", "migrate"):
+        if name in ("validate", "import", "export", "delete", "migrate", "watch"):
             for param in command.params:
                 for opt in param.opts:
                     if opt.startswith("--") and opt not in ("--debug",):
