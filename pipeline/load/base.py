@@ -21,7 +21,7 @@ import httpx
 import polars as pl
 
 from contactpipe import schemas
-from contactpipe.errors import PipelineError, RemoteError, UsageError
+from contactpipe.errors import Deferred, PipelineError, RemoteError, UsageError
 from contactpipe.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
@@ -42,6 +42,8 @@ LOAD_CODES: dict[str, str] = {
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
     "NOT_FOUND": "no contact with this phone (or id) in the target",
     "NOT_IN_GROUP": "the contact is not a member of the group",
+    "DEFERRED": "not sent yet: the load stopped before a wait longer than --defer-after "
+    "(summary.json load.deferred says until when); `import --resume` sends it",
 }
 
 phone_key = norm_phone
@@ -135,10 +137,25 @@ class LoadResult:
         return [i for i, s in enumerate(self.state) if s == PENDING]
 
     def abort(self, exc: RemoteError) -> None:
-        """The remote side stopped the run: every row not settled is NOT_SENT."""
+        """The remote side stopped the run: every row not settled is NOT_SENT.  A deferral
+        (:class:`~contactpipe.errors.Deferred`, the wait ahead was too long) instead marks
+        them ``DEFERRED``, with the rows the target failed for it (a group add not made)."""
         self.aborted = exc
         reason = exc.message
+        if isinstance(exc, Deferred):
+            self.defer(exc)
+            return
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def defer(self, exc: Deferred) -> None:
+        """The load stopped before a long wait, every request sent answered: the rows not
+        settled, and those a target failed with this reason (``NOT_SENT``, a group add not
+        made), are ``DEFERRED``: the resumed run sends them."""
+        message = f"deferred: {exc.reason}; not sent yet, `import --resume` sends it"
+        for i, (code, text) in list(self.failures.items()):
+            if code in ("NOT_SENT", "GROUP_NOT_ADDED") and exc.message in text:
+                self.failures[i] = ("DEFERRED", message)
+        self.fail(self.pending(), "DEFERRED", message)
 
     def sending(self, rows: Sequence[int], requests: int) -> None:
         """A target is about to send ``rows`` in one request; ``requests`` is its client's
