@@ -109,6 +109,10 @@ class LoadResult:
         self.ids: dict[int, str] = {}
         """Row -> the contact's id in the target, for the rows whose id the load learnt
         (kept in the sync state, :mod:`contactpipe.load.kit.state`)."""
+        self.jobs: dict[str, list[int]] = {}
+        """Asynchronous jobs started and not followed to their end yet: job id -> the rows
+        waiting on it.  A deferred load checkpoints them in the sync state, and the resumed
+        run follows the same jobs (:meth:`Target.follow_jobs`) instead of sending again."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -454,6 +458,13 @@ class Target(ABC):
         """Add (or remove) the contacts whose phones are in ``contacts`` to (from) the group
         named ``group`` (created on add when missing); settle every row."""
         raise UsageError(f"{self.title} has no contact groups")
+
+    def follow_jobs(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Follow asynchronous jobs a deferred load left running (``LoadResult.jobs``) to
+        their end: job id -> ``done``, or another final status (``failed``, ``cancelled``,
+        ``stalled``, ``unreadable``: their rows are sent again).  A target without jobs has
+        none to follow.  Following longer than ``defer_after`` defers again."""
+        return {}
 
     def close(self) -> None:
         """Close the HTTP client; a later load opens a new one."""

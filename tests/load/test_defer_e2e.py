@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fnmatch
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from contactpipe.cli import main
 from contactpipe.errors import EXIT_DEFERRED, Deferred, UsageError
 from contactpipe.load.base import LoadOptions
 from contactpipe.load.kit.timing import Rate
+from contactpipe.load.targets.msgflash.core import MsgFlashCore
 from contactpipe.load.targets.waapi.core import WaapiCore
 from contactpipe.sandbox import SandboxServer
 
@@ -57,12 +59,16 @@ def codes(result: contactpipe.Result) -> dict[str, int]:
     return {k: v for k, v in result.by_code.items() if v}
 
 
-def posted_items(server: SandboxServer, method: str, path_part: str) -> int:
-    """Contacts carried by the accepted (2xx) requests matching, per the sandbox journal."""
+def posted_items(server: SandboxServer, method: str, pattern: str) -> int:
+    """Contacts carried by the accepted (2xx) requests whose path matches the glob, per the
+    sandbox journal."""
     return sum(
         (e.items if e.items is not None else 1)
         for e in server.app.journal
-        if e.method == method and path_part in e.path and e.status and 200 <= e.status < 300
+        if e.method == method
+        and fnmatch.fnmatch(e.path, pattern)
+        and e.status
+        and 200 <= e.status < 300
     )
 
 
@@ -103,7 +109,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     errors = first.reports.errors_csv.read_text()
     assert errors.count("DEFERRED") == 2
     assert len(server.app.state.waapi.contacts) == 10
-    assert posted_items(server, "POST", "/bulk") == 10
+    assert posted_items(server, "POST", "*/bulk") == 10
 
     wait_until(first.deferred.resume_at)
     second = run(
@@ -126,7 +132,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     phones = sorted("+" + c.phone for c in server.app.state.waapi.contacts.values())
     assert len(phones) == len(set(phones)) == 12
     # every contact went out in exactly one accepted bulk request over both runs
-    assert posted_items(server, "POST", "/bulk") == 12
+    assert posted_items(server, "POST", "*/bulk") == 12
 
 
 def test_retry_after_longer_than_threshold_defers(server: SandboxServer, tmp_path: Path) -> None:
@@ -219,3 +225,55 @@ def test_cli_defer_after_exits_75_and_resume_exits_0(
     assert len(server.app.state.waapi.contacts) == 8
     bad = CliRunner().invoke(main, [*common[:-4], "--defer-after", "0"])
     assert bad.exit_code == 2
+
+
+def test_msgflash_member_job_longer_than_threshold_defers_and_resume_follows_it(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """150 contacts into one group: one member-add bulk job at 40 ids/s (~4 s) against a
+    threshold of 1 s.  The import defers while the job runs; the resume follows that same
+    job to its end and sends nothing else: no contact, no member request twice."""
+    monkeypatch.setattr(MsgFlashCore, "RATE_LIMIT", 500)  # the sandbox has no limit here
+    server.settings.msgflash_job_items_per_s = 40.0
+    server.settings.msgflash_job_pending_s = 0.05
+    n = 150
+    src = write_csv(tmp_path / "in.csv", n, group="Clients")
+    state = tmp_path / "state.db"
+
+    first = run(server, src, tmp_path / "r1", state, target="msgflash", defer_after=1.0, poll=0.1)
+    assert first.deferred is not None and "bulk job" in first.deferred.reason
+    doc = first.to_dict()["load"]
+    assert len(doc["deferred"]["jobs"]) == 1
+    job_id = doc["deferred"]["jobs"][0]
+    assert codes(first) == {"DEFERRED": n}  # created, but not (yet surely) in the group
+    assert first.load is not None and first.load.created == 0 and first.load.failed == n
+    assert len(server.app.state.msgflash.contacts) == n
+    creates = posted_items(server, "POST", "/api/v1/contacts")
+    members = [e for e in server.app.journal if e.method == "POST" and e.path.endswith("/members")]
+    assert len(members) == 1 and creates == n
+
+    wait_until(first.deferred.resume_at)
+    second = run(
+        server,
+        src,
+        tmp_path / "r2",
+        state,
+        target="msgflash",
+        defer_after=30.0,
+        resume=True,
+        poll=0.1,
+    )
+    assert second.ok and second.deferred is None, second.to_dict()["load"]
+    st = second.summary["load"]["state"]
+    assert st["jobs_followed"] == {job_id: "done"}
+    assert st["decided"] == {"sent": 0, "skipped_by_state": 0, "resumed": n}
+    # nothing sent again: the only requests of the resume are the job's progress reads
+    assert posted_items(server, "POST", "/api/v1/contacts") == creates
+    assert [e for e in server.app.journal if e.method in ("POST", "PUT")][-1].path.endswith(
+        "/members"
+    )
+    group = next(iter(server.app.state.msgflash.groups.values()))
+    assert len(group.members) == n
+    # the state now holds every contact with its payload: a re-import sends nothing
+    third = run(server, src, tmp_path / "r3", state, target="msgflash")
+    assert third.ok and third.summary["load"]["state"]["decided"]["sent"] == 0
