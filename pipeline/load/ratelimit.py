@@ -13,6 +13,10 @@ Two limiters, both thread-safe and blocking in :meth:`acquire`:
 
 Both honour a server-imposed pause (``Retry-After``, ``RateLimit-Reset`` with no requests
 remaining) through :meth:`pause_for`.
+
+Every wait is announced to :func:`contactpipe.load.kit.defer.check_wait` before it starts:
+inside a load run with ``defer_after``, a wait above it raises
+:class:`~contactpipe.load.kit.defer.WaitTooLong` instead (nothing is sent).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from .kit.defer import check_wait
 
 Clock = Callable[[], float]
 
@@ -48,17 +54,28 @@ class Limiter:
     def _pause_left(self) -> float:
         return self._paused_until - self._clock()
 
-    def acquire(self) -> float:
-        """Block until a request may start; return the seconds waited."""
+    def acquire(self, *, may_defer: bool = True) -> float:
+        """Block until a request may start; return the seconds waited.  A wait longer than
+        the load's ``defer_after`` raises :class:`~contactpipe.load.kit.defer.WaitTooLong`
+        instead (not with ``may_defer=False``: a resend whose first attempt's outcome is
+        unknown is waited out, so that no row is left unknown by a deferral)."""
         waited = 0.0
         while True:
             if self.stop.is_set():
                 raise Stopped
             with self._lock:
-                delay = max(self._pause_left(), self._next_delay())
+                pause, window = self._pause_left(), self._next_delay()
+                delay = max(pause, window)
                 if delay <= 0:
                     self._record()
                     return waited
+            if may_defer:
+                check_wait(
+                    delay,
+                    f"the server asked for a pause of {pause:.0f} s"
+                    if pause >= window
+                    else f"the rate limit allows the next request in {window:.0f} s",
+                )
             self._sleep(min(delay, 1.0))
             waited += min(delay, 1.0)
 
@@ -219,10 +236,10 @@ class ArrivalWindow(SlidingWindow):
         self._slots: list[_Slot] = []
         self._local = threading.local()
 
-    def acquire(self) -> float:
+    def acquire(self, *, may_defer: bool = True) -> float:
         """Block until a request may start (waking at once on :attr:`stop`)."""
         self._finish_current()  # a retry: the previous attempt has ended
-        return super().acquire()
+        return super().acquire(may_defer=may_defer)
 
     def on_success(self) -> None:
         self._finish_current()
