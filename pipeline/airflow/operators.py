@@ -38,15 +38,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from contactpipe import api
 from contactpipe.airflow.hooks import ContactpipeHook, hook_for
-from contactpipe.api import Account, ExportResult, Result
+from contactpipe.api import Account, Deferral, ExportResult, Result
 from contactpipe.errors import (
+    Deferred,
     InputError,
     PipelineError,
     TerminalRemoteError,
     ThresholdError,
 )
 from contactpipe.load.base import ExportFilters, LoadOptions
-from contactpipe.load.client import QuotaExceeded
+from contactpipe.load.client import QuotaExceeded, RetryPolicy
 from contactpipe.run import RunOptions
 
 SUMMARY_KEY = "summary"
@@ -236,7 +237,19 @@ class _Contactpipe(BaseOperator):
 
 
 class _Remote(_Contactpipe):
-    """An operator that talks to a target through a connection."""
+    """An operator that talks to a target through a connection.
+
+    :param conn_id: a connection of type ``msgflash``, ``waapi`` or ``vobiz`` (any target of
+        the registry); its type picks the target unless ``target`` is given.
+    :param base_url: overrides the connection's host.
+    :param batch_size: :class:`~contactpipe.load.base.LoadOptions` ``batch_size``.
+    :param concurrency: requests in flight at once.
+    :param rate_limit_store: where the API's rate limit is shared (``redis://...``,
+        ``local``, ``none``), on a contactpipe that has the shared limiter.
+    :param retry: :class:`~contactpipe.load.client.RetryPolicy` fields
+        (``{"attempts": 3}``): the retries inside one try of the task.
+    :param dry_run: plan and write the request bodies; send nothing.
+    """
 
     template_fields: Sequence[str] = (*_Contactpipe.template_fields, "conn_id", "target")
 
@@ -249,10 +262,12 @@ class _Remote(_Contactpipe):
         batch_size: int | None = None,
         concurrency: int | None = None,
         rate_limit_store: str | None = None,
+        retry: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.retry = dict(retry or {})
         self.conn_id = conn_id
         self.target = target
         self.base_url = base_url
@@ -282,6 +297,8 @@ class _Remote(_Contactpipe):
         if self.rate_limit_store is not None:
             values["rate_limit_store"] = self.rate_limit_store
         try:
+            if self.retry:
+                values["retry"] = RetryPolicy(**self.retry)
             return LoadOptions(**values)
         except TypeError as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from None
@@ -357,9 +374,6 @@ class ContactpipeImportOperator(_Remote):
                 "checkpoint the load and resume it"
             )
         hook = self.hook()
-        extra: dict[str, Any] = {}
-        if self.defer_after is not None:
-            extra["defer_after"] = float(self.defer_after)
         result = self.guarded(
             context,
             lambda: api.import_contacts(
@@ -373,18 +387,17 @@ class ContactpipeImportOperator(_Remote):
                 state=self.state or None,
                 full_refresh=self.full_refresh and not resume,
                 resume=resume,
-                **extra,
+                defer_after=None if self.defer_after is None else float(self.defer_after),
             ),
         )
-        deferred = getattr(result, "deferred", None)
-        if deferred is not None and result.error() is None:
-            self._defer(context, result, deferred)
+        if result.deferred is not None and isinstance(result.error(), Deferred):
+            self._defer(context, result, result.deferred)
         summary = self.finish(context, result)
         if not self.dry_run:
             self._emit(context, hook, summary)
         return summary
 
-    def _defer(self, context: Any, result: Result, deferred: Any) -> None:
+    def _defer(self, context: Any, result: Result, deferred: Deferral) -> None:
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         moment: dt.datetime = deferred.resume_at
