@@ -721,6 +721,18 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
         return result
 
 
+def _outcome(aborted: PipelineError | None) -> PipelineError | None:
+    """What stopped the load, as the run's outcome: a deferral is raised in the load as a
+    terminal remote error (so that targets stop the way they do for a quota), but it is
+    none: the outcome is a plain :class:`~contactpipe.errors.Deferred` (exit 75), which a
+    caller sorting remote errors into retryable or not never mistakes for a refusal."""
+    if isinstance(aborted, Deferred) and isinstance(aborted, RemoteError):
+        return Deferred(
+            aborted.message, resume_at=aborted.resume_at, reason=aborted.reason, hint=aborted.hint
+        )
+    return aborted
+
+
 def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
     """The ledger's counts, the client's statistics, the abort reason (credentials masked),
     seconds per step and notes."""
@@ -1165,7 +1177,7 @@ def import_files(
         if store is not None and inc is not None:
             summary["state"] = sync.summary(inc, result, store)
             done["result"] = result
-        return summary, _failures_frame(result, config.secrets), result.aborted
+        return summary, _failures_frame(result, config.secrets), _outcome(result.aborted)
 
     done: dict[str, Any] = {}
     try:

@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import fnmatch
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from test_import_e2e import _fast_retries  # noqa: F401  (autouse: fast retries)
 
 import contactpipe
 from contactpipe.cli import main
-from contactpipe.errors import EXIT_DEFERRED, Deferred, UsageError
+from contactpipe.errors import EXIT_DEFERRED, Deferred, RemoteError, UsageError
 from contactpipe.load.base import LoadOptions
 from contactpipe.load.kit.timing import Rate
 from contactpipe.load.targets.msgflash.core import MsgFlashCore
@@ -100,6 +101,9 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     assert first.load.loaded == 10 and first.load.failed == 2
     assert "OUTCOME_UNKNOWN" not in first.by_code
     assert isinstance(first.error(), Deferred) and first.exit_code == EXIT_DEFERRED == 75
+    assert not isinstance(first.error(), RemoteError)  # never sorted as a refusal
+    with pytest.raises(Deferred):
+        first.raise_for_outcome()
     doc = first.to_dict()["load"]
     assert doc["deferred"]["resume_at"] == first.deferred.resume_at.isoformat()
     assert doc["deferred"]["reason"] == first.deferred.reason
@@ -274,6 +278,11 @@ def test_msgflash_member_job_longer_than_threshold_defers_and_resume_follows_it(
     )
     group = next(iter(server.app.state.msgflash.groups.values()))
     assert len(group.members) == n
+    with sqlite3.connect(state) as db:
+        left = db.execute(
+            "SELECT count(*) FROM contacts WHERE remote_id IS NULL OR payload_hash LIKE 'job:%'"
+        ).fetchone()[0]
+    assert left == 0  # every checkpoint replaced by the real payload hash, ids kept
     # the state now holds every contact with its payload: a re-import sends nothing
     third = run(server, src, tmp_path / "r3", state, target="msgflash")
     assert third.ok and third.summary["load"]["state"]["decided"]["sent"] == 0

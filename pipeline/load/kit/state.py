@@ -370,12 +370,11 @@ def follow_checkpointed_jobs(
     )
     if not done:
         return
-    store.confirm(
-        target.name,
-        inc.account,
-        inc.run_id,
-        [Confirmed(inc.phones[i], inc.hashes[i]) for i in done],
-    )
+    ids = inc.known or {}  # the records' ids, kept (a store need not merge a None id)
+    confirmed = [
+        Confirmed(inc.phones[i], inc.hashes[i], ids.get(inc.phones[i]) or None) for i in done
+    ]
+    store.confirm(target.name, inc.account, inc.run_id, confirmed)
     taken = set(done)
     inc.send = [i for i in inc.send if i not in taken]
     inc.skip = sorted([*inc.skip, *done])
@@ -395,11 +394,11 @@ def checkpoint_jobs(full: LoadResult, inc: Incremental) -> dict[int, Confirmed]:
         for i in rows:
             owner[i] = job if i not in owner else None  # in two jobs: simply sent again
     out: dict[int, Confirmed] = {}
-    for i, job in owner.items():
-        if job is None or not inc.phones[i]:
+    for i, only in owner.items():
+        if only is None or not inc.phones[i]:
             continue
         if full.failures.get(i, ("",))[0] == DEFERRED:
-            out[i] = Confirmed(inc.phones[i], job_hash(job, inc.hashes[i]), full.ids.get(i))
+            out[i] = Confirmed(inc.phones[i], job_hash(only, inc.hashes[i]), full.ids.get(i))
     return out
 
 
