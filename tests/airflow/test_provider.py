@@ -4,6 +4,7 @@ that turn connections into credentials, and the drop-folder trigger."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -128,10 +129,8 @@ def test_drop_folder_trigger_round_trips_and_announces_complete_files_once(tmp_p
                 if len(seen) >= n:
                     return
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pull(), timeout)
-        except TimeoutError:
-            pass
         await gen.aclose()
         return seen
 
