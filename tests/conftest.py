@@ -6,14 +6,25 @@ nor write into the home directory of whoever runs the suite."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 from pathlib import Path
 
 import pytest
 
+
+def _has_airflow() -> bool:
+    # by its distribution: `find_spec("airflow")` would find tests/airflow itself (tests/ is on
+    # sys.path, and a folder without __init__ is a namespace package)
+    try:
+        importlib.metadata.version("apache-airflow-core")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 # tests/airflow needs Apache Airflow, which lives in its own venv: `make test-airflow` (part of
 # `make test`) runs that folder with .venv-airflow's pytest.
-collect_ignore = [] if importlib.util.find_spec("airflow") else ["airflow"]
+collect_ignore = [] if _has_airflow() else ["airflow"]
 
 
 @pytest.fixture(autouse=True)

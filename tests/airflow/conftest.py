@@ -9,32 +9,14 @@ connections are ``AIRFLOW_CONN_*`` variables (JSON) built from the sandbox's cre
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-HOME = Path(tempfile.mkdtemp(prefix="contactpipe-airflow-home-"))
-DAGS = HOME / "dags"
-DAGS.mkdir()
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "airflow" / "dags"
-
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-)
+from af_helpers import DAGS, HOME, connection_json  # first: it configures Airflow
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -68,23 +50,6 @@ def sandbox() -> Iterator[object]:
         yield server
 
 
-def connection_json(server: object, target: str, **override: str) -> str:
-    """An Airflow connection (JSON form) of ``target`` on the sandbox: host = base URL,
-    password = the key or token, login = the account id."""
-    from contactpipe.demo import sandbox_env
-    from contactpipe.load import registry
-
-    env = sandbox_env(server)  # type: ignore[arg-type]
-    info = registry.info(target)
-    conn = {"conn_type": target, "host": env[info.base_url_var]}
-    if info.secret:
-        conn["password"] = env[info.secret]
-    if info.account and info.account in env:
-        conn["login"] = env[info.account]
-    conn.update(override)
-    return json.dumps(conn)
-
-
 @pytest.fixture
 def connections(
     sandbox: object, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
@@ -116,13 +81,3 @@ def dags_folder() -> Iterator[Path]:
             shutil.rmtree(child)
         else:
             child.unlink()
-
-
-def put_dag(name: str, source: str | None = None) -> Path:
-    """Copy example DAG ``name`` (or write ``source``) into the DAGs folder."""
-    dest = DAGS / name
-    if source is None:
-        shutil.copyfile(EXAMPLES / name, dest)
-    else:
-        dest.write_text(source)
-    return dest

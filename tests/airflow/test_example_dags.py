@@ -6,8 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from af_helpers import contacts_csv, load_dag, states, xcom
-from conftest import EXAMPLES, put_dag
+from af_helpers import EXAMPLES, contacts_csv, load_dag, put_dag, states, xcom
 
 
 def test_every_example_dag_has_a_test() -> None:

@@ -12,8 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from af_helpers import contacts_csv, load_dag, states, xcom
-from conftest import connection_json, put_dag
+from af_helpers import connection_json, contacts_csv, load_dag, put_dag, states, xcom
 
 HEAD = """
 import pendulum
