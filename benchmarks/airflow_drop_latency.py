@@ -13,6 +13,7 @@ Run with the Airflow venv: ``.venv-airflow/bin/python benchmarks/airflow_drop_la
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -146,18 +147,18 @@ def main() -> None:
             if failed():
                 raise SystemExit(f"{name} went to failed/: see {home}")
             latencies.append(time.monotonic() - t0)
-            print(f"{name}: {args.rows} rows imported and archived {latencies[-1]:.1f} s after the drop")
+            took = latencies[-1]
+            print(f"{name}: {args.rows} rows imported and archived {took:.1f} s after the drop")
         print(
             f"drop-to-imported: median {statistics.median(latencies):.1f} s, "
             f"min {min(latencies):.1f} s, max {max(latencies):.1f} s "
-            f"(stable_for {args.stable_for:g} s, poll 5 s; whole run {time.monotonic() - started:.0f} s)"
+            f"(stable_for {args.stable_for:g} s, poll 5 s; "
+            f"whole run {time.monotonic() - started:.0f} s)"
         )
     finally:
         if len(procs) > 1:  # airflow standalone and the processes it started (its session)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(procs[1].pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         procs[0].terminate()
         for p in procs:
             try:
