@@ -83,6 +83,13 @@ def account_alias(conn_id: str) -> AssetAlias:
     return AssetAlias(name=f"contactpipe-{conn_id}", group="contactpipe")
 
 
+def _with_alias(outlets: Any, conn_id: Any) -> list[Any]:
+    found = list(outlets or [])
+    if isinstance(conn_id, str) and account_alias(conn_id) not in found:
+        found.append(account_alias(conn_id))
+    return found
+
+
 def is_final(error: BaseException) -> bool:
     """True when running the task again cannot help (exit codes 2, 3 and 4 but a quota)."""
     if isinstance(error, QuotaExceeded):
@@ -353,12 +360,18 @@ class ContactpipeImportOperator(_Remote):
         full_refresh: bool = False,
         **kwargs: Any,
     ) -> None:
-        conn_id = kwargs["conn_id"]
-        kwargs["outlets"] = [*list(kwargs.get("outlets") or []), account_alias(conn_id)]
+        kwargs["outlets"] = _with_alias(kwargs.get("outlets"), kwargs.get("conn_id"))
         super().__init__(**kwargs)
         self.state = state
         self.defer_after = defer_after
         self.full_refresh = full_refresh
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``.partial(...).expand(...)``: the alias goes into the mapped task's outlets too
+        (Airflow reads a mapped task's outlets from its partial arguments)."""
+        kwargs["outlets"] = _with_alias(kwargs.get("outlets"), kwargs.get("conn_id"))
+        return super().partial(**kwargs)
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         return self._run(context, resume=False)

@@ -242,3 +242,31 @@ def test_a_pipeline_py_in_the_dags_folder_does_not_break_the_operators(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["the", "user", "pipeline", "module", "ContactpipeImportOperator"]
+
+
+def test_a_mapped_import_emits_one_asset_event_per_file(
+    connections, dags_folder, tmp_path: Path
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from contactpipe.airflow.hooks import hook_for
+
+    files = [str(contacts_csv(tmp_path / f"{i}.csv", 2 + i, start=700 + 10 * i)) for i in range(2)]
+    one_dag(
+        "cp_mapped",
+        f"""
+        ContactpipeImportOperator.partial(
+            task_id="import", conn_id="msgflash_default",
+        ).expand(inputs={files!r})
+        """,
+    )
+    run = load_dag("cp_mapped").test()
+    assert states(run) == {"import[0]": ("success", 1), "import[1]": ("success", 1)}
+    account = hook_for("msgflash")(conn_id="msgflash_default").account()
+    with create_session() as session:
+        asset = (
+            session.query(AssetModel).filter_by(uri=f"contactpipe://msgflash/{account.key}").one()
+        )
+        events = session.query(AssetEvent).filter_by(asset_id=asset.id, source_run_id=run.run_id)
+        assert sorted(e.extra["loaded"] for e in events) == [2, 3]
