@@ -63,15 +63,18 @@ def store_spec(option: str | None, env: Mapping[str, str] | None = None) -> str:
 def check_spec(spec: str) -> None:
     """UsageError (exit 2) unless ``spec`` is ``none``, ``local``, ``local:DIR`` or a
     ``redis://`` / ``rediss://`` URL."""
-    if spec in ("none", "local") or spec.startswith("local:") and len(spec) > 6:
+    if spec in ("none", "local") or (spec.startswith("local:") and len(spec) > 6):
         return
     scheme = spec.split(":", 1)[0].lower()
     if scheme in ("redis", "rediss"):
         parts = urllib.parse.urlsplit(spec)
         if parts.hostname:
             return
+    shown = mask_url(spec)
+    if "@" in shown.replace(":***@", "") or ("password" in shown.lower() and "=***" not in shown):
+        shown = spec.split(":", 1)[0] + ":***"  # not a URL we can mask: show no part of it
     raise UsageError(
-        f"--rate-limit-store {mask_url(spec)!r} is not a rate limit store",
+        f"--rate-limit-store {shown!r} is not a rate limit store",
         hint="use `local` (the default: shared by the runs on this machine), `none` (each run "
         "its own limit) or a redis://[:password@]host[:port][/db] or rediss:// URL",
     )
@@ -122,7 +125,8 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
     """Run ``op`` on ``doc`` (changed in place) at server time ``now`` (epoch seconds).
 
     - ``take limit window hold token arrival``: record a request start if the window has room
-      and no pause holds; returns ``[1, 0]``, else ``[0, seconds to wait]``;
+      and no pause holds; returns ``[1, 0, b, t]``, else ``[0, seconds to wait, b, t]``
+      (``b + t``: the store's time of the decision);
     - ``finish token``: the request of ``token`` has its answer (arrival counting);
     - ``pause seconds``: hold every worker's requests that long (a server's Retry-After);
     - ``widen window base``: a 429 despite the limit: widen the window by 5% of ``base``, up
@@ -155,6 +159,7 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
         else:
             first = min(_stamp(s, t, rtt, doc["h"]) for s in slots)
             out = [0, max(0.001, first + window - t)]
+        out += [doc["b"], t]
         doc["x"] = max(doc["x"], t + window + doc["h"] + 2.0)
     elif op == "finish":
         (token,) = args
@@ -227,6 +232,8 @@ if op == 'take' then
   else
     out = {0, tostring(math.max(0.001, first + window - t))}
   end
+  out[3] = tostring(doc.b)
+  out[4] = tostring(t)
   doc.x = math.max(doc.x, t + window + doc.h + 2)
 elseif op == 'finish' then
   for _, s in ipairs(doc.s) do
@@ -278,7 +285,7 @@ class RateStore:
         self, key: str, *, limit: int, window: float, hold: float, token: str, arrival: bool
     ) -> float:
         """0 once a request start is recorded in ``key``'s window, else the seconds to wait."""
-        granted, wait = self.call(key, "take", limit, window, hold, token, arrival)
+        granted, wait, _, _ = self.call(key, "take", limit, window, hold, token, arrival)
         return 0.0 if int(granted) else max(0.001, float(wait))
 
     def finish(self, key: str, token: str) -> None:
