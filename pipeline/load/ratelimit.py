@@ -124,6 +124,11 @@ HOLD_S = 10.0
 long (a killed process cannot hold the account's slots for ever)."""
 
 
+SHARED_MARGIN_S = 0.05
+"""The least margin of a shared arrival window: requests recorded by several processes (a busy
+machine, several machines) reach the server with more jitter than one process's threads."""
+
+
 class Stopped(Exception):
     """The run is stopping: this request was never sent."""
 
@@ -297,7 +302,12 @@ class ArrivalWindow(SlidingWindow):
     def _take_shared(self, store: RateStore) -> float:
         token = _token()
         wait = store.take(
-            self.key, limit=self.limit, window=self.window, hold=HOLD_S, token=token, arrival=True
+            self.key,
+            limit=self.limit,
+            window=max(self.window, self.base_window + SHARED_MARGIN_S),
+            hold=HOLD_S,
+            token=token,
+            arrival=True,
         )
         if wait <= 0:
             self._local.token = token
