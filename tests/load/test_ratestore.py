@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from load_helpers import make_target, sandbox_env
 from redis_helpers import REDIS_PASSWORD
 
 from contactpipe.errors import UsageError
+from contactpipe.load.base import LoadOptions
 from contactpipe.load.ratelimit import ArrivalWindow, SlidingWindow
 from contactpipe.load.ratestore import (
     LocalStore,
@@ -31,6 +33,7 @@ from contactpipe.load.ratestore import (
     store_label,
     store_spec,
 )
+from contactpipe.sandbox import SandboxServer
 
 # -- the algorithm -----------------------------------------------------------------------------
 
@@ -349,3 +352,35 @@ def test_the_local_store_survives_a_torn_file(tmp_path: Path) -> None:
 def test_the_base_store_is_abstract() -> None:
     with pytest.raises(NotImplementedError):
         RateStore("x").call("k", "peek")
+
+
+# -- the target's side -------------------------------------------------------------------------
+
+
+def test_the_key_is_the_account_never_a_secret(server: SandboxServer) -> None:
+    target = make_target("msgflash", server)
+    key = target.rate_key()
+    assert key.startswith("contactpipe:ratelimit:msgflash:")
+    assert not any(secret in key for secret in target.config.secrets)
+    other_key = "msgf_live_" + "0" * 64
+    other = make_target(
+        "msgflash", server, env={**sandbox_env(server), "MSGFLASH_API_KEY": other_key}
+    )
+    assert other.rate_key() != key  # another key, another workspace: another window
+    assert make_target("msgflash", server).rate_key() == key
+
+
+def test_load_options_check_the_store_and_the_target_shares_its_limiter(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError):
+        LoadOptions(rate_limit_store="redis:nohost")
+    target = make_target("waapi", server, rate_limit_store=f"local:{tmp_path / 'rl'}")
+    client = target.client()  # type: ignore[attr-defined]
+    assert isinstance(client.limiter.store, LocalStore)
+    assert client.limiter.key == target.rate_key()
+    assert target.rate_limit_store == f"local:{tmp_path / 'rl'}"
+    target.close()
+    alone = make_target("waapi", server, rate_limit_store="none")
+    assert alone.client().limiter.store is None  # type: ignore[attr-defined]
+    alone.close()
