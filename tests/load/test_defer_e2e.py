@@ -42,7 +42,9 @@ def write_csv(path: Path, n: int, group: str | None = None) -> Path:
 
 def run(server: SandboxServer, src: Path, out: Path, state: Path, **kw: Any) -> contactpipe.Result:
     load = LoadOptions(
-        poll_interval_s=kw.pop("poll", 0.05), batch_size=kw.pop("batch_size", 10_000)
+        poll_interval_s=kw.pop("poll", 0.05),
+        batch_size=kw.pop("batch_size", 10_000),
+        rate_limit_store=kw.pop("store", None),
     )
     return contactpipe.import_contacts(
         src,
@@ -80,8 +82,9 @@ def wait_until(when: dt.datetime) -> None:
         time.sleep(left)
 
 
+@pytest.mark.parametrize("store", [None, "none"])  # the local shared store, then none
 def test_waapi_window_exhausted_defers_then_resume_finishes(
-    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str | None
 ) -> None:
     # WAAPI's 100 requests / 15 min, shrunk to 5 requests / 2 s on both sides
     monkeypatch.setattr(WaapiCore, "rate", Rate(5, 2.0))
@@ -90,7 +93,16 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     src = write_csv(tmp_path / "in.csv", 12)
     state = tmp_path / "state.db"
 
-    first = run(server, src, tmp_path / "r1", state, target="waapi", batch_size=2, defer_after=1.0)
+    first = run(
+        server,
+        src,
+        tmp_path / "r1",
+        state,
+        target="waapi",
+        batch_size=2,
+        defer_after=1.0,
+        store=store,
+    )
     # 5 bulk requests of 2 contacts fill the window (an upsert: no listing): the 6th defers
     assert first.load is not None and first.load.requests == 5
     assert first.deferred is not None
@@ -125,6 +137,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
         batch_size=2,
         defer_after=1.0,
         resume=True,
+        store=store,
     )
     assert second.deferred is None and second.ok, second.to_dict()["load"]
     assert second.summary["load"]["state"]["run_id"] == first.summary["load"]["state"]["run_id"]
