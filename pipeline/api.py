@@ -603,14 +603,16 @@ def migrate(
     check: bool = False,
 ) -> Result:
     """Export ``source`` into the report directory, then import that file into ``dest``.
-    ``load`` is the import's (its ``retry``, ``transport``, ``concurrency`` and
-    ``poll_interval_s`` serve the export too); ``credentials`` holds both APIs' variables."""
+    ``load`` is the import's (its ``retry``, ``transport``, ``concurrency``,
+    ``poll_interval_s`` and ``rate_limit_store`` serve the export too); ``credentials``
+    holds both APIs' variables."""
     load = load or LoadOptions()
     reading = LoadOptions(
         retry=load.retry,
         transport=load.transport,
         concurrency=load.concurrency,
         poll_interval_s=load.poll_interval_s,
+        rate_limit_store=load.rate_limit_store,
     )
     found = run.migrate(
         _target(source, credentials, source_base_url, reading),

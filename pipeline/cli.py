@@ -435,8 +435,37 @@ def _credentials_help() -> str:
     return "\n".join(lines)
 
 
+def _set_rate_limit_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--rate-limit-store, checked, handed to the run as $CONTACTPIPE_RATE_LIMIT_STORE (which
+    every LoadOptions without its own store reads): one option for every command."""
+    from contactpipe.load.ratestore import STORE_ENV, check_spec
+
+    if value:
+        try:
+            check_spec(value)
+        except UsageError as exc:
+            raise click.BadParameter(f"{exc.message} ({exc.hint})") from None
+        os.environ[STORE_ENV] = value
+
+
+def rate_limit_store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--rate-limit-store, for the commands that send requests."""
+    return click.option(
+        "--rate-limit-store",
+        metavar="STORE",
+        expose_value=False,
+        callback=_set_rate_limit_store,
+        help="Where each account's rate limit is kept, shared by the runs using it: `local` "
+        "(default: the runs on this machine), `redis://[:password@]host[:port][/db]` or "
+        "`rediss://...` (every machine's), `none` (this run alone).  Default: "
+        "$CONTACTPIPE_RATE_LIMIT_STORE, else local.",
+    )(f)
+
+
 def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--target and --base-url, shared by the commands that talk to one API."""
+    """--target, --base-url and --rate-limit-store, shared by the commands that talk to one
+    API."""
+    f = rate_limit_store_option(f)
     f = click.option(
         "--base-url",
         metavar="URL",
@@ -1012,6 +1041,7 @@ groups_remove = _members_command(add=False)
     help="Where the export file and the report go (default: contactpipe-reports/migrate-<time>).",
 )
 @no_html_option
+@rate_limit_store_option
 @output_options
 def migrate(
     source: str,

@@ -699,6 +699,7 @@ def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
         "base_url": target.config.base_url,
         "dry_run": imp.load.dry_run,
         "batch_size": imp.load.batch_size,
+        "rate_limit_store": target.rate_limit_store,
     }
 
 
@@ -781,6 +782,7 @@ def _run_with_target(
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
     target = cls(config, imp.load)
+    target.rate_store()  # so is the rate limit store
 
     def step(contacts: pl.DataFrame, progress: Progress) -> tuple[dict[str, Any], Any, Any]:
         target.progress = progress
@@ -895,7 +897,9 @@ def open_target(imp: ImportOptions, progress: Progress | None = None) -> Target:
     """A target with credentials from the environment, for export and group listings."""
     cls = registry.get(imp.target)
     env = os.environ if imp.env is None else imp.env
-    return cls(cls.config_from_env(env, imp.base_url), imp.load, progress)
+    target = cls(cls.config_from_env(env, imp.base_url), imp.load, progress)
+    target.rate_store()  # an unreachable rate limit store fails before any request
+    return target
 
 
 SEP = "\x1f"  # ASCII unit separator: never inside a tag or a group name
@@ -1006,6 +1010,7 @@ def export_contacts(
         "total_reported": target.export_total,
         "filters": dataclasses.asdict(filters),
         "with_groups": with_groups,
+        "rate_limit_store": target.rate_limit_store,
         **stats,
         "plan": plan,
         "excel": excel,
@@ -1103,6 +1108,8 @@ def import_files(
     cls = registry.get(imp.target)
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
+    if not imp.load.dry_run:
+        target.rate_store()  # so is the rate limit store (a dry run sends nothing)
 
     if imp.resume and (imp.state is None or imp.load.dry_run):
         raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")

@@ -29,6 +29,7 @@ from .config import check_header_value
 from .kit.phones import norm_phone
 from .kit.timing import PlanLine, Rate
 from .ratelimit import Limiter
+from .ratestore import RateStore, check_spec, open_store, store_label
 
 DEFAULT_BATCH = 10_000
 
@@ -69,10 +70,17 @@ class LoadOptions:
     """The httpx transport every request goes through (default: httpx's own, the network):
     ``httpx.MockTransport`` in a test, ``httpx.HTTPTransport(proxy=..., verify=...)`` for a
     proxy or a private CA."""
+    rate_limit_store: str | None = None
+    """Where each account's rate limit is kept, shared by every run using the same store:
+    ``local`` (this machine's runs), ``redis://...`` / ``rediss://...`` (every machine's) or
+    ``none`` (this run only).  None: ``$CONTACTPIPE_RATE_LIMIT_STORE``, else ``local``
+    (:mod:`contactpipe.load.ratestore`)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
+        if self.rate_limit_store is not None:
+            check_spec(self.rate_limit_store)
 
 
 class Observer(Protocol):
@@ -368,10 +376,37 @@ class Target(ABC):
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
+        self._rate_store: RateStore | None = None
+        self._rate_store_open = False
+
+    @property
+    def rate_limit_store(self) -> str:
+        """The rate limit store of this target's requests, as reports show it (no password)."""
+        return store_label(self.options.rate_limit_store)
+
+    def rate_store(self) -> RateStore | None:
+        """The store this target's limiter shares its account's window through (opened and
+        checked on first use: :class:`~contactpipe.load.ratestore.RateStoreUnreachable`,
+        exit 4, when it cannot be reached); None with ``none``."""
+        if not self._rate_store_open:
+            self._rate_store = open_store(self.options.rate_limit_store)
+            self._rate_store_open = True
+        return self._rate_store
+
+    def rate_key(self) -> str:
+        """The store key of this target's account: the sync state's fingerprint (target,
+        base URL, account id or a one-way digest of the credentials; never a secret)."""
+        from .kit.state import fingerprint
+
+        return f"contactpipe:ratelimit:{self.name}:{fingerprint(self)[0]}"
 
     def new_client(self, limiter: Limiter, **options: Any) -> ApiClient:
         """A client for this target: its title, base URL and auth headers, the run's retry
-        policy and statistics, ``limiter``, and any other :class:`ApiClient` option."""
+        policy and statistics, ``limiter`` (sharing the account's window through the rate
+        limit store), and any other :class:`ApiClient` option."""
+        store = self.rate_store()
+        if store is not None:
+            limiter.share(store, self.rate_key())
         return ApiClient(
             self.title,
             self.config.base_url,
@@ -471,3 +506,6 @@ class Target(ABC):
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._rate_store is not None:
+            self._rate_store.close()
+        self._rate_store, self._rate_store_open = None, False

@@ -42,7 +42,9 @@ def write_csv(path: Path, n: int, group: str | None = None) -> Path:
 
 def run(server: SandboxServer, src: Path, out: Path, state: Path, **kw: Any) -> contactpipe.Result:
     load = LoadOptions(
-        poll_interval_s=kw.pop("poll", 0.05), batch_size=kw.pop("batch_size", 10_000)
+        poll_interval_s=kw.pop("poll", 0.05),
+        batch_size=kw.pop("batch_size", 10_000),
+        rate_limit_store=kw.pop("store", None),
     )
     return contactpipe.import_contacts(
         src,
@@ -80,8 +82,9 @@ def wait_until(when: dt.datetime) -> None:
         time.sleep(left)
 
 
+@pytest.mark.parametrize("store", [None, "none"])  # the local shared store, then none
 def test_waapi_window_exhausted_defers_then_resume_finishes(
-    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str | None
 ) -> None:
     # WAAPI's 100 requests / 15 min, shrunk to 5 requests / 2 s on both sides
     monkeypatch.setattr(WaapiCore, "rate", Rate(5, 2.0))
@@ -90,7 +93,16 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     src = write_csv(tmp_path / "in.csv", 12)
     state = tmp_path / "state.db"
 
-    first = run(server, src, tmp_path / "r1", state, target="waapi", batch_size=2, defer_after=1.0)
+    first = run(
+        server,
+        src,
+        tmp_path / "r1",
+        state,
+        target="waapi",
+        batch_size=2,
+        defer_after=1.0,
+        store=store,
+    )
     # 5 bulk requests of 2 contacts fill the window (an upsert: no listing): the 6th defers
     assert first.load is not None and first.load.requests == 5
     assert first.deferred is not None
@@ -125,6 +137,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
         batch_size=2,
         defer_after=1.0,
         resume=True,
+        store=store,
     )
     assert second.deferred is None and second.ok, second.to_dict()["load"]
     assert second.summary["load"]["state"]["run_id"] == first.summary["load"]["state"]["run_id"]
@@ -140,35 +153,37 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
 
 
 def test_retry_after_longer_than_threshold_defers(server: SandboxServer, tmp_path: Path) -> None:
-    """A server pause (429 + Retry-After: 600) defers at once, nothing left unknown; once the
-    pause is over the resume sends only the rest."""
+    """A server pause (429 + Retry-After: 8) above the threshold defers at once, nothing left
+    unknown; once the pause is over the resume sends only the rest."""
     src = write_csv(tmp_path / "in.csv", 30)
     state = tmp_path / "state.db"
-    # the first create is answered 429 with a pause of 10 minutes
+    # the first create is answered 429 with a pause of 8 s
     server.app.faults.add(
-        "msgflash", "POST", "/api/v1/contacts", times=1, status=429, retry_after=600
+        "msgflash", "POST", "/api/v1/contacts", times=1, status=429, retry_after=8
     )
     started = time.monotonic()
-    first = run(server, src, tmp_path / "r1", state, target="msgflash", defer_after=5.0)
-    assert time.monotonic() - started < 30  # deferred, not waited out
+    first = run(server, src, tmp_path / "r1", state, target="msgflash", defer_after=2.0)
+    assert time.monotonic() - started < 8  # deferred, not waited out
     assert first.deferred is not None
-    assert "600" in first.deferred.reason
+    assert "pause of 8 s" in first.deferred.reason
     wait = (first.deferred.resume_at - dt.datetime.now(dt.UTC)).total_seconds()
-    assert 500 < wait <= 602
+    assert 0 < wait <= 9.5
     by = codes(first)
     assert set(by) == {"DEFERRED"}, by
     assert first.load is not None and first.load.loaded + by["DEFERRED"] == 30
     assert first.summary["load"]["deferred"]["rows"] == by["DEFERRED"]
+    assert first.summary["load"]["deferred"]["wait_s"] > 2.0
     assert first.summary["load"]["rate_limited"] == 1
     stored = {c.phone for c in server.app.state.msgflash.contacts.values()}
     assert len(stored) == first.load.loaded
 
-    # the pause is over (the fault was used once): the resume sends only the deferred rows
+    # after resume_at the resume sends only the deferred rows, each once
+    wait_until(first.deferred.resume_at)
     before = posted_items(server, "POST", "/api/v1/contacts")
     second = run(
-        server, src, tmp_path / "r2", state, target="msgflash", defer_after=5.0, resume=True
+        server, src, tmp_path / "r2", state, target="msgflash", defer_after=2.0, resume=True
     )
-    assert second.ok and second.deferred is None
+    assert second.ok and second.deferred is None, second.to_dict()["load"]
     assert posted_items(server, "POST", "/api/v1/contacts") - before == by["DEFERRED"]
     assert len({c.phone for c in server.app.state.msgflash.contacts.values()}) == 30
 

@@ -114,3 +114,24 @@ def test_the_worker_pool_threads_see_the_threshold_and_stop_the_others() -> None
 def test_threshold_must_be_positive() -> None:
     with pytest.raises(ValueError), defer.watching(0):
         pass
+
+
+def test_a_job_ending_at_its_first_poll_is_never_deferred() -> None:
+    def poll(job: str) -> dict[str, Any]:
+        return {"status": "done", "processedCount": 5, "requestedCount": 5}
+
+    with defer.watching(0.001):  # below the poll interval
+        assert [s for _, s, _ in follow_jobs(["j"], poll, interval_s=0.02, stall_s=9)] == ["done"]
+
+
+def test_a_job_whose_progress_says_it_ends_past_the_threshold_defers_at_once() -> None:
+    polls: list[str] = []
+
+    def poll(job: str) -> dict[str, Any]:
+        polls.append(job)
+        return {"status": "processing", "processedCount": 1, "requestedCount": 100_000}
+
+    with defer.watching(100.0), pytest.raises(defer.WaitTooLong) as caught:
+        list(follow_jobs(["big"], poll, interval_s=0.02, stall_s=600.0))
+    assert polls == ["big"]  # one poll told enough: no waiting for the threshold
+    assert caught.value.wait_s > 100.0 and "s left" in caught.value.reason

@@ -130,19 +130,27 @@ class JobWatch:
     def __init__(self) -> None:
         self.started = time.monotonic()
 
-    def check(self, job_ids: Sequence[str], interval_s: float, estimate_s: float | None) -> None:
-        """Before the next poll: defer when the jobs have been followed longer than the
-        threshold (the resume follows them, see :mod:`contactpipe.load.kit.state`)."""
+    def check(
+        self, job_ids: Sequence[str], interval_s: float, estimate_s: float | None, *, polled: bool
+    ) -> None:
+        """Before the next poll: defer once the jobs have been polled and are still running,
+        when the wait for them goes past the threshold: the next poll would come after it,
+        or their progress so far (``estimate_s`` left) says they end after it.  The resume
+        follows them (see :mod:`contactpipe.load.kit.state`)."""
         watch = _current.get()
         if watch is None:
             return
-        followed = time.monotonic() - self.started
         if watch.raised is not None:
             raise watch.raised
-        if followed + interval_s > watch.after_s:
+        if not polled:  # a job that ends at once is never deferred
+            return
+        followed = time.monotonic() - self.started
+        late = followed + interval_s > watch.after_s
+        if late or (estimate_s is not None and followed + estimate_s > watch.after_s):
             left = estimate_s if estimate_s is not None else interval_s
             raise watch.defer(
                 max(left, interval_s),
-                f"{len(job_ids)} bulk job(s) still running after {followed:.0f} s",
+                f"{len(job_ids)} bulk job(s) still running after {followed:.0f} s"
+                + (f", about {estimate_s:.0f} s left" if estimate_s is not None else ""),
                 jobs=job_ids,
             )

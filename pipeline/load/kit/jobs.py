@@ -30,17 +30,21 @@ def follow_jobs(
     hears of ``n`` more items processed.  A remote error (API down, key refused) is
     raised: the caller settles the rows and aborts.
 
-    In a load run with ``defer_after`` (:mod:`.defer`), jobs still running after that many
-    seconds raise :class:`~contactpipe.load.kit.defer.WaitTooLong` (naming them, with the
-    time left estimated from their progress) instead of the next wait."""
+    In a load run with ``defer_after`` (:mod:`.defer`), jobs still running once polled whose
+    wait goes past that many seconds (the next poll would, or the time left estimated from
+    their progress says so) raise :class:`~contactpipe.load.kit.defer.WaitTooLong` naming
+    them, instead of the next wait."""
     processed = dict.fromkeys(job_ids, 0)
     requested: dict[str, int] = {}
     moved = dict.fromkeys(job_ids, time.monotonic())
     pending = list(dict.fromkeys(job_ids))
     watch = JobWatch()
+    polled = False
     while pending:
-        watch.check(pending, interval_s, _time_left(pending, processed, requested, watch))
+        left = _time_left(pending, processed, requested, watch)
+        watch.check(pending, interval_s, left, polled=polled)
         sleep(interval_s)
+        polled = True
         for job in list(pending):
             try:
                 data = dict(poll(job))
