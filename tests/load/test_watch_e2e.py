@@ -173,7 +173,7 @@ def test_a_file_written_slowly_is_imported_only_once_complete(
     server: SandboxServer, tmp_path: Path
 ) -> None:
     folder = tmp_path / "drop"
-    proc = start(server, folder, "waapi", "--stable-for", "1.0")
+    proc = start(server, folder, "waapi", "--stable-for", "3")
     try:
         slow = folder / "inbox" / "slow.csv"
         with slow.open("w", encoding="utf-8", newline="") as fh:
@@ -182,7 +182,7 @@ def test_a_file_written_slowly_is_imported_only_once_complete(
                 for i in range(step * 10, step * 10 + 10):
                     fh.write(f"Client {i},06 12 34 {i // 100:02d} {i % 100:02d}\n")
                 fh.flush()
-                time.sleep(0.5)
+                time.sleep(0.3)  # far below --stable-for, even on a loaded machine
                 assert slow.exists(), f"picked up after step {step}, while still written"
                 assert entries(folder, "processing") == entries(folder, "done") == []
         [entry] = wait_for(lambda: entries(folder, "done"), what="the import")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from load_helpers import FAST_POLICY, sandbox_env
 from test_import_e2e import WRITE, phones_in
 from test_watch_e2e import drop, entries, watch_state, write_csv
@@ -99,13 +101,13 @@ def test_once_leaves_a_file_still_being_written_for_the_next_run(
     drop(folder, tmp_path / "ready.csv")
     growing = folder / "inbox" / "growing.csv"
     growing.write_text("Name,Phone\n", encoding="utf-8")
-    w, outcomes = watcher(server, tmp_path, once=True, stable_for=0.6)
+    w, outcomes = watcher(server, tmp_path, once=True, stable_for=1.0)
     notes: list[str] = []
     w.note = notes.append
 
     def append() -> None:
-        for i in range(4):
-            time.sleep(0.2)
+        for i in range(30):  # for 3 s, every 0.1 s: never still for 1 s
+            time.sleep(0.1)
             with growing.open("a", encoding="utf-8") as fh:
                 fh.write(f"C {i},06 12 34 99 {i:02d}\n")
 
@@ -140,3 +142,33 @@ def test_stop_from_another_thread_ends_the_long_running_loop(
     assert w.run() == 0
     assert done.is_set() and time.monotonic() - started < 20
     assert [o.status for o in outcomes] == ["done"]
+
+
+def test_when_notifications_cannot_start_the_watcher_says_so_and_rescans(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import watchfiles
+
+    def no_inotify(*args: object, **kwargs: object) -> Iterator[object]:
+        raise OSError(28, "inotify watch limit reached")
+        yield  # a generator, as watchfiles.watch is
+
+    monkeypatch.setattr(watchfiles, "watch", no_inotify)
+    w, outcomes = watcher(server, tmp_path, stable_for=0.1, scan_interval=0.1)
+    notes: list[str] = []
+    w.note = notes.append
+    folder = tmp_path / "drop"
+
+    def drive() -> None:
+        time.sleep(0.5)
+        write_csv(tmp_path / "a.csv", 0, 3)
+        drop(folder, tmp_path / "a.csv")
+        deadline = time.monotonic() + 20
+        while not entries(folder, "done") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        w.stop()
+
+    threading.Thread(target=drive).start()
+    assert w.run() == 0
+    assert [o.status for o in outcomes] == ["done"]
+    assert any("file notifications stopped" in n and "inotify watch limit" in n for n in notes)
