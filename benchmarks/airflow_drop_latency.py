@@ -58,7 +58,12 @@ def write_drop(path: Path, rows: int, start: int) -> None:
     os.rename(tmp, path)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)  # the finally below stops what this started
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drops", type=int, default=3)
     parser.add_argument("--rows", type=int, default=200)
@@ -83,11 +88,14 @@ def main() -> None:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
+        # standalone starts its components as `airflow ...`: this venv's command first
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW_CONN_MSGFLASH_DEFAULT": json.dumps(conn),
         "CONTACTPIPE_DROPS": str(drops),
         "CONTACTPIPE_STATE_DB": str(home / "state.sqlite"),

@@ -115,6 +115,7 @@ def test_xcom_is_the_summary_and_report_dir_is_templated(
             task_id="import", conn_id="waapi_default", inputs={str(src)!r},
             report_dir={str(tmp_path)!r} + "/reports/{{{{ ds }}}}",
             state={str(tmp_path / "state.sqlite")!r}, options={{"region": "FR"}},
+            rate_limit_store={"local:" + str(tmp_path / "limits")!r},
         )
         """,
     )
@@ -130,6 +131,7 @@ def test_xcom_is_the_summary_and_report_dir_is_templated(
     assert summary["load"]["loaded"] == full["load"]["loaded"] == 4
     assert summary["load"]["state"]["decided"]["sent"] == 4
     assert (summary["exit_code"], summary["ok"], summary["error"]) == (0, True, None)
+    assert any((tmp_path / "limits").iterdir())  # the shared limiter's store was used
 
 
 def test_import_emits_an_asset_event_on_the_account_with_the_counts(
