@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-api install clean chromium postgresql fuzz
+.PHONY: demo test test-airflow airflow-venv lint format bench bench-api install clean chromium postgresql redis fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The Airflow provider's tests run in their own venv: real Apache Airflow 3.3 from PyPI beside
+# contactpipe[airflow] (Airflow pins many packages; the dev venv stays free of them).
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_VENV    := .venv-airflow
+AIRFLOW_STAMP   := $(AIRFLOW_VENV)/.installed-$(AIRFLOW_VERSION)
+
+$(AIRFLOW_STAMP): pyproject.toml
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet \
+	  'apache-airflow==$(AIRFLOW_VERSION)' -e '.[airflow]' 'pytest>=8.3'
+	$(AIRFLOW_VENV)/bin/python -m pip check
+	touch $@
+
+airflow-venv: $(AIRFLOW_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/contactpipe demo sample_data --region FR --report-dir demo-report --xlsx-errors
@@ -65,10 +81,35 @@ postgresql:
 	  if [ "$${CI:-}" = true ]; then exit 1; fi; \
 	fi
 
+# The shared rate limit tests run a real Redis server (Debian package `redis-server`), started
+# by a pytest fixture on a free port.  Installed here like chromium; without it (and outside
+# CI) those tests skip and say why, in CI (CI=true) a failed install fails the run.
+REDIS_SERVER ?= /usr/bin/redis-server
+redis:
+	@if [ -x "$(REDIS_SERVER)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing redis-server (Debian package) for the shared rate limit tests"; \
+	  ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends redis-server >/dev/null ) || { \
+	    echo "make redis: apt-get install redis-server failed" >&2; \
+	    if [ "$${CI:-}" = true ]; then exit 1; fi; }; \
+	else \
+	  echo "make redis: $(REDIS_SERVER) is missing and cannot be installed here (needs root and" \
+	    "apt-get): the Redis rate limit store tests will be skipped" >&2; \
+	  if [ "$${CI:-}" = true ]; then exit 1; fi; \
+	fi
+
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
-test: lint chromium postgresql
+test: lint chromium postgresql redis test-airflow
 	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; \
+	exit $$rc
+
+# tests/airflow (skipped by the main suite, which has no Airflow): AIRFLOW_HOME in a temporary
+# folder, SQLite metadata, `airflow db migrate`, dag.test() on every example DAG.
+test-airflow: $(AIRFLOW_STAMP)
+	$(AIRFLOW_VENV)/bin/python -m pytest tests/airflow -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-airflow: pytest collected no test" >&2; exit 1; fi; \
 	exit $$rc
 
 # make test fuzzes each reader and the phone cleaner for a few dozen examples; this runs
@@ -91,4 +132,4 @@ bench-api: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis demo-report .test-artefacts
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache .ruff_cache .hypothesis demo-report .test-artefacts

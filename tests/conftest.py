@@ -2,16 +2,38 @@
 
 Each test gets its own sync state file (``CONTACTPIPE_STATE``): an import run by one test
 (the CLI defaults to the per-user state) must never make another test's import skip rows,
-nor write into the home directory of whoever runs the suite."""
+nor write into the home directory of whoever runs the suite.  Likewise its own local rate
+limit store (``CONTACTPIPE_RATE_LIMIT_STORE``)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_helpers import REDIS_PASSWORD
+
+
+def _has_airflow() -> bool:
+    # by its distribution: `find_spec("airflow")` would find tests/airflow itself (tests/ is on
+    # sys.path, and a folder without __init__ is a namespace package)
+    try:
+        importlib.metadata.version("apache-airflow-core")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# tests/airflow needs Apache Airflow, which lives in its own venv: `make test-airflow` (part of
+# `make test`) runs that folder with .venv-airflow's pytest.
+collect_ignore = [] if _has_airflow() else ["airflow"]
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +68,60 @@ def postgres() -> Iterator[Any]:
 def pg_url(postgres: Any) -> str:
     """A PostgreSQL state URL whose tables land in a new, empty schema."""
     return str(postgres.fresh_url())
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default rate limit store (``local``), in the test's own folder: two tests never
+    share an account's window, and nothing is written in the home directory."""
+    path = tmp_path / "contactpipe-ratelimit"
+    monkeypatch.setenv("CONTACTPIPE_RATE_LIMIT_STORE", f"local:{path}")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server (Debian's ``redis-server``, `make redis`) on a free port of
+    127.0.0.1, with a password, no persistence, for the whole session (one per xdist worker):
+    its ``redis://`` URL.  Missing: the test skips, or fails in CI (CI=true)."""
+    binary = shutil.which("redis-server") or "/usr/sbin/redis-server"
+    if not Path(binary).is_file():
+        reason = "redis-server is not installed (`make redis` installs the Debian package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("redis")
+    for _attempt in range(5):  # a free port may be taken between the probe and the bind
+        port = _free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass"]
+        args += [REDIS_PASSWORD, "--save", "", "--appendonly", "no", "--dir", str(folder)]
+        log = (folder / f"redis-{port}.log").open("wb")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.02)
+        if proc.poll() is None:
+            break
+        log.close()
+    else:
+        pytest.fail(f"redis-server did not start: {(folder / f'redis-{port}.log').read_text()}")
+    try:
+        yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -21,7 +21,7 @@ import httpx
 import polars as pl
 
 from contactpipe import schemas
-from contactpipe.errors import PipelineError, RemoteError, UsageError
+from contactpipe.errors import Deferred, PipelineError, RemoteError, UsageError
 from contactpipe.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
@@ -29,6 +29,7 @@ from .config import check_header_value
 from .kit.phones import norm_phone
 from .kit.timing import PlanLine, Rate
 from .ratelimit import Limiter
+from .ratestore import RateStore, check_spec, open_store, store_label
 
 DEFAULT_BATCH = 10_000
 
@@ -42,6 +43,8 @@ LOAD_CODES: dict[str, str] = {
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
     "NOT_FOUND": "no contact with this phone (or id) in the target",
     "NOT_IN_GROUP": "the contact is not a member of the group",
+    "DEFERRED": "not sent yet: the load stopped before a wait longer than --defer-after "
+    "(summary.json load.deferred says until when); `import --resume` sends it",
 }
 
 phone_key = norm_phone
@@ -67,10 +70,17 @@ class LoadOptions:
     """The httpx transport every request goes through (default: httpx's own, the network):
     ``httpx.MockTransport`` in a test, ``httpx.HTTPTransport(proxy=..., verify=...)`` for a
     proxy or a private CA."""
+    rate_limit_store: str | None = None
+    """Where each account's rate limit is kept, shared by every run using the same store:
+    ``local`` (this machine's runs), ``redis://...`` / ``rediss://...`` (every machine's) or
+    ``none`` (this run only).  None: ``$CONTACTPIPE_RATE_LIMIT_STORE``, else ``local``
+    (:mod:`contactpipe.load.ratestore`)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
+        if self.rate_limit_store is not None:
+            check_spec(self.rate_limit_store)
 
 
 class Observer(Protocol):
@@ -107,6 +117,10 @@ class LoadResult:
         self.ids: dict[int, str] = {}
         """Row -> the contact's id in the target, for the rows whose id the load learnt
         (kept in the sync state, :mod:`contactpipe.load.kit.state`)."""
+        self.jobs: dict[str, list[int]] = {}
+        """Asynchronous jobs started and not followed to their end yet: job id -> the rows
+        waiting on it.  A deferred load checkpoints them in the sync state, and the resumed
+        run follows the same jobs (:meth:`Target.follow_jobs`) instead of sending again."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -135,10 +149,25 @@ class LoadResult:
         return [i for i, s in enumerate(self.state) if s == PENDING]
 
     def abort(self, exc: RemoteError) -> None:
-        """The remote side stopped the run: every row not settled is NOT_SENT."""
+        """The remote side stopped the run: every row not settled is NOT_SENT.  A deferral
+        (:class:`~contactpipe.errors.Deferred`, the wait ahead was too long) instead marks
+        them ``DEFERRED``, with the rows the target failed for it (a group add not made)."""
         self.aborted = exc
         reason = exc.message
+        if isinstance(exc, Deferred):
+            self.defer(exc)
+            return
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def defer(self, exc: Deferred) -> None:
+        """The load stopped before a long wait, every request sent answered: the rows not
+        settled, and those a target failed with this reason (``NOT_SENT``, a group add not
+        made), are ``DEFERRED``: the resumed run sends them."""
+        message = f"deferred: {exc.reason}; not sent yet, `import --resume` sends it"
+        for i, (code, text) in list(self.failures.items()):
+            if code in ("NOT_SENT", "GROUP_NOT_ADDED") and exc.message in text:
+                self.failures[i] = ("DEFERRED", message)
+        self.fail(self.pending(), "DEFERRED", message)
 
     def sending(self, rows: Sequence[int], requests: int) -> None:
         """A target is about to send ``rows`` in one request; ``requests`` is its client's
@@ -347,10 +376,37 @@ class Target(ABC):
         self.result: LoadResult | None = None
         """The ledger of the load in progress (set by :meth:`new_result`), so that an
         interrupted run can still report what was sent."""
+        self._rate_store: RateStore | None = None
+        self._rate_store_open = False
+
+    @property
+    def rate_limit_store(self) -> str:
+        """The rate limit store of this target's requests, as reports show it (no password)."""
+        return store_label(self.options.rate_limit_store)
+
+    def rate_store(self) -> RateStore | None:
+        """The store this target's limiter shares its account's window through (opened and
+        checked on first use: :class:`~contactpipe.load.ratestore.RateStoreUnreachable`,
+        exit 4, when it cannot be reached); None with ``none``."""
+        if not self._rate_store_open:
+            self._rate_store = open_store(self.options.rate_limit_store)
+            self._rate_store_open = True
+        return self._rate_store
+
+    def rate_key(self) -> str:
+        """The store key of this target's account: the sync state's fingerprint (target,
+        base URL, account id or a one-way digest of the credentials; never a secret)."""
+        from .kit.state import fingerprint
+
+        return f"contactpipe:ratelimit:{self.name}:{fingerprint(self)[0]}"
 
     def new_client(self, limiter: Limiter, **options: Any) -> ApiClient:
         """A client for this target: its title, base URL and auth headers, the run's retry
-        policy and statistics, ``limiter``, and any other :class:`ApiClient` option."""
+        policy and statistics, ``limiter`` (sharing the account's window through the rate
+        limit store), and any other :class:`ApiClient` option."""
+        store = self.rate_store()
+        if store is not None:
+            limiter.share(store, self.rate_key())
         return ApiClient(
             self.title,
             self.config.base_url,
@@ -438,8 +494,18 @@ class Target(ABC):
         named ``group`` (created on add when missing); settle every row."""
         raise UsageError(f"{self.title} has no contact groups")
 
+    def follow_jobs(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Follow asynchronous jobs a deferred load left running (``LoadResult.jobs``) to
+        their end: job id -> ``done``, or another final status (``failed``, ``cancelled``,
+        ``stalled``, ``unreadable``: their rows are sent again).  A target without jobs has
+        none to follow.  Following longer than ``defer_after`` defers again."""
+        return {}
+
     def close(self) -> None:
         """Close the HTTP client; a later load opens a new one."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._rate_store is not None:
+            self._rate_store.close()
+        self._rate_store, self._rate_store_open = None, False

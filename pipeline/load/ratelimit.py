@@ -13,16 +13,41 @@ Two limiters, both thread-safe and blocking in :meth:`acquire`:
 
 Both honour a server-imposed pause (``Retry-After``, ``RateLimit-Reset`` with no requests
 remaining) through :meth:`pause_for`.
+
+:meth:`Limiter.share` moves a limiter's window into a :class:`~contactpipe.load.ratestore.
+RateStore` (a file shared by this machine's runs, or Redis): the processes writing to one
+account then share its limit, its server pauses and its 429 widening.  Every wait, shared or
+not, goes through the limiter's ``sleep``.
+
+Every wait is announced to :func:`contactpipe.load.kit.defer.check_wait` before it starts,
+shared or not: inside a load run with ``defer_after``, a wait above it raises
+:class:`~contactpipe.load.kit.defer.WaitTooLong` instead (nothing is sent).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ratestore import RateStore
+
+from .kit.defer import check_wait
 
 Clock = Callable[[], float]
+
+_TOKENS = itertools.count()
+_PROCESS = uuid.uuid4().hex[:12]
+
+
+def _token() -> str:
+    """A name for one request start, unique across processes and machines."""
+    return f"{_PROCESS}-{next(_TOKENS)}"
 
 
 class Limiter:
@@ -39,28 +64,61 @@ class Limiter:
         self._sleep = sleep or self.stop.wait  # a wait that ends as soon as the run stops
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        self.store: RateStore | None = None
+        """Where the window lives when shared (:meth:`share`); None: in this object."""
+        self.key = ""
+
+    def share(self, store: RateStore, key: str) -> None:
+        """Keep this limiter's window, pauses and widening in ``store`` under ``key`` (the
+        account), shared with every process using the same store and key."""
+        self.store, self.key = store, key
 
     def pause_for(self, seconds: float) -> None:
-        """Hold every request for ``seconds`` from now (the server asked for it)."""
+        """Hold every request for ``seconds`` from now (the server asked for it); with a
+        store, every worker sharing it holds too."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+        if self.store is not None and seconds > 0:
+            self.store.pause(self.key, seconds)
 
     def _pause_left(self) -> float:
         return self._paused_until - self._clock()
 
-    def acquire(self) -> float:
-        """Block until a request may start; return the seconds waited."""
+    def acquire(self, *, may_defer: bool = True) -> float:
+        """Block until a request may start; return the seconds waited.  A wait longer than
+        the load's ``defer_after`` raises :class:`~contactpipe.load.kit.defer.WaitTooLong`
+        instead (not with ``may_defer=False``: a resend whose first attempt's outcome is
+        unknown is waited out, so that no row is left unknown by a deferral)."""
         waited = 0.0
         while True:
             if self.stop.is_set():
                 raise Stopped
             with self._lock:
-                delay = max(self._pause_left(), self._next_delay())
+                pause = delay = self._pause_left()
+                if self.store is None:
+                    delay = max(delay, self._next_delay())
+                    if delay <= 0:
+                        self._record()
+                        return waited
+            if self.store is not None and delay <= 0:
+                delay = self._take_shared(self.store)
                 if delay <= 0:
-                    self._record()
                     return waited
+            if may_defer:
+                check_wait(
+                    delay,
+                    f"the server asked for a pause of {pause:.0f} s"
+                    if pause >= delay
+                    else f"the rate limit allows the next request in {delay:.0f} s"
+                    + (" (window shared by every run on this account)" if self.store else ""),
+                )
             self._sleep(min(delay, 1.0))
             waited += min(delay, 1.0)
+
+    def _take_shared(self, store: RateStore) -> float:
+        """Record a request start in the store (0.0), or the seconds to wait.  Without a
+        window of its own, a limiter only shares the server's pauses."""
+        return store.paused(self.key)
 
     def done(self) -> None:
         """The calling thread's request has ended (answered or failed)."""
@@ -76,6 +134,16 @@ class Limiter:
 
     def _record(self) -> None:
         return None
+
+
+HOLD_S = 10.0
+"""Shared arrival counting: an unanswered request's slot slides with the clock for at most this
+long (a killed process cannot hold the account's slots for ever)."""
+
+
+SHARED_MARGIN_S = 0.05
+"""The least margin of a shared arrival window: requests recorded by several processes (a busy
+machine, several machines) reach the server with more jitter than one process's threads."""
 
 
 class Stopped(Exception):
@@ -116,9 +184,23 @@ class SlidingWindow(Limiter):
 
     def on_throttled(self) -> None:
         """A 429 despite the limiter: the server saw our requests closer together than we sent
-        them (queueing, jitter).  Widen the window by 5% of the limit's, up to +50%."""
+        them (queueing, jitter).  Widen the window by 5% of the limit's, up to +50% (in the
+        store too: every worker of the account widens)."""
         with self._lock:
+            window = self.window
             self.window = min(self.window + 0.05 * self.base_window, 1.5 * self.base_window)
+        if self.store is not None:
+            self.store.widen(self.key, window, self.base_window)
+
+    def _take_shared(self, store: RateStore) -> float:
+        return store.take(
+            self.key,
+            limit=self.limit,
+            window=self.window,
+            hold=0.0,
+            token=_token(),
+            arrival=False,
+        )
 
     @property
     def rate(self) -> float:
@@ -219,10 +301,10 @@ class ArrivalWindow(SlidingWindow):
         self._slots: list[_Slot] = []
         self._local = threading.local()
 
-    def acquire(self) -> float:
+    def acquire(self, *, may_defer: bool = True) -> float:
         """Block until a request may start (waking at once on :attr:`stop`)."""
         self._finish_current()  # a retry: the previous attempt has ended
-        return super().acquire()
+        return super().acquire(may_defer=may_defer)
 
     def on_success(self) -> None:
         self._finish_current()
@@ -234,7 +316,25 @@ class ArrivalWindow(SlidingWindow):
         """The calling thread's request returned or raised."""
         self._finish_current()
 
+    def _take_shared(self, store: RateStore) -> float:
+        token = _token()
+        wait = store.take(
+            self.key,
+            limit=self.limit,
+            window=max(self.window, self.base_window + SHARED_MARGIN_S),
+            hold=HOLD_S,
+            token=token,
+            arrival=True,
+        )
+        if wait <= 0:
+            self._local.token = token
+        return wait
+
     def _finish_current(self) -> None:
+        token: str | None = getattr(self._local, "token", None)
+        if token is not None and self.store is not None:
+            self._local.token = None
+            self.store.finish(self.key, token)
         slot: _Slot | None = getattr(self._local, "slot", None)
         if slot is None:
             return

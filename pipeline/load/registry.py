@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,11 +60,24 @@ class TargetInfo:
     refused before any request)."""
     credentials_note: str = ""
     """One line for ``--help`` when a variable needs explaining."""
+    secret: str | None = None
+    """The credential variable that holds the key or token (a connection's password: a
+    scheduler masks it); the others name the account and are not secret."""
+    account: str | None = None
+    """The variable naming the account / phone / team the credentials write to (a
+    connection's login)."""
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """How a form labels each variable (``{"WAAPI_PHONE_ID": "Phone number id"}``)."""
 
     def __post_init__(self) -> None:
         unknown = self.capabilities - CAPABILITIES
         if unknown:
             raise ValueError(f"{self.name}: unknown capabilities {sorted(unknown)}")
+        known = {*self.credentials, *self.optional}
+        stray = {v for v in (self.secret, self.account) if v} | set(self.labels)
+        stray -= {*known, self.base_url_var}
+        if stray:
+            raise ValueError(f"{self.name}: {sorted(stray)} are not among its variables")
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities

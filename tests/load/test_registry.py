@@ -295,3 +295,41 @@ def test_unknown_names_and_builtin_names() -> None:
         assert meta.credentials and meta.base_url_var.endswith("_BASE_URL")
         assert meta.module.startswith(f"contactpipe.load.targets.{meta.name}.")
         assert registry.get(meta.name).name == meta.name
+
+
+def test_every_target_says_which_variable_is_its_secret_and_which_its_account() -> None:
+    """What a scheduler's connection form maps its password and login onto."""
+    reg = registry
+    for meta in reg.infos():
+        assert meta.secret in meta.credentials, meta.name
+        assert meta.account in (*meta.credentials, *meta.optional), meta.name
+        assert meta.account != meta.secret
+        assert set(meta.labels) <= {*meta.credentials, *meta.optional, meta.base_url_var}
+    with pytest.raises(ValueError, match="not among its variables"):
+        reg.TargetInfo(
+            name="x",
+            title="X",
+            module="m",
+            credentials=("X_KEY",),
+            base_url_var="X_URL",
+            secret="X_TOKEN",
+        )
+
+
+def test_api_account_is_the_sync_states_account_without_a_secret(server) -> None:
+    import contactpipe.api as api
+    from contactpipe.demo import sandbox_env
+    from contactpipe.load.kit.state import fingerprint
+
+    get = registry.get
+    env = sandbox_env(server)
+    for name in ("msgflash", "waapi", "vobiz"):
+        found = api.account(name, credentials=env)
+        target = get(name)(get(name).config_from_env(env, None), LoadOptions())
+        try:
+            assert (found.key, found.label) == fingerprint(target)
+        finally:
+            target.close()
+        assert all(v not in found.label for v in target.config.secrets)
+    other = dict(env, WAAPI_PHONE_ID="another-phone")
+    assert api.account("waapi", credentials=other).key != api.account("waapi", credentials=env).key

@@ -25,6 +25,13 @@ INFO = TargetInfo(
     capabilities=frozenset({"groups", "custom_fields", "async_jobs", "export", "delete"}),
     export_filters=frozenset({"search", "group"}),
     credentials_note="the team id for msgf_team_ keys",
+    secret="MSGFLASH_API_KEY",
+    account="MSGFLASH_TEAM_ID",
+    labels={
+        "MSGFLASH_API_KEY": "API key",
+        "MSGFLASH_TEAM_ID": "Team id (msgf_team_ keys only)",
+        "MSGFLASH_BASE_URL": "Base URL",
+    },
 )
 
 

@@ -22,6 +22,13 @@ INFO = TargetInfo(
     default_base_url="https://api.vobiz.ai/api/v1/messaging",
     capabilities=frozenset({"csv_import", "export", "delete"}),
     export_filters=frozenset({"search", "tag"}),
+    secret="VOBIZ_AUTH_TOKEN",
+    account="VOBIZ_AUTH_ID",
+    labels={
+        "VOBIZ_AUTH_TOKEN": "Auth token",
+        "VOBIZ_AUTH_ID": "Auth id",
+        "VOBIZ_BASE_URL": "Base URL",
+    },
 )
 
 

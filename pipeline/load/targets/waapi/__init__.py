@@ -22,6 +22,13 @@ INFO = TargetInfo(
     capabilities=frozenset({"bulk_upsert", "groups", "custom_fields", "export", "delete"}),
     export_filters=frozenset({"search", "tag", "group", "opt_out"}),
     credentials_note="the phone id raw or base64",
+    secret="WAAPI_TOKEN",
+    account="WAAPI_PHONE_ID",
+    labels={
+        "WAAPI_TOKEN": "Access token",
+        "WAAPI_PHONE_ID": "Phone number id",
+        "WAAPI_BASE_URL": "Base URL",
+    },
 )
 
 
