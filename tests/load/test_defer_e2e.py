@@ -86,10 +86,10 @@ def wait_until(when: dt.datetime) -> None:
 def test_waapi_window_exhausted_defers_then_resume_finishes(
     server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str | None
 ) -> None:
-    # WAAPI's 100 requests / 15 min, shrunk to 5 requests / 2 s on both sides
-    monkeypatch.setattr(WaapiCore, "rate", Rate(5, 2.0))
+    # WAAPI's 100 requests / 15 min, shrunk to 5 requests / 6 s on both sides
+    monkeypatch.setattr(WaapiCore, "rate", Rate(5, 6.0))
     server.settings.waapi_rate_limit = 5
-    server.settings.waapi_rate_window_s = 2.0
+    server.settings.waapi_rate_window_s = 6.0
     src = write_csv(tmp_path / "in.csv", 12)
     state = tmp_path / "state.db"
 
@@ -100,7 +100,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
         state,
         target="waapi",
         batch_size=2,
-        defer_after=1.0,
+        defer_after=2.0,
         store=store,
     )
     # 5 bulk requests of 2 contacts fill the window (an upsert: no listing): the 6th defers
@@ -119,7 +119,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
     doc = first.to_dict()["load"]
     assert doc["deferred"]["resume_at"] == first.deferred.resume_at.isoformat()
     assert doc["deferred"]["reason"] == first.deferred.reason
-    assert doc["deferred"]["rows"] == 2 and doc["deferred"]["defer_after_s"] == 1.0
+    assert doc["deferred"]["rows"] == 2 and doc["deferred"]["defer_after_s"] == 2.0
     assert doc["aborted"] is None
     assert json.loads(first.reports.summary_json.read_text())["load"]["deferred"] == doc["deferred"]
     errors = first.reports.errors_csv.read_text()
@@ -135,7 +135,7 @@ def test_waapi_window_exhausted_defers_then_resume_finishes(
         state,
         target="waapi",
         batch_size=2,
-        defer_after=1.0,
+        defer_after=2.0,
         resume=True,
         store=store,
     )
@@ -223,15 +223,15 @@ def test_defer_after_needs_state(server: SandboxServer, tmp_path: Path) -> None:
 def test_cli_defer_after_exits_75_and_resume_exits_0(
     server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(WaapiCore, "rate", Rate(3, 2.0))
+    monkeypatch.setattr(WaapiCore, "rate", Rate(3, 6.0))
     server.settings.waapi_rate_limit = 3
-    server.settings.waapi_rate_window_s = 2.0
+    server.settings.waapi_rate_window_s = 6.0
     for key, value in sandbox_env(server).items():
         monkeypatch.setenv(key, value)
     src = write_csv(tmp_path / "in.csv", 8)
     common = [
         "import", str(src), "--target", "waapi", "--region", "FR", "--batch-size", "2",
-        "--state", str(tmp_path / "s.db"), "--defer-after", "1", "--poll-interval", "0.05",
+        "--state", str(tmp_path / "s.db"), "--defer-after", "2", "--poll-interval", "0.05",
     ]  # fmt: skip
     first = CliRunner().invoke(main, [*common, "--report-dir", str(tmp_path / "r1")])
     assert first.exit_code == 75, first.output
