@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from contactpipe.api import (
         Credentials,
+        Deferral,
         ExportResult,
         LoadFigures,
         MigrateFigures,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         validate,
     )
     from contactpipe.errors import (
+        Deferred,
         IncompleteLoadError,
         InputError,
         Interrupted,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "contactpipe.api": (
         "Credentials",
+        "Deferral",
         "ExportResult",
         "LoadFigures",
         "MigrateFigures",
@@ -72,6 +75,7 @@ _EXPORTS = {
         "validate",
     ),
     "contactpipe.errors": (
+        "Deferred",
         "IncompleteLoadError",
         "InputError",
         "Interrupted",
@@ -93,6 +97,8 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "Credentials",
+    "Deferral",
+    "Deferred",
     "ExportFilters",
     "ExportResult",
     "IncompleteLoadError",

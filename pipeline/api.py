@@ -29,6 +29,7 @@ Without ``report_dir``, the report goes to a new temporary folder
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import tempfile
@@ -198,6 +199,23 @@ class MigrateFigures:
 
 
 @dataclass(frozen=True)
+class Deferral:
+    """A load that stopped before a wait longer than ``defer_after`` (``summary.json``'s
+    ``load.deferred``): run the same import with ``resume=True`` at or after ``resume_at``."""
+
+    resume_at: dt.datetime
+    """When the wait ends (UTC, timezone-aware)."""
+    reason: str
+    """What the load would have waited for (a rate-limit window, a server pause, a job)."""
+
+    @classmethod
+    def from_summary(cls, doc: Mapping[str, Any] | None) -> Deferral | None:
+        if not doc:
+            return None
+        return cls(resume_at=dt.datetime.fromisoformat(doc["resume_at"]), reason=doc["reason"])
+
+
+@dataclass(frozen=True)
 class Result:
     """What ``validate``, ``import_contacts``, ``delete_contacts``, ``change_group`` and
     ``migrate`` return.  Every input row is in exactly one place::
@@ -228,6 +246,10 @@ class Result:
     """What stopped the load: a :class:`~contactpipe.errors.RemoteError` or
     :class:`~contactpipe.errors.Interrupted`."""
     summary: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    deferred: Deferral | None = None
+    """Set when the load stopped before a wait longer than ``defer_after``: rows not sent
+    yet are ``DEFERRED``, the sync state holds the rest; :meth:`error` is a
+    :class:`~contactpipe.errors.Deferred` (exit 75)."""
 
     @classmethod
     def from_run(cls, result: run.RunResult) -> Result:
@@ -251,6 +273,7 @@ class Result:
             contacts=result.contacts,
             aborted=result.aborted,
             summary=s,
+            deferred=Deferral.from_summary(s[section].get("deferred")) if section else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,7 +293,7 @@ class Result:
 
     def error(self) -> PipelineError | None:
         """The exception the outcome calls for, None when the run is done: what stopped the
-        load (RemoteError 4, Interrupted 130/143), else ThresholdError (3), else
+        load (RemoteError 4, Interrupted 130/143, Deferred 75), else ThresholdError (3), else
         IncompleteLoadError (5).  The CLI exits with its ``exit_code``."""
         if self.aborted is not None:
             return self.aborted
@@ -414,6 +437,7 @@ def import_contacts(
     resume: bool = False,
     mirror: Literal["state", "all"] | None = None,
     max_delete: int | None = 100,
+    defer_after: float | None = None,
     check: bool = False,
 ) -> Result:
     """Validate ``inputs`` like :func:`validate`, then load the valid contacts into ``target``
@@ -423,7 +447,13 @@ def import_contacts(
     ``state``: the sync state file (none by default here; the CLI uses the per-user file):
     only rows whose payload changed since the API confirmed them are sent.  ``full_refresh``,
     ``resume``, ``mirror`` and ``max_delete`` are the CLI's ``--full-refresh``, ``--resume``,
-    ``--mirror`` and ``--max-delete`` (README, "Sync state")."""
+    ``--mirror`` and ``--max-delete`` (README, "Sync state").
+
+    ``defer_after`` (seconds, needs ``state``): when the load would have to wait longer than
+    that before its next request (a rate-limit window, a server ``Retry-After``, a bulk job
+    still running), it stops cleanly instead -- every request sent answered, the state
+    checkpointed, the rows not sent ``DEFERRED`` in the report -- and the result's
+    :attr:`~Result.deferred` says when to resume (``resume=True``, same inputs and state)."""
     imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
         state=None if state is None else Path(state),
@@ -431,6 +461,7 @@ def import_contacts(
         resume=resume,
         mirror=mirror,
         max_delete=max_delete,
+        defer_after=defer_after,
     )
     found = run.import_files(
         _inputs(inputs), options or RunOptions(), imp, _report_dir(report_dir, "import"), progress

@@ -35,6 +35,8 @@ Exit codes (shared by every command):
      target unreachable after retries); the report lists what was not sent
   5  incomplete load: rows did not reach the API for a system reason
      (LOAD_FAILED, NOT_SENT, GROUP_NOT_ADDED, OUTCOME_UNKNOWN); re-run the same command to finish
+  75  deferred (import --defer-after): not done yet; the load stopped before a
+     long wait, re-run with --resume after the time it prints
   130  interrupted (Ctrl-C); during a load the report lists what was not sent
   143  terminated (SIGTERM, e.g. by timeout or a scheduler): same as Ctrl-C"""
 
@@ -366,7 +368,15 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
     outcome = result.error()
     if outcome is None:
         return
-    if outcome is result.aborted:
+    if outcome is result.aborted and result.deferred is not None:
+        when = result.deferred.resume_at.isoformat()
+        click.echo(_redact(f"Deferred: {result.deferred.reason}"), err=True)
+        click.echo(
+            f"Not done yet: re-run the same import with --resume after {when}; the rows not "
+            f"sent yet are DEFERRED in {result.reports.errors_csv}.",
+            err=True,
+        )
+    elif outcome is result.aborted:
         click.echo(_redact(f"Error: run aborted: {outcome}"), err=True)
         click.echo(
             f"The report lists every row not sent: {result.reports.errors_csv}. "
@@ -520,6 +530,16 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="With --mirror and without --yes, refuse to delete more contacts than this.",
 )
 @click.option("--yes", is_flag=True, help="With --mirror: delete even more than --max-delete.")
+@click.option(
+    "--defer-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop the load cleanly before any wait longer than this (a rate-limit window, a "
+    "server Retry-After, a bulk job still running): the sync state is checkpointed, the rows "
+    "not sent yet are DEFERRED, summary.json load.deferred says when to resume, exit 75; "
+    "--resume continues it.  Needs the sync state.",
+)
 @poll_interval_option
 @transform_options
 def import_(
@@ -536,6 +556,7 @@ def import_(
     mirror: str | None,
     max_delete: int,
     yes: bool,
+    defer_after: float | None,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -557,6 +578,7 @@ def import_(
             resume=resume,
             mirror=mirror,  # type: ignore[arg-type]
             max_delete=None if yes else max_delete,
+            defer_after=defer_after,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])

@@ -8,9 +8,10 @@
     │   ├── TransientRemoteError  worth retrying: 429, 5xx, timeouts, dropped connections
     │   └── TerminalRemoteError   retrying cannot help: bad credentials, quota
     ├── IncompleteLoadError       rows did not reach the API for a system reason (exit 5)
+    ├── Deferred                  the load stopped before a long wait, to resume later (exit 75)
     └── Interrupted               Ctrl-C (exit 130) or SIGTERM (exit 143) stopped a load
 
-The last four are also what a finished run's outcome raises: the CLI exits with their
+The last five are also what a finished run's outcome raises: the CLI exits with their
 ``exit_code`` and ``Result.raise_for_outcome()`` of the Python API raises them.
 
 Row-level problems are not exceptions: they are data (codes and messages on the frame)
@@ -20,6 +21,7 @@ never credentials.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 EXIT_OK = 0
@@ -37,6 +39,11 @@ def incomplete_rows(by_code: Mapping[str, int]) -> int:
     summary's ``by_code``: re-running the same command finishes them (exit 5)."""
     return sum(by_code.get(code, 0) for code in INCOMPLETE_CODES)
 
+
+EXIT_DEFERRED = 75
+"""EX_TEMPFAIL: not done yet.  The load stopped before a wait longer than ``--defer-after``
+(a rate-limit window, a server pause, a bulk job still running), every sent row settled and
+the sync state checkpointed; ``--resume`` after ``resume_at`` continues it."""
 
 EXIT_SIGINT = 130  # 128 + SIGINT: Ctrl-C
 EXIT_SIGTERM = 143  # 128 + SIGTERM: timeout, systemd, Kubernetes, Airflow
@@ -108,3 +115,19 @@ class Interrupted(PipelineError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
+
+
+class Deferred(PipelineError):
+    """The load stopped cleanly before a wait longer than ``--defer-after``: every request
+    sent was answered, the sync state holds what was confirmed, and the rows not sent yet are
+    ``DEFERRED``.  ``import --resume`` (``resume=True``) at or after ``resume_at`` (UTC)
+    continues it.  Exit 75 (EX_TEMPFAIL: "not done yet")."""
+
+    exit_code = EXIT_DEFERRED
+
+    def __init__(
+        self, message: str, *, resume_at: dt.datetime, reason: str, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.resume_at = resume_at
+        self.reason = reason

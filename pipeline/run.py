@@ -26,6 +26,7 @@ import polars as pl
 from contactpipe import __version__
 from contactpipe.errors import (
     EXIT_INCOMPLETE,
+    Deferred,
     InputError,
     Interrupted,
     PipelineError,
@@ -48,6 +49,7 @@ from contactpipe.load.base import (
     Target,
     TargetConfig,
 )
+from contactpipe.load.kit import defer
 from contactpipe.load.kit import state as sync
 from contactpipe.report.html import REPORT_NAME, write_html
 from contactpipe.report.progress import NullProgress, Progress
@@ -647,6 +649,11 @@ class ImportOptions:
     this tool loaded (``state``) or every one a full listing finds (``all``)."""
     max_delete: int | None = 100
     """``--mirror``'s safety limit (None: ``--yes``)."""
+    defer_after: float | None = None
+    """``--defer-after``: stop the load cleanly before a wait longer than this many seconds
+    (a rate-limit window, a server pause, a bulk job still running), checkpoint it in the
+    sync state (required) and report it deferred (exit 75); ``resume`` continues it.
+    None: every wait is waited out."""
 
 
 def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
@@ -702,6 +709,11 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
     settled NOT_SENT (so the report still says what was done)."""
     try:
         return act(target, contacts)
+    except Deferred as exc:  # a long wait met where no target code settles the rows
+        result = target.result or LoadResult(target.name, contacts.height)
+        result.aborted = exc
+        result.defer(exc)
+        return result
     except KeyboardInterrupt as stop:
         result = target.result or LoadResult(target.name, contacts.height)
         reason, code = interrupt_reason(stop)
@@ -710,17 +722,42 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
         return result
 
 
+def _outcome(aborted: PipelineError | None) -> PipelineError | None:
+    """What stopped the load, as the run's outcome: a deferral is raised in the load as a
+    terminal remote error (so that targets stop the way they do for a quota), but it is
+    none: the outcome is a plain :class:`~contactpipe.errors.Deferred` (exit 75), which a
+    caller sorting remote errors into retryable or not never mistakes for a refusal."""
+    if isinstance(aborted, Deferred) and isinstance(aborted, RemoteError):
+        return Deferred(
+            aborted.message, resume_at=aborted.resume_at, reason=aborted.reason, hint=aborted.hint
+        )
+    return aborted
+
+
 def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
     """The ledger's counts, the client's statistics, the abort reason (credentials masked),
     seconds per step and notes."""
     secrets = target.config.secrets
-    return {
+    deferred = result.aborted if isinstance(result.aborted, Deferred) else None
+    out = {
         **result.counts(),
         **target.stats.as_dict(),
         "aborted": mask(result.aborted.message, secrets) if result.aborted else None,
         "seconds": result.seconds,
         "notes": result.notes,
     }
+    if deferred is not None:  # not an abort: the load stopped on purpose, to resume later
+        watch = defer.current()
+        out["aborted"] = None
+        out["deferred"] = {
+            "resume_at": deferred.resume_at.isoformat(),
+            "reason": mask(deferred.reason, secrets),
+            "defer_after_s": watch.after_s if watch is not None else None,
+            "wait_s": round(getattr(deferred, "wait_s", 0.0), 1),
+            "rows": sum(1 for c, _ in result.failures.values() if c == defer.DEFERRED),
+            "jobs": list(getattr(deferred, "jobs", ())),
+        }
+    return out
 
 
 def _run_with_target(
@@ -1076,6 +1113,15 @@ def import_files(
 
     if imp.resume and (imp.state is None or imp.load.dry_run):
         raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")
+    if imp.defer_after is not None:
+        if not imp.defer_after > 0:
+            raise UsageError("--defer-after must be a positive number of seconds")
+        if imp.state is None and not imp.load.dry_run:
+            raise UsageError(
+                "--defer-after needs the sync state: a deferred import is checkpointed there "
+                "and resumed with --resume",
+                hint="give --state PATH (or CONTACTPIPE_STATE), not --no-state",
+            )
     if imp.mirror and imp.state is None:
         raise UsageError("--mirror needs the sync state (no --no-state)")
     store = None
@@ -1120,7 +1166,9 @@ def import_files(
             def act(t: Target, c: pl.DataFrame) -> LoadResult:
                 return t.load(c) if store is None or inc is None else sync.load(t, c, inc, store)
 
-            result = _settle(target, contacts, act)
+            with defer.watching(imp.defer_after):
+                result = _settle(target, contacts, act)
+                load_part = _ledger(target, result)
             counts = result.counts()
             st.note(
                 f"{counts['loaded']:,} loaded ({counts['created']:,} created, "
@@ -1129,14 +1177,14 @@ def import_files(
             )
         summary = {
             **head,
-            **_ledger(target, result),
+            **load_part,
             "not_carried": result.not_carried,
             "plan": plan,
         }
         if store is not None and inc is not None:
             summary["state"] = sync.summary(inc, result, store)
             done["result"] = result
-        return summary, _failures_frame(result, config.secrets), result.aborted
+        return summary, _failures_frame(result, config.secrets), _outcome(result.aborted)
 
     done: dict[str, Any] = {}
     try:

@@ -21,7 +21,7 @@ import httpx
 import polars as pl
 
 from contactpipe import schemas
-from contactpipe.errors import PipelineError, RemoteError, UsageError
+from contactpipe.errors import Deferred, PipelineError, RemoteError, UsageError
 from contactpipe.report.progress import NullProgress, Progress
 
 from .client import ApiClient, ClientStats, RetryPolicy
@@ -43,6 +43,8 @@ LOAD_CODES: dict[str, str] = {
     "NOT_REPRESENTABLE": "the target's format cannot hold a value of this row",
     "NOT_FOUND": "no contact with this phone (or id) in the target",
     "NOT_IN_GROUP": "the contact is not a member of the group",
+    "DEFERRED": "not sent yet: the load stopped before a wait longer than --defer-after "
+    "(summary.json load.deferred says until when); `import --resume` sends it",
 }
 
 phone_key = norm_phone
@@ -115,6 +117,10 @@ class LoadResult:
         self.ids: dict[int, str] = {}
         """Row -> the contact's id in the target, for the rows whose id the load learnt
         (kept in the sync state, :mod:`contactpipe.load.kit.state`)."""
+        self.jobs: dict[str, list[int]] = {}
+        """Asynchronous jobs started and not followed to their end yet: job id -> the rows
+        waiting on it.  A deferred load checkpoints them in the sync state, and the resumed
+        run follows the same jobs (:meth:`Target.follow_jobs`) instead of sending again."""
 
     def mark(self, rows: Sequence[int] | range, state: int) -> None:
         """Set rows to CREATED, UPDATED, UNCHANGED or LOADED (failed rows stay failed)."""
@@ -143,10 +149,25 @@ class LoadResult:
         return [i for i, s in enumerate(self.state) if s == PENDING]
 
     def abort(self, exc: RemoteError) -> None:
-        """The remote side stopped the run: every row not settled is NOT_SENT."""
+        """The remote side stopped the run: every row not settled is NOT_SENT.  A deferral
+        (:class:`~contactpipe.errors.Deferred`, the wait ahead was too long) instead marks
+        them ``DEFERRED``, with the rows the target failed for it (a group add not made)."""
         self.aborted = exc
         reason = exc.message
+        if isinstance(exc, Deferred):
+            self.defer(exc)
+            return
         self.fail(self.pending(), "NOT_SENT", f"not sent: {reason}")
+
+    def defer(self, exc: Deferred) -> None:
+        """The load stopped before a long wait, every request sent answered: the rows not
+        settled, and those a target failed with this reason (``NOT_SENT``, a group add not
+        made), are ``DEFERRED``: the resumed run sends them."""
+        message = f"deferred: {exc.reason}; not sent yet, `import --resume` sends it"
+        for i, (code, text) in list(self.failures.items()):
+            if code in ("NOT_SENT", "GROUP_NOT_ADDED") and exc.message in text:
+                self.failures[i] = ("DEFERRED", message)
+        self.fail(self.pending(), "DEFERRED", message)
 
     def sending(self, rows: Sequence[int], requests: int) -> None:
         """A target is about to send ``rows`` in one request; ``requests`` is its client's
@@ -472,6 +493,13 @@ class Target(ABC):
         """Add (or remove) the contacts whose phones are in ``contacts`` to (from) the group
         named ``group`` (created on add when missing); settle every row."""
         raise UsageError(f"{self.title} has no contact groups")
+
+    def follow_jobs(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Follow asynchronous jobs a deferred load left running (``LoadResult.jobs``) to
+        their end: job id -> ``done``, or another final status (``failed``, ``cancelled``,
+        ``stalled``, ``unreadable``: their rows are sent again).  A target without jobs has
+        none to follow.  Following longer than ``defer_after`` defers again."""
+        return {}
 
     def close(self) -> None:
         """Close the HTTP client; a later load opens a new one."""

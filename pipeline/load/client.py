@@ -277,12 +277,13 @@ class ApiClient:
         label = f"{self.api} {method} {path}"
         attempt = 0
         throttled_s = 0.0
+        unclear = False  # an attempt ended without an answer: it may have taken effect
         while True:
             request = self._http.build_request(
                 method, path, content=content, files=files, params=params, headers=headers
             )
             body = request.read()
-            self.limiter.acquire()
+            self.limiter.acquire(may_defer=idempotent or not unclear)
             self.stats.count(name, len(body))
             failure: str
             try:
@@ -338,6 +339,7 @@ class ApiClient:
                         parsed = None
                     raise ApiRefused(status, code, message, parsed)
                 failure = f"{status} {code}"
+            unclear = True
             self.limiter.done()
             attempt += 1
             if attempt >= self.policy.attempts:

@@ -136,6 +136,15 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             verb = f"would be {verb} (dry run)"
         rows = ((f"contacts {verb}", "loaded"), ("not found", "not_found"), ("failed", "failed"))
         console.print(load_table(part, f"{section} in {part['target']}", rows))
+    deferred = (summary.get("load") or {}).get("deferred")
+    if deferred:
+        console.print(
+            f"deferred: {deferred['reason']}; {deferred.get('rows', 0):,} rows not sent yet, "
+            f"resume after {deferred['resume_at']} (import --resume)",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     for part in (summary.get(k) for k in ("load", "delete", "groups")):
         if part and part.get("aborted"):
             console.print(

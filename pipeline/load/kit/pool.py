@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -57,7 +58,9 @@ def run_pool(
     n = max(1, min(workers, len(items)))
     try:
         with ThreadPoolExecutor(n, thread_name_prefix=name) as pool:
-            futures = [pool.submit(worker) for _ in range(n)]
+            # each worker in a copy of the caller's context: the load's deferral threshold
+            # (contactpipe.load.kit.defer) reaches the limiter from every thread
+            futures = [pool.submit(contextvars.copy_context().run, worker) for _ in range(n)]
             try:
                 for f in futures:
                     f.result()

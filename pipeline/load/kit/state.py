@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from contactpipe.errors import UsageError
-from contactpipe.state import Confirmed, StateStore
+from contactpipe.state import Confirmed, Record, StateStore
 
 from ..base import CREATED, FAILED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
+from .defer import DEFERRED, WaitTooLong
 from .timing import pages
 
 if TYPE_CHECKING:
@@ -99,6 +100,11 @@ class Incremental:
     forget_others: bool = False
     """A complete run rebuilds the account's state (first run, full refresh)."""
     saved: dict[str, Any] = field(default_factory=dict)
+    jobs: dict[str, list[int]] = field(default_factory=dict)
+    """Bulk jobs a deferred attempt of this run left running (checkpointed in the state):
+    job id -> rows waiting on it; the resumed run follows them before sending anything."""
+    jobs_followed: dict[str, str] = field(default_factory=dict)
+    """Job id -> how it ended, for those followed by this run."""
 
 
 def prepare(
@@ -138,6 +144,7 @@ def prepare(
     skip: list[int] = []
     send: list[int] = []
     resumed = 0
+    jobs: dict[str, list[int]] = {}
     for i, (phone, h) in enumerate(zip(phones, hashes, strict=True)):
         rec = records.get(phone)
         if rec is not None and rec.payload_hash == h:
@@ -145,6 +152,9 @@ def prepare(
             resumed += resume and rec.run_id == run_id
         else:
             send.append(i)
+            job = waiting_job(rec, h) if resume and rec is not None else None
+            if job is not None and rec is not None and rec.run_id == run_id:
+                jobs.setdefault(job, []).append(i)
     known = {p: r.remote_id or "" for p, r in records.items()} if mode == INCREMENTAL else None
     return Incremental(
         mode=RESUME if resume else mode,
@@ -160,7 +170,27 @@ def prepare(
         inputs=inputs,
         resumed=resumed,
         forget_others=mode != INCREMENTAL,
+        jobs=jobs,
     )
+
+
+JOB_PREFIX = "job:"
+"""A deferred load's checkpoint of a row waiting on a bulk job: its record's payload hash is
+``job:<job id>:<payload hash>`` (never equal to a payload hash, so any other run sends the
+row again; a resume of the same run follows the job first).  No extra table or
+:class:`~contactpipe.state.StateStore` method: the record also keeps the contact's id."""
+
+
+def job_hash(job_id: str, payload_hash: str) -> str:
+    return f"{JOB_PREFIX}{job_id}:{payload_hash}"
+
+
+def waiting_job(rec: Record, payload_hash: str) -> str | None:
+    """The job a checkpointed row waits on, when its payload is still the same."""
+    if not rec.payload_hash.startswith(JOB_PREFIX):
+        return None
+    job, _, h = rec.payload_hash[len(JOB_PREFIX) :].rpartition(":")
+    return job if job and h == payload_hash else None
 
 
 def savings(target: Target, contacts: pl.DataFrame, inc: Incremental) -> dict[str, Any]:
@@ -208,6 +238,7 @@ def merge(full: LoadResult, part: LoadResult, positions: Sequence[int]) -> None:
     full.seconds.update(part.seconds)
     full.notes.extend(part.notes)
     full.aborted = part.aborted
+    full.jobs = {job: [positions[j] for j in rows] for job, rows in part.jobs.items()}
     full.in_flight = [positions[j] for j in part.in_flight]
     full.in_flight_after = part.in_flight_after
 
@@ -256,7 +287,7 @@ class Recorder:
         if any(st in CONFIRMED for st in states):
             status = "confirmed"
         elif all(st == FAILED for st in states) and not any(
-            result.failures.get(j, ("",))[0] in ("OUTCOME_UNKNOWN", "NOT_SENT")
+            result.failures.get(j, ("",))[0] in ("OUTCOME_UNKNOWN", "NOT_SENT", DEFERRED)
             for j in self._batch_rows
         ):
             status = "failed"
@@ -289,8 +320,11 @@ def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateS
     recorder = Recorder(store, target, inc)
     target.state_known = inc.known
     target.observer = recorder
+    target.result = None
     part: LoadResult | None = None
     try:
+        if inc.jobs:  # a deferred attempt left bulk jobs running: follow them first
+            follow_checkpointed_jobs(target, inc, full, store)
         if not inc.send:
             part = LoadResult(target.name, 0)
         else:
@@ -306,10 +340,62 @@ def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateS
         recorder.flush()
         if part is not None and part is not full:
             recorder.close_batch(part)
-        later = [inc.phones[i] for i in recorder.positions if full.state[i] not in CONFIRMED]
+        waiting = checkpoint_jobs(full, inc)
+        later = [
+            inc.phones[i]
+            for i in recorder.positions
+            if full.state[i] not in CONFIRMED and i not in waiting
+        ]
         store.forget(target.name, inc.account, later)
+        store.confirm(target.name, inc.account, inc.run_id, waiting.values())
         record(store, target, inc, full)
     return full
+
+
+def follow_checkpointed_jobs(
+    target: Target, inc: Incremental, full: LoadResult, store: StateStore
+) -> None:
+    """The resume of a deferred run: follow the bulk jobs it left running.  The rows of a
+    job that ended ``done`` are complete (their contact was confirmed before the job was
+    started): recorded with their payload hash and skipped like the rows the attempt
+    confirmed; the rows of any other job are sent again.  Jobs still running after
+    ``defer_after`` defer this run too (their checkpoint stays)."""
+    inc.jobs_followed = target.follow_jobs(list(inc.jobs))
+    done = sorted(
+        i for job, rows in inc.jobs.items() if inc.jobs_followed.get(job) == "done" for i in rows
+    )
+    if not done:
+        return
+    ids = inc.known or {}  # the records' ids, kept (a store need not merge a None id)
+    confirmed = [
+        Confirmed(inc.phones[i], inc.hashes[i], ids.get(inc.phones[i]) or None) for i in done
+    ]
+    store.confirm(target.name, inc.account, inc.run_id, confirmed)
+    taken = set(done)
+    inc.send = [i for i in inc.send if i not in taken]
+    inc.skip = sorted([*inc.skip, *done])
+    inc.resumed += len(done)
+    full.mark(done, UNCHANGED)
+    inc.jobs = {job: rows for job, rows in inc.jobs.items() if job not in inc.jobs_followed}
+
+
+def checkpoint_jobs(full: LoadResult, inc: Incremental) -> dict[int, Confirmed]:
+    """A deferral with bulk jobs still running: row -> the record that keeps its job in the
+    state (see :data:`JOB_PREFIX`), for the ``DEFERRED`` rows waiting on exactly one job."""
+    if not isinstance(full.aborted, WaitTooLong):
+        return {}
+    jobs = full.jobs or inc.jobs  # the load's own, or those this resume could not finish
+    owner: dict[int, str | None] = {}
+    for job, rows in jobs.items():
+        for i in rows:
+            owner[i] = job if i not in owner else None  # in two jobs: simply sent again
+    out: dict[int, Confirmed] = {}
+    for i, only in owner.items():
+        if only is None or not inc.phones[i]:
+            continue
+        if full.failures.get(i, ("",))[0] == DEFERRED:
+            out[i] = Confirmed(inc.phones[i], job_hash(only, inc.hashes[i]), full.ids.get(i))
+    return out
 
 
 def record(store: StateStore, target: Target, inc: Incremental, result: LoadResult) -> int:
@@ -413,5 +499,6 @@ def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str
         "confirmed_this_run": confirmed,
         "batches": store.batches(inc.run_id),
         "unknown_batches_settled": inc.unknown_settled,
+        "jobs_followed": inc.jobs_followed,
         "saved": inc.saved,
     }

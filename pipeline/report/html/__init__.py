@@ -116,6 +116,13 @@ def _status(summary: Mapping[str, Any], section: str | None, part: Any) -> dict[
     limit = (summary.get("options") or {}).get("max_error_rate")
     if part and part.get("aborted"):
         return {"level": "bad", "text": f"Aborted: {clip(part['aborted'], 300)}"}
+    if part and part.get("deferred"):
+        d = part["deferred"]
+        return {
+            "level": "bad",
+            "text": f"Deferred, not done yet: {clip(d['reason'], 200)}; resume after "
+            f"{d['resume_at']} (import --resume)",
+        }
     if part and part.get("skipped"):
         return {"level": "bad", "text": f"Nothing sent: {clip(part['skipped'], 300)}"}
     if limit is not None and summary.get("error_rate", 0) > limit:

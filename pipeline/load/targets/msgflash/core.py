@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -17,6 +17,7 @@ from ... import config
 from ...base import Target, TargetConfig
 from ...client import ApiClient, ApiRefused, AuthRefused
 from ...kit.groups import create_once, group_key, named
+from ...kit.jobs import follow_jobs
 from ...kit.lookup import Directory, Listing, exists_by_get
 from ...kit.paging import Page, cursor_pages
 from ...kit.phones import norm_phone, search_digits
@@ -180,6 +181,19 @@ class MsgFlashCore(Target):
         resp = self._request("GET", f"{JOBS}/{quote(job_id)}/progress", endpoint=endpoint)
         data = _data(resp, endpoint)
         return data if isinstance(data, dict) else {}
+
+    def follow_jobs(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Follow bulk jobs a deferred import left running (the resumed run, before
+        anything else): job id -> final status."""
+        out: dict[str, str] = {}
+        for job_id, status, _ in follow_jobs(
+            list(job_ids),
+            self._poll_job,
+            interval_s=self.options.poll_interval_s,
+            stall_s=self.JOB_STALL_S,
+        ):
+            out[job_id] = status
+        return out
 
     def _job_details(self, job_id: str) -> dict[str, Any]:
         """A finished job read once more, for its summary and error ({} when refused)."""

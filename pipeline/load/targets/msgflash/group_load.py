@@ -76,6 +76,7 @@ class MsgFlashGroupLoader(MsgFlashCore):
                     data = _data(resp, f"POST {GROUPS}/{{groupId}}/members")
                     if resp.status_code == 202 or data.get("mode") == "async":
                         jobs.append(_Job(str(data["jobId"]), name, rows, len(batch_ids)))
+                        result.jobs[jobs[-1].id] = rows  # a deferral checkpoints it
                         continue
                     note_not_found(name, data.get("notFound"), result)
                     self._confirm(rows)
@@ -113,6 +114,7 @@ class MsgFlashGroupLoader(MsgFlashCore):
             on_progress=moved,
         ):
             job = by_id[job_id]
+            result.jobs.pop(job_id, None)
             where = f"group {job.group!r}: bulk job {job.id}"
             if status == UNREADABLE:
                 result.fail(
