@@ -552,9 +552,8 @@ def read_text_batches(
         row = 0
         fields = 0
         cap = limits.max_cells * TEXT_CELLS_FACTOR
-        first_batch = max(batch_bytes, _SAMPLE_BYTES)
         held = b""
-        for data, last in _record_slices(handle, head, first_batch):
+        for data, last in _record_slices(handle, head, max(batch_bytes, 1)):
             if lay is None and not last and (held + data).count(b"\n") < 2 * first_rows + 64:
                 held += data  # the first batch holds the mapping's sample
                 continue
