@@ -584,6 +584,7 @@ def read_text_batches(
                 raise InputError(f"{name}: is empty")
             grid, warnings = _clean(grid, body, encoding)
             part = _finish(grid, lay, name, encoding, warnings, first_row=row)
+            del grid, body, data, warnings  # not held while the caller works on the batch
             if columns is None:
                 columns = part.columns
                 if not last and part.frame.height < first_rows:
@@ -598,4 +599,3 @@ def read_text_batches(
                 )
             row += records
             yield part
-            del grid, body, data
