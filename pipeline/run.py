@@ -121,7 +121,9 @@ class RunResult:
     report files."""
 
     summary: dict[str, Any]
-    contacts: pl.DataFrame
+    contacts: pl.DataFrame | Path
+    """The kept contacts, or the ``contacts.parquet`` that holds them (a validate in
+    batches, :mod:`contactpipe.streamed`, does not keep them in memory)."""
     report_files: dict[str, str] = field(default_factory=dict)
     aborted: PipelineError | None = None
     """Set when the remote side (a RemoteError) or the user (Interrupted) stopped a load (the
@@ -492,7 +494,7 @@ def validate_files(
         path = streamed.streamable(inputs, options, batch_bytes)
         if path is not None:
             try:
-                return streamed.validate_streamed(  # type: ignore[no-any-return]
+                return streamed.validate_streamed(
                     path, options, report_dir, progress, command=command, batch_bytes=batch_bytes
                 )
             except NotStreamable:

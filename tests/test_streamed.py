@@ -190,3 +190,35 @@ def test_a_windows_1252_file_is_read_whole(tmp_path: Path, monkeypatch: pytest.M
         list(read_file_batches(src, batch_bytes=4096))
     whole, streamed = _both(src, tmp_path, monkeypatch, 4096, streams=False)
     _assert_same(whole, streamed)
+
+
+def test_only_a_validate_of_one_text_file_streams(tmp_path: Path) -> None:
+    from contactpipe import streamed
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for p in (a, b):
+        p.write_text("phone\n0612345678\n", encoding="utf-8")
+    opts = run.RunOptions(region="FR")
+    assert streamed.streamable([str(a)], opts, 4096) == a
+    assert streamed.streamable([str(a)], opts, None) is None  # small: read whole
+    assert streamed.streamable([str(a)], opts, 0) is None
+    assert streamed.streamable([str(a), str(b)], opts, 4096) is None
+    assert streamed.streamable([str(a)], run.RunOptions(on_duplicate="last"), 4096) is None
+    assert streamed.streamable([str(a)], run.RunOptions(errors_xlsx=True), 4096) is None
+    x = tmp_path / "c.xlsx"
+    x.write_bytes(b"PK")
+    assert streamed.streamable([str(x)], opts, 4096) is None
+
+
+def test_the_api_result_reads_the_batched_contacts_on_first_use(tmp_path: Path) -> None:
+    from contactpipe.api import Result
+
+    src = tmp_path / "big.csv"
+    make_file(src, rows=2500, unique=2000)
+    options = run.RunOptions(region="FR")
+    whole = Result.from_run(run.validate_files([str(src)], options, tmp_path / "w", batch_bytes=0))
+    found = run.validate_files([str(src)], options, tmp_path / "s", batch_bytes=4096)
+    assert found.contacts == tmp_path / "s" / "contacts.parquet"  # not held in memory
+    streamed = Result.from_run(found)
+    assert_frame_equal(streamed.contacts, whole.contacts)
+    assert streamed.contacts is streamed.contacts  # read once
