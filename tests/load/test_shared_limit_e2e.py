@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from load_helpers import phone, sandbox_env
-from redis_helpers import REDIS_PASSWORD
+from redis_helpers import REDIS_PASSWORD, redis_server
 
 from contactpipe.cli import main
 from contactpipe.sandbox import SandboxServer
@@ -194,3 +194,44 @@ def test_a_bad_store_is_a_usage_error(server: SandboxServer, tmp_path: Path) -> 
 def test_every_sending_command_takes_the_option(command: str) -> None:
     result = CliRunner().invoke(main, [*command.split(), "--help"])
     assert "--rate-limit-store" in result.output
+
+
+def test_redis_lost_mid_import_stops_the_run_and_reports_every_row(
+    limited: SandboxServer, tmp_path: Path
+) -> None:
+    """Redis goes away after a few requests: nothing more is sent (that would break the
+    account's limit for every other worker), every row is loaded or reported, the exit code
+    says the load is not complete and no message shows the password."""
+    import threading
+
+    import contactpipe
+    from contactpipe.load.base import LoadOptions
+
+    (src,) = write_parts(tmp_path / "in", 1, 40)
+    with redis_server(tmp_path) as (url, proc):
+
+        def kill_after_a_few() -> None:
+            while len(limited.app.journal.entries(api="msgflash")) < 6 and proc.poll() is None:
+                time.sleep(0.01)
+            proc.kill()
+
+        killer = threading.Thread(target=kill_after_a_few)
+        killer.start()
+        result = contactpipe.import_contacts(
+            src,
+            "msgflash",
+            contactpipe.RunOptions(region="FR"),
+            load=LoadOptions(rate_limit_store=url),
+            credentials=sandbox_env(limited),
+            report_dir=tmp_path / "out",
+        )
+        killer.join()
+    sent = len(limited.app.journal.entries(api="msgflash"))
+    assert 6 <= sent < 41
+    assert result.exit_code in (4, 5) and not result.ok
+    by = {k: v for k, v in result.by_code.items() if v}
+    assert result.load is not None and result.load.loaded + sum(by.values()) == 40
+    assert set(by) <= {"NOT_SENT", "OUTCOME_UNKNOWN", "LOAD_FAILED"}, by
+    text = json.dumps(result.to_dict()) + (tmp_path / "out" / "errors.csv").read_text()
+    assert "rate limit store unreachable" in text
+    assert REDIS_PASSWORD not in text
