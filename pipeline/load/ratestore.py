@@ -133,7 +133,9 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
       has room and no pause holds; returns ``[1, 0, b, t]``, else ``[0, seconds to wait, b,
       t]`` (``[2, ...]`` when a server pause holds; ``b + t``: the store's time of the
       decision).  While requests of another process are in the window, the window is at
-      least ``crowded`` (a wider margin: more jitter between processes);
+      least ``crowded`` (a wider margin: more jitter between processes), and at least the
+      window plus how much the recent round trips (``a``, a moving average) exceed the
+      quickest (the jitter of a loaded machine or network);
     - ``finish token``: the request of ``token`` has its answer (arrival counting);
     - ``pause seconds``: hold every worker's requests that long (a server's Retry-After);
     - ``widen window base``: a 429 despite the limit: widen the window by 5% of ``base``, up
@@ -153,6 +155,8 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
         window = max(float(window), doc["w"])
         doc["h"] = max(doc["h"], float(hold))
         wide = max(window, float(rest[0])) if rest else window
+        if rtt is not None and doc.get("a") is not None:  # round trips vary: so do arrivals
+            wide = max(wide, window + float(doc["a"]) - float(rtt))
         owner = _owner(str(token))
         if any(
             _owner(str(s[0])) != owner and _stamp(s, t, rtt, doc["h"]) + wide > t for s in doc["s"]
@@ -181,6 +185,7 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
                 took = t - float(s[1])
                 rtt = took if rtt is None else min(float(rtt), took)
                 doc["r"] = rtt
+                doc["a"] = took if doc.get("a") is None else 0.8 * float(doc["a"]) + 0.2 * took
                 s[2], s[3] = max(float(s[1]), t - rtt), 1
                 break
         out = [1]
@@ -229,6 +234,7 @@ if op == 'take' then
   local window = math.max(tonumber(ARGV[4]), doc.w)
   doc.h = math.max(doc.h, tonumber(ARGV[5]))
   local wide = math.max(window, tonumber(ARGV[8] or ARGV[4]))
+  if rtt ~= nil and doc.a ~= nil then wide = math.max(wide, window + doc.a - rtt) end
   local me = owner(ARGV[6])
   for _, s in ipairs(doc.s) do
     if owner(s[1]) ~= me and stamp(s) + wide > t then window = wide end
@@ -262,6 +268,7 @@ elseif op == 'finish' then
       local took = t - s[2]
       if rtt == nil or took < rtt then rtt = took end
       doc.r = rtt
+      if doc.a == nil then doc.a = took else doc.a = 0.8 * doc.a + 0.2 * took end
       s[3] = math.max(s[2], t - rtt)
       s[4] = 1
       break

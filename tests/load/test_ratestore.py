@@ -40,7 +40,8 @@ from contactpipe.sandbox import SandboxServer
 
 def take(doc: dict[str, Any], now: float, limit: int = 2, window: float = 1.0, **kw: Any) -> Any:
     hold = kw.get("hold", 10.0)
-    return apply(doc, "take", now, [limit, window, hold, kw.get("token", "t"), kw.get("arrival")])
+    token = kw.get("token", "p-0")  # one process unless told otherwise
+    return apply(doc, "take", now, [limit, window, hold, token, kw.get("arrival")])
 
 
 def test_sliding_window_grants_limit_then_waits_for_the_oldest_start() -> None:
@@ -56,20 +57,20 @@ def test_sliding_window_grants_limit_then_waits_for_the_oldest_start() -> None:
 
 def test_arrival_counting_slides_an_unanswered_request_and_stamps_it_at_arrival() -> None:
     doc: dict[str, Any] = {}
-    take(doc, 100.0, limit=1, token="a", arrival=True)
-    apply(doc, "finish", 100.1, ["a"])  # the quickest round trip: 0.1 s
+    take(doc, 100.0, limit=1, token="p-a", arrival=True)
+    apply(doc, "finish", 100.1, ["p-a"])  # the quickest round trip: 0.1 s
     assert doc["r"] == pytest.approx(0.1)
-    take(doc, 101.2, limit=1, token="b", arrival=True)
+    take(doc, 101.2, limit=1, token="p-b", arrival=True)
     # in flight for 3 s: it may reach the server as late as now - 0.1 s, so its slot slides
     assert take(doc, 104.2, limit=1, arrival=True)[1] == pytest.approx(104.1 + 1.0 - 104.2)
-    apply(doc, "finish", 104.3, ["b"])  # answered: it arrived at 104.2 at the latest
+    apply(doc, "finish", 104.3, ["p-b"])  # answered: it arrived at 104.2 at the latest
     assert take(doc, 104.5, limit=1, arrival=True)[1] == pytest.approx(0.7)
     assert take(doc, 105.2, limit=1, arrival=True)[0] == 1
 
 
 def test_a_request_never_answered_frees_its_slot_after_the_hold() -> None:
     doc: dict[str, Any] = {}
-    take(doc, 10.0, limit=1, token="dead", arrival=True, hold=5.0)  # its process was killed
+    take(doc, 10.0, limit=1, token="p-dead", arrival=True, hold=5.0)  # its process was killed
     assert take(doc, 14.0, limit=1, arrival=True, hold=5.0)[0] == 0
     assert take(doc, 16.01, limit=1, arrival=True, hold=5.0)[0] == 1  # 10 + 5 + 1 s window
 
@@ -405,3 +406,24 @@ def test_a_window_shared_with_another_process_keeps_the_wider_margin() -> None:
     assert granted == 0 and wait == pytest.approx(0.04)
     # p1 alone in the window keeps its own 1.0 s
     assert apply(doc, "take", 101.01, [1, 1.0, 0.0, "p1-2", True, 1.05])[0] == 1
+
+
+def test_jittery_round_trips_widen_a_shared_window() -> None:
+    """Round trips 100 ms slower than the quickest on average (a loaded machine): while
+    another process shares the window, it grows by that much."""
+    doc: dict[str, Any] = {}
+    apply(doc, "take", 10.0, [5, 1.0, 10.0, "p1-1", True, 1.05])
+    apply(doc, "finish", 10.01, ["p1-1"])  # quickest: 10 ms
+    for k in range(2, 6):
+        apply(doc, "take", 10.0 + k, [5, 1.0, 10.0, f"p1-{k}", True, 1.05])
+        apply(doc, "finish", 10.0 + k + 0.2, [f"p1-{k}"])  # then 200 ms each
+    assert 0.1 < doc["a"] - doc["r"] < 0.2
+    for k in range(5):  # five starts at 16.5, answered 200 ms later: stamped at 16.69
+        assert apply(doc, "take", 16.5, [5, 1.0, 10.0, f"p1-x{k}", True, 1.05])[0] == 1
+    for k in range(5):
+        apply(doc, "finish", 16.7, [f"p1-x{k}"])
+    spread = doc["a"] - doc["r"]
+    assert spread > 0.1
+    granted, wait, _, _ = apply(doc, "take", 17.7, [5, 1.0, 10.0, "p2-1", True, 1.05])
+    # another process waits a window plus the spread after them, not 1.05 s
+    assert granted == 0 and wait == pytest.approx(16.69 + 1.0 + spread - 17.7)
