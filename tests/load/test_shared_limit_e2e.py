@@ -135,12 +135,15 @@ def test_concurrent_imports_share_the_account_limit(
     _, summaries, outputs = run_imports(limited, tmp_path, parts, store)
     took = busy()
     requests, throttled = server_counts(limited)
-    assert throttled == 0, f"{throttled} x 429 out of {requests} requests"
+    load = f"load average {os.getloadavg()[0]:.1f}"  # on 2 cores, the jitter follows it
+    assert throttled == 0, f"{throttled} x 429 out of {requests} requests ({load})"
     assert loaded_phones(limited) == {phone(i) for i in range(TOTAL)}
     assert requests <= TOTAL + 2 * parts  # the creates and each run's listing, no retry
     assert all(s["load"]["rate_limited"] == 0 for s in summaries)
     # as long as one run of all the rows (not `parts` runs' worth), and within the limit
-    assert (requests - 10) / 10 <= took <= 1.2 * one + 1.0, f"{took:.1f} s; one: {one:.1f} s"
+    assert (requests - 10) / 10 <= took <= 1.2 * one + 1.0, (
+        f"{took:.1f} s; one: {one:.1f} s; {load}"
+    )
     shown = {s["load"]["rate_limit_store"] for s in summaries}
     if kind == "redis":
         assert shown == {str(store).replace(REDIS_PASSWORD, "***")}
