@@ -37,21 +37,23 @@ _MEASURE = (
     "t = time.perf_counter()\n"
     "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
     "wall = time.perf_counter() - t\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "print(f'{rc} {wall:.3f} {rss}', file=sys.stderr)\n"
+    "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(f'{rc} {wall:.3f} {ru.ru_maxrss} {ru.ru_utime + ru.ru_stime:.3f}', file=sys.stderr)\n"
 )
 
 
-def measure(cmd: list[str]) -> tuple[int, float, float]:
-    """(exit code, wall seconds, peak RSS MiB) of ``cmd`` run in a fresh child."""
+def measure(cmd: list[str]) -> tuple[int, float, float, float]:
+    """(exit code, wall seconds, peak RSS MiB, CPU seconds: user + system of the whole
+    process tree) of ``cmd`` run in a fresh child.  CPU time says less about the machine's
+    load than wall time does (both cores shared by other work)."""
     proc = subprocess.run(
         [sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, check=False
     )
     last = proc.stderr.strip().splitlines()[-1]
-    rc, wall, rss = last.split()
+    rc, wall, rss, cpu = last.split()
     if int(rc) != 0:
         sys.stderr.write(proc.stderr)
-    return int(rc), float(wall), int(rss) / 1024
+    return int(rc), float(wall), int(rss) / 1024, float(cpu)
 
 
 def make_data(rows: int, xlsx: bool, data_dir: Path, make_bench: Path) -> Path:
@@ -110,6 +112,7 @@ def bench_file(data: Path, args: argparse.Namespace, out_dir: Path) -> dict[str,
                 **result[tool],  # type: ignore[dict-item]
                 "seconds": statistics.median(r[tool]["seconds"] for r in runs),
                 "peak_mib": statistics.median(r[tool]["peak_mib"] for r in runs),
+                "cpu_s": statistics.median(r[tool]["cpu_s"] for r in runs),
             }
     if "speedup" in result:
         result["speedup"] = round(
@@ -135,11 +138,17 @@ def bench_once(data: Path, args: argparse.Namespace, out_dir: Path) -> dict[str,
         args.legacy_numbers,
         "--quiet",
         "--json",
+        *(["--max-cells", str(args.max_cells)] if args.max_cells else []),
     ]
-    rc, wall, rss = measure(product_cmd)
+    rc, wall, rss, cpu = measure(product_cmd)
     result: dict[str, object] = {
         "file": data.name,
-        "product": {"exit": rc, "seconds": round(wall, 2), "peak_mib": round(rss)},
+        "product": {
+            "exit": rc,
+            "seconds": round(wall, 2),
+            "peak_mib": round(rss),
+            "cpu_s": round(cpu, 2),
+        },
     }
     if rc == 0:
         summary = json.loads((report / "summary.json").read_text("utf-8"))
@@ -148,10 +157,15 @@ def bench_once(data: Path, args: argparse.Namespace, out_dir: Path) -> dict[str,
         result["truth"] = check_truth(data, report)
     if not args.skip_baseline:
         base_out = out_dir / f"{data.stem}-{data.suffix[1:]}-baseline"
-        brc, bwall, brss = measure(
+        brc, bwall, brss, bcpu = measure(
             [sys.executable, str(args.baseline), str(data), "FR", str(base_out)]
         )
-        result["baseline"] = {"exit": brc, "seconds": round(bwall, 2), "peak_mib": round(brss)}
+        result["baseline"] = {
+            "exit": brc,
+            "seconds": round(bwall, 2),
+            "peak_mib": round(brss),
+            "cpu_s": round(bcpu, 2),
+        }
         if brc == 0 and rc == 0:
             result["speedup"] = round(bwall / wall, 1)
     return result
@@ -166,6 +180,12 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, default=SHARED / "baseline_pandas.py")
     ap.add_argument("--make-bench", type=Path, default=SHARED / "make_bench.py")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--max-cells",
+        type=int,
+        default=0,
+        help="passed to contactpipe (a 10M-row CSV has more fields than the default allows)",
+    )
     ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each tool, in turn; medians are printed"
     )
@@ -207,6 +227,8 @@ def main() -> int:
         )
         if b:
             print(f"{'':<26}{'baseline':<13}{b['seconds']:>9}{b['peak_mib']:>10}")
+        cpu = f"{p['cpu_s']} s" + (f", baseline {b['cpu_s']} s" if b else "")
+        print(f"{'':<26}CPU (user + system, median): contactpipe {cpu}")
         loads = ", ".join(str(x["load"]) for x in r["runs"])
         print(f"{'':<26}load average before each run: {loads}")
         if not ok:

@@ -241,8 +241,9 @@ class Result:
     """The step that talked to the API (None for ``validate``)."""
     migrate: MigrateFigures | None
     reports: ReportFiles
-    contacts: pl.DataFrame = field(repr=False, compare=False)
-    """The valid contacts, deduplicated (``contacts.parquet``)."""
+    contacts_data: pl.DataFrame | Path = field(repr=False, compare=False)
+    """The contacts frame, or the ``contacts.parquet`` to read it from on first use of
+    :attr:`contacts` (a validate in batches does not hold them all in memory)."""
     aborted: PipelineError | None = None
     """What stopped the load: a :class:`~contactpipe.errors.RemoteError` or
     :class:`~contactpipe.errors.Interrupted`."""
@@ -271,11 +272,20 @@ class Result:
             load=LoadFigures.from_summary(section, s[section]) if section else None,
             migrate=MigrateFigures.from_summary(s["migrate"]) if "migrate" in s else None,
             reports=ReportFiles.from_files(result.report_files),
-            contacts=result.contacts,
+            contacts_data=result.contacts,
             aborted=result.aborted,
             summary=s,
             deferred=Deferral.from_summary(s[section].get("deferred")) if section else None,
         )
+
+    @property
+    def contacts(self) -> pl.DataFrame:
+        """The valid contacts, deduplicated (``contacts.parquet``)."""
+        data = self.contacts_data
+        if isinstance(data, Path):
+            data = pl.read_parquet(data)
+            object.__setattr__(self, "contacts_data", data)
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as ``summary.json`` holds it (JSON types: lists, strings)."""

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_helpers import REDIS_PASSWORD
+from redis_helpers import redis_server
 
 
 def _has_airflow() -> bool:
@@ -79,49 +75,10 @@ def _own_rate_limit_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis server (Debian's ``redis-server``, `make redis`) on a free port of
     127.0.0.1, with a password, no persistence, for the whole session (one per xdist worker):
     its ``redis://`` URL.  Missing: the test skips, or fails in CI (CI=true)."""
-    binary = shutil.which("redis-server") or "/usr/sbin/redis-server"
-    if not Path(binary).is_file():
-        reason = "redis-server is not installed (`make redis` installs the Debian package)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    folder = tmp_path_factory.mktemp("redis")
-    for _attempt in range(5):  # a free port may be taken between the probe and the bind
-        port = _free_port()
-        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass"]
-        args += [REDIS_PASSWORD, "--save", "", "--appendonly", "no", "--dir", str(folder)]
-        log = (folder / f"redis-{port}.log").open("wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.02)
-        if proc.poll() is None:
-            break
-        log.close()
-    else:
-        pytest.fail(f"redis-server did not start: {(folder / f'redis-{port}.log').read_text()}")
-    try:
-        yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url

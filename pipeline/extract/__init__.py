@@ -31,11 +31,11 @@ import polars as pl
 
 from contactpipe.errors import InputError
 from contactpipe.extract.columnar import read_json, read_ndjson, read_parquet
-from contactpipe.extract.common import Extracted, own_output_as_input
+from contactpipe.extract.common import OWN_OUTPUT_COLUMNS, Extracted, own_output_as_input
 from contactpipe.extract.detect import SUPPORTED_EXTENSIONS, check_readable, detect_format
 from contactpipe.extract.excel import read_workbook
 from contactpipe.extract.limits import DEFAULT_LIMITS, Limits, check_workbook, file_too_big
-from contactpipe.extract.text import read_text
+from contactpipe.extract.text import NotStreamable, read_text, read_text_batches
 from contactpipe.frames import SRC_FILE
 
 __all__ = [
@@ -43,9 +43,11 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "Extracted",
     "Limits",
+    "NotStreamable",
     "detect_format",
     "expand_inputs",
     "read_file",
+    "read_file_batches",
 ]
 
 _GLOB_CHARS = frozenset("*?[")
@@ -84,6 +86,37 @@ def read_file(
                 exc.args = (exc.message,)
             raise
     return [_with_source(own_output_as_input(result), shown) for result in results]
+
+
+def read_file_batches(
+    path: str | os.PathLike[str],
+    *,
+    header_row: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_bytes: int = 32 << 20,
+) -> Iterator[Extracted]:
+    """:func:`read_file` of a CSV/TSV/TXT file, about ``batch_bytes`` of it at a time
+    (:func:`~contactpipe.extract.text.read_text_batches`): the same rows, columns and row
+    numbers, in consecutive batches.  Raises :class:`NotStreamable` for what must be read
+    whole (another format, a pipe, not UTF-8 throughout, contactpipe's own contacts file...)
+    before yielding anything when it can tell, else from the batch where it finds out."""
+    shown = os.fspath(path)
+    file = Path(path)
+    check_readable(file)
+    try:
+        info = file.stat()
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise NotStreamable(f"{shown}: not a regular file")
+    if detect_format(file) != "csv":
+        raise NotStreamable(f"{shown}: not a text file")
+    for part in read_text_batches(
+        file, header_row=header_row, limits=limits, batch_bytes=batch_bytes
+    ):
+        if set(part.columns) >= OWN_OUTPUT_COLUMNS:
+            raise NotStreamable(f"{shown}: contactpipe's own contacts file")
+        yield _with_source(part, shown)
 
 
 def _read(

@@ -32,6 +32,8 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -51,6 +53,7 @@ from contactpipe.extract.limits import (
     TEXT_CELLS_FACTOR,
     Limits,
     check_columns,
+    file_too_big,
     read_capped,
     too_big,
 )
@@ -269,9 +272,33 @@ def _read_grid(body: bytes, delimiter: str, name: str, first_row: int) -> pl.Dat
     return _python_parse(text, delimiter, name, first_row)
 
 
-def _read(
+@dataclass(frozen=True)
+class _Layout:
+    """Where a text file's table is: its delimiter, its header record and its body."""
+
+    data: bytes
+    """The file's UTF-8 bytes, without a ``sep=`` hint line (Mac line ends made ``\n``)."""
+    delimiter: str
+    index: int
+    """Record index of the header (:data:`NO_HEADER`: none, every record is data)."""
+    body_start: int
+    """Offset in ``data`` of the header record (of the first record when headerless)."""
+    header_record: bytes
+    """The header record's bytes (empty when headerless)."""
+
+    @property
+    def headerless(self) -> bool:
+        return self.index == NO_HEADER
+
+    @property
+    def first_row(self) -> int:
+        """Row number of the first data record."""
+        return 1 if self.headerless else self.index + 2
+
+
+def _layout(
     path: Path, data: bytes, encoding: str, header_row: int | None, limits: Limits
-) -> Extracted:
+) -> _Layout:
     name = describe(path)
     _check_text(data[:_SAMPLE_BYTES].decode("utf-8", "ignore"), name, encoding)
     if b"\n" not in data[:_SAMPLE_BYTES] and b"\r" in data[:_SAMPLE_BYTES]:
@@ -316,38 +343,63 @@ def _read(
         if found is None:
             raise InputError(f"{name}: has no content in its first {len(sample)} rows")
         index = found
-    headerless = index == NO_HEADER  # every row is data; columns are column_1, column_2...
-    body = data[records[index][0] :] if index > 0 else data
-    _check_fields(body, delimiter, name, limits)
-    grid = _read_grid(body, delimiter, name, 1 if headerless else index + 1)
+    if index == NO_HEADER or not records:
+        return _Layout(data, delimiter, index, 0, b"")
+    start, header = records[index]
+    return _Layout(data, delimiter, index, start if index > 0 else 0, header)
+
+
+def _read(
+    path: Path, data: bytes, encoding: str, header_row: int | None, limits: Limits
+) -> Extracted:
+    name = describe(path)
+    lay = _layout(path, data, encoding, header_row, limits)
+    body = lay.data[lay.body_start :]
+    _check_fields(body, lay.delimiter, name, limits)
+    grid = _read_grid(body, lay.delimiter, name, 1 if lay.headerless else lay.index + 1)
     if grid.height == 0:
         raise InputError(f"{name}: is empty")
     check_columns(name, grid.width, limits)
-    grid, warnings = _clean(grid, data, encoding)
-    if headerless:
+    grid, warnings = _clean(grid, lay.data, encoding)
+    return _finish(grid, lay, name, encoding, warnings)
+
+
+def _finish(
+    grid: pl.DataFrame,
+    lay: _Layout,
+    name: str,
+    encoding: str,
+    warnings: ReadWarnings,
+    *,
+    first_row: int | None = None,
+) -> Extracted:
+    """The grid of a body (header record first unless headerless) as an :class:`Extracted`;
+    ``first_row``: the number of its first data row (default: the file's first)."""
+    first_row = lay.first_row if first_row is None else first_row
+    if lay.headerless:
         return finish(
             grid,
             [None] * grid.width,
-            first_row=1,
+            first_row=first_row,
             source=name,
             sheet=None,
             fmt="csv",
             header_row=0,
             encoding=encoding,
-            delimiter=delimiter,
+            delimiter=lay.delimiter,
             warnings=warnings,
         )
     header = list(grid.row(0))
     return finish(
         grid.slice(1),
         header,
-        first_row=index + 2,
+        first_row=first_row,
         source=name,
         sheet=None,
         fmt="csv",
-        header_row=index + 1,
+        header_row=lay.index + 1,
         encoding=encoding,
-        delimiter=delimiter,
+        delimiter=lay.delimiter,
         warnings=warnings.slice(1) if warnings is not None else None,
     )  # a header-only file gives 0 rows: a run with no contacts, not an error
 
@@ -403,3 +455,147 @@ def _clean(grid: pl.DataFrame, data: bytes, encoding: str) -> tuple[pl.DataFrame
     if controls:
         grid = grid.with_columns(pl.col(c).str.replace_all(CONTROL_CHARS, "") for c in columns)
     return grid, both
+
+
+# -- batches: the same reading, a slice of records at a time (issue 16) ---------------------
+
+
+class NotStreamable(Exception):
+    """This file must be read whole for the answers to be the same: not UTF-8 throughout,
+    classic Mac line ends, or batches that disagree on the columns (ragged rows, a blank
+    header column with values in some batches only)."""
+
+
+def _record_end(data: bytes) -> int:
+    """Offset just past the last complete record of ``data`` (which starts at a record
+    boundary), 0 when there is none: the last line end outside double quotes."""
+    end = len(data)
+    while True:
+        nl = data.rfind(b"\n", 0, end)
+        if nl < 0:
+            return 0
+        if data.count(b'"', 0, nl) % 2 == 0:
+            return nl + 1
+        end = nl
+
+
+def _record_slices(handle: object, first: bytes, batch_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """``(bytes, last)``: consecutive slices of whole records, about ``batch_bytes`` each,
+    the first starting with ``first`` (what was already read)."""
+    read = handle.read  # type: ignore[attr-defined]
+    carry = first
+    pending: bytes | None = None
+    while True:
+        block = read(batch_bytes)
+        data = carry + block if carry else block
+        if not block:
+            if pending is not None:
+                if data:
+                    yield pending, False
+                    yield data, True
+                else:
+                    yield pending, True
+            elif data:
+                yield data, True
+            return
+        cut = _record_end(data)
+        if cut == 0:  # one record longer than a batch: read on
+            carry = data
+            continue
+        if pending is not None:
+            yield pending, False
+        pending, carry = data[:cut], data[cut:]
+
+
+def read_text_batches(
+    path: Path,
+    *,
+    header_row: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    batch_bytes: int = 32 << 20,
+    first_rows: int = 1000,
+) -> Iterator[Extracted]:
+    """Read one CSV/TSV/TXT file as :func:`read_text` does, about ``batch_bytes`` of records
+    at a time, so that memory does not grow with the file.
+
+    Each batch is an :class:`Extracted` of the same columns whose row numbers continue the
+    previous batch's; ``rows_read`` and ``empty_rows`` count the batch's records (empty rows
+    at the end of a batch that is not the last are counted as empty rows, as they would be
+    inside the whole file).  The first batch holds at least ``first_rows`` data rows (or the
+    whole file): the column mapping samples that many.  Raises :class:`NotStreamable` when
+    the file has to be read whole for the same answers; the caller then reads it whole."""
+    name = describe(path)
+    try:
+        size = path.stat().st_size
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{name}: cannot be read ({exc.strerror})") from exc
+    if size > limits.max_bytes:
+        handle.close()
+        raise file_too_big(name, limits)
+    with handle:
+        head = handle.read(_SAMPLE_BYTES)
+        if head.startswith(b"\xef\xbb\xbf"):
+            head, encoding = head[3:], "utf-8-sig"
+        elif _is_utf8(head, final=len(head) < _SAMPLE_BYTES) and not _utf16_without_bom(
+            head[:4096]
+        ):
+            encoding = "utf-8"
+        else:
+            raise NotStreamable(f"{name}: not UTF-8")
+        if not _is_utf8(head, final=len(head) < _SAMPLE_BYTES):
+            raise NotStreamable(f"{name}: not UTF-8")
+        if b"\n" not in head and b"\r" in head:
+            raise NotStreamable(f"{name}: classic Mac line ends")
+        lay: _Layout | None = None
+        columns: tuple[str, ...] | None = None
+        row = 0
+        fields = 0
+        cap = limits.max_cells * TEXT_CELLS_FACTOR
+        held = b""
+        for data, last in _record_slices(handle, head, max(batch_bytes, 1)):
+            if lay is None and not last and (held + data).count(b"\n") < 2 * first_rows + 64:
+                held += data  # the first batch holds the mapping's sample
+                continue
+            if held:
+                data, held = held + data, b""
+            if lay is None:
+                lay = _layout(path, data, encoding, header_row, limits)
+                body = lay.data[lay.body_start :]
+                row = lay.first_row
+            else:
+                body = lay.header_record + data
+            fields += body.count(lay.delimiter.encode()) + body.count(b"\n") + 1
+            if fields > cap:  # what _check_fields refuses in a whole file
+                raise too_big(
+                    name,
+                    f"has more than {cap:,} fields, the limit for a text file "
+                    f"({TEXT_CELLS_FACTOR} x --max-cells)",
+                    "--max-cells",
+                    f"{DEFAULT_LIMITS.max_cells:,}",
+                )
+            try:
+                grid = _read_grid(body, lay.delimiter, name, row - (0 if lay.headerless else 1))
+            except _NotUtf8 as exc:
+                raise NotStreamable(f"{name}: not UTF-8 throughout") from exc
+            check_columns(name, grid.width, limits)
+            records = grid.height - (0 if lay.headerless else 1)
+            if columns is None and grid.height == 0:
+                raise InputError(f"{name}: is empty")
+            grid, warnings = _clean(grid, body, encoding)
+            part = _finish(grid, lay, name, encoding, warnings, first_row=row)
+            del grid, body, data, warnings  # not held while the caller works on the batch
+            if columns is None:
+                columns = part.columns
+                if not last and part.frame.height < first_rows:
+                    raise NotStreamable(f"{name}: first batch too small for the mapping sample")
+            elif part.columns != columns:
+                raise NotStreamable(f"{name}: batches disagree on the columns")
+            if not last and part.rows_read < records:  # empty rows at the end of this batch
+                part = replace(
+                    part,
+                    empty_rows=part.empty_rows + records - part.rows_read,
+                    rows_read=records,
+                )
+            row += records
+            yield part

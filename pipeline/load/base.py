@@ -15,21 +15,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import httpx
 import polars as pl
 
 from contactpipe import schemas
 from contactpipe.errors import Deferred, PipelineError, RemoteError, UsageError
 from contactpipe.report.progress import NullProgress, Progress
 
-from .client import ApiClient, ClientStats, RetryPolicy
 from .config import check_header_value
 from .kit.phones import norm_phone
 from .kit.timing import PlanLine, Rate
+from .policy import ClientStats, RetryPolicy
 from .ratelimit import Limiter
 from .ratestore import RateStore, check_spec, open_store, store_label
+
+if TYPE_CHECKING:  # httpx is imported when a client is made, not by the validate path
+    import httpx
+
+    from .client import ApiClient
 
 DEFAULT_BATCH = 10_000
 
@@ -404,6 +408,8 @@ class Target(ABC):
         """A client for this target: its title, base URL and auth headers, the run's retry
         policy and statistics, ``limiter`` (sharing the account's window through the rate
         limit store), and any other :class:`ApiClient` option."""
+        from .client import ApiClient
+
         store = self.rate_store()
         if store is not None:
             limiter.share(store, self.rate_key())

@@ -23,10 +23,8 @@ import email.utils
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -34,8 +32,8 @@ import httpx
 from contactpipe import __version__
 from contactpipe.errors import TerminalRemoteError, TransientRemoteError
 
+from .policy import ClientStats, RetryPolicy
 from .ratelimit import Limiter, Unlimited
-from .timeline import Timeline
 
 log = logging.getLogger("contactpipe")
 
@@ -67,52 +65,6 @@ class QuotaExceeded(TerminalRemoteError):
 
 class Unreachable(TransientRemoteError):
     """The API kept failing (5xx, timeouts, dropped connections) after every retry."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try.  ``attempts`` counts every send of one request (first included)."""
-
-    attempts: int = 6
-    backoff_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    max_throttle_wait_s: float = 1800.0
-    throttle_backoff_s: float = 1.0
-
-
-@dataclass
-class ClientStats:
-    """What the client did, for ``summary.json``'s ``load`` object."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    bytes_sent: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
-    timeline: Timeline = field(default_factory=Timeline, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count(self, endpoint: str, sent: int) -> None:
-        with self._lock:
-            self.requests += 1
-            self.bytes_sent += sent
-            self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
-        self.timeline.record("requests")
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
-        self.timeline.record(name, n)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "bytes_sent": self.bytes_sent,
-            "requests_by_endpoint": dict(sorted(self.by_endpoint.items())),
-            "timeline": self.timeline.as_dict(),
-        }
 
 
 ErrorParser = Callable[[httpx.Response], tuple[str, str]]

@@ -19,8 +19,8 @@ RateStore` (a file shared by this machine's runs, or Redis): the processes writi
 account then share its limit, its server pauses and its 429 widening.  Every wait, shared or
 not, goes through the limiter's ``sleep``.
 
-Every wait is announced to :func:`contactpipe.load.kit.defer.check_wait` before it starts,
-shared or not: inside a load run with ``defer_after``, a wait above it raises
+Every wait is announced to :func:`contactpipe.load.kit.defer.check_wait` before it starts:
+inside a load run with ``defer_after``, a wait above it raises
 :class:`~contactpipe.load.kit.defer.WaitTooLong` instead (nothing is sent).
 """
 
@@ -34,10 +34,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .kit.defer import check_wait
+
 if TYPE_CHECKING:
     from .ratestore import RateStore
-
-from .kit.defer import check_wait
 
 Clock = Callable[[], float]
 
@@ -94,16 +94,21 @@ class Limiter:
             if self.stop.is_set():
                 raise Stopped
             with self._lock:
-                pause = delay = self._pause_left()
+                pause, window = self._pause_left(), 0.0
                 if self.store is None:
-                    delay = max(delay, self._next_delay())
-                    if delay <= 0:
+                    window = self._next_delay()
+                    if max(pause, window) <= 0:
                         self._record()
                         return waited
-            if self.store is not None and delay <= 0:
-                delay = self._take_shared(self.store)
-                if delay <= 0:
+            if self.store is not None and pause <= 0:
+                wait, paused = self._take_shared(self.store)
+                if wait <= 0:
                     return waited
+                if paused:  # another worker of the account met a server pause
+                    pause = wait
+                else:
+                    window = wait
+            delay = max(pause, window)
             if may_defer:
                 check_wait(
                     delay,
@@ -115,10 +120,11 @@ class Limiter:
             self._sleep(min(delay, 1.0))
             waited += min(delay, 1.0)
 
-    def _take_shared(self, store: RateStore) -> float:
-        """Record a request start in the store (0.0), or the seconds to wait.  Without a
-        window of its own, a limiter only shares the server's pauses."""
-        return store.paused(self.key)
+    def _take_shared(self, store: RateStore) -> tuple[float, bool]:
+        """Record a request start in the store (0.0), or (seconds to wait, whether a server
+        pause is the reason).  Without a window of its own, a limiter only shares the
+        server's pauses."""
+        return store.paused(self.key), True
 
     def done(self) -> None:
         """The calling thread's request has ended (answered or failed)."""
@@ -142,8 +148,9 @@ long (a killed process cannot hold the account's slots for ever)."""
 
 
 SHARED_MARGIN_S = 0.05
-"""The least margin of a shared arrival window: requests recorded by several processes (a busy
-machine, several machines) reach the server with more jitter than one process's threads."""
+"""The least margin of a shared arrival window while other processes' requests are in it:
+requests recorded by several processes (a busy machine, several machines) reach the server
+with more jitter than one process's threads.  A run alone keeps its own margin."""
 
 
 class Stopped(Exception):
@@ -192,8 +199,8 @@ class SlidingWindow(Limiter):
         if self.store is not None:
             self.store.widen(self.key, window, self.base_window)
 
-    def _take_shared(self, store: RateStore) -> float:
-        return store.take(
+    def _take_shared(self, store: RateStore) -> tuple[float, bool]:
+        return store.decide(
             self.key,
             limit=self.limit,
             window=self.window,
@@ -316,19 +323,20 @@ class ArrivalWindow(SlidingWindow):
         """The calling thread's request returned or raised."""
         self._finish_current()
 
-    def _take_shared(self, store: RateStore) -> float:
+    def _take_shared(self, store: RateStore) -> tuple[float, bool]:
         token = _token()
-        wait = store.take(
+        wait, paused = store.decide(
             self.key,
             limit=self.limit,
-            window=max(self.window, self.base_window + SHARED_MARGIN_S),
+            window=self.window,
             hold=HOLD_S,
             token=token,
             arrival=True,
+            crowded=max(self.window, self.base_window + SHARED_MARGIN_S),
         )
         if wait <= 0:
             self._local.token = token
-        return wait
+        return wait, paused
 
     def _finish_current(self) -> None:
         token: str | None = getattr(self._local, "token", None)

@@ -113,6 +113,11 @@ def _secrets_of(spec: str) -> list[str]:
 # -- the algorithm, once in Python (the local store) and once in Lua (Redis) ------------------
 
 
+def _owner(token: str) -> str:
+    """The process a request token comes from (``<process>-<n>``)."""
+    return token.rsplit("-", 1)[0]
+
+
 def _stamp(slot: list[Any], now: float, rtt: float | None, hold: float) -> float:
     """When the server counted (or will have counted) the request of ``slot``, at the latest."""
     if slot[3]:
@@ -124,9 +129,13 @@ def _stamp(slot: list[Any], now: float, rtt: float | None, hold: float) -> float
 def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any]:
     """Run ``op`` on ``doc`` (changed in place) at server time ``now`` (epoch seconds).
 
-    - ``take limit window hold token arrival``: record a request start if the window has room
-      and no pause holds; returns ``[1, 0, b, t]``, else ``[0, seconds to wait, b, t]``
-      (``b + t``: the store's time of the decision);
+    - ``take limit window hold token arrival crowded``: record a request start if the window
+      has room and no pause holds; returns ``[1, 0, b, t]``, else ``[0, seconds to wait, b,
+      t]`` (``[2, ...]`` when a server pause holds; ``b + t``: the store's time of the
+      decision).  While requests of another process are in the window, the window is at
+      least ``crowded`` (a wider margin: more jitter between processes), and at least the
+      window plus how much the recent round trips (``a``, a moving average) exceed the
+      quickest (the jitter of a loaded machine or network);
     - ``finish token``: the request of ``token`` has its answer (arrival counting);
     - ``pause seconds``: hold every worker's requests that long (a server's Retry-After);
     - ``widen window base``: a 429 despite the limit: widen the window by 5% of ``base``, up
@@ -142,9 +151,17 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
         doc["p"] = 0.0
     out: list[Any]
     if op == "take":
-        limit, window, hold, token, arrival = args
+        limit, window, hold, token, arrival, *rest = args
         window = max(float(window), doc["w"])
         doc["h"] = max(doc["h"], float(hold))
+        wide = max(window, float(rest[0])) if rest else window
+        if rtt is not None and doc.get("a") is not None:  # round trips vary: so do arrivals
+            wide = max(wide, window + float(doc["a"]) - float(rtt))
+        owner = _owner(str(token))
+        if any(
+            _owner(str(s[0])) != owner and _stamp(s, t, rtt, doc["h"]) + wide > t for s in doc["s"]
+        ):
+            window = wide
         slots = [
             s
             for s in doc["s"]
@@ -152,7 +169,7 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
         ]
         doc["s"] = slots
         if doc["p"] > t:
-            out = [0, doc["p"] - t]
+            out = [2, doc["p"] - t]
         elif len(slots) < int(limit):
             slots.append([token, t, t, 0 if arrival else 1])
             out = [1, 0.0]
@@ -168,6 +185,7 @@ def apply(doc: dict[str, Any], op: str, now: float, args: list[Any]) -> list[Any
                 took = t - float(s[1])
                 rtt = took if rtt is None else min(float(rtt), took)
                 doc["r"] = rtt
+                doc["a"] = took if doc.get("a") is None else 0.8 * float(doc["a"]) + 0.2 * took
                 s[2], s[3] = max(float(s[1]), t - rtt), 1
                 break
         out = [1]
@@ -200,6 +218,9 @@ end
 local t = now - doc.b
 local rtt = doc.r
 if doc.p > t + tonumber(ARGV[2]) then doc.p = 0 end
+local function owner(tok)
+  return string.match(tok, '^(.+)%-[^%-]*$') or tok
+end
 local function stamp(s)
   if s[4] == 1 then return s[3] end
   local v = t - (rtt or 0)
@@ -212,6 +233,12 @@ if op == 'take' then
   local limit = tonumber(ARGV[3])
   local window = math.max(tonumber(ARGV[4]), doc.w)
   doc.h = math.max(doc.h, tonumber(ARGV[5]))
+  local wide = math.max(window, tonumber(ARGV[8] or ARGV[4]))
+  if rtt ~= nil and doc.a ~= nil then wide = math.max(wide, window + doc.a - rtt) end
+  local me = owner(ARGV[6])
+  for _, s in ipairs(doc.s) do
+    if owner(s[1]) ~= me and stamp(s) + wide > t then window = wide end
+  end
   local kept = {}
   local first = nil
   for _, s in ipairs(doc.s) do
@@ -223,7 +250,7 @@ if op == 'take' then
   end
   doc.s = kept
   if doc.p > t then
-    out = {0, tostring(doc.p - t)}
+    out = {2, tostring(doc.p - t)}
   elseif #kept < limit then
     local done = 1
     if ARGV[7] == '1' then done = 0 end
@@ -241,6 +268,7 @@ elseif op == 'finish' then
       local took = t - s[2]
       if rtt == nil or took < rtt then rtt = took end
       doc.r = rtt
+      if doc.a == nil then doc.a = took else doc.a = 0.8 * doc.a + 0.2 * took end
       s[3] = math.max(s[2], t - rtt)
       s[4] = 1
       break
@@ -285,8 +313,28 @@ class RateStore:
         self, key: str, *, limit: int, window: float, hold: float, token: str, arrival: bool
     ) -> float:
         """0 once a request start is recorded in ``key``'s window, else the seconds to wait."""
-        granted, wait, _, _ = self.call(key, "take", limit, window, hold, token, arrival)
-        return 0.0 if int(granted) else max(0.001, float(wait))
+        return self.decide(
+            key, limit=limit, window=window, hold=hold, token=token, arrival=arrival
+        )[0]
+
+    def decide(
+        self,
+        key: str,
+        *,
+        limit: int,
+        window: float,
+        hold: float,
+        token: str,
+        arrival: bool,
+        crowded: float | None = None,
+    ) -> tuple[float, bool]:
+        """(0, False) once a request start is recorded in ``key``'s window, else (seconds to
+        wait, whether a server pause is the reason).  ``token`` is ``<process>-<n>``; while
+        another process's requests are in the window, it is at least ``crowded``."""
+        crowd = window if crowded is None else crowded
+        granted, wait, _, _ = self.call(key, "take", limit, window, hold, token, arrival, crowd)
+        code = int(granted)
+        return (0.0, False) if code == 1 else (max(0.001, float(wait)), code == 2)
 
     def finish(self, key: str, token: str) -> None:
         self.call(key, "finish", token)

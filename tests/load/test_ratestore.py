@@ -40,7 +40,8 @@ from contactpipe.sandbox import SandboxServer
 
 def take(doc: dict[str, Any], now: float, limit: int = 2, window: float = 1.0, **kw: Any) -> Any:
     hold = kw.get("hold", 10.0)
-    return apply(doc, "take", now, [limit, window, hold, kw.get("token", "t"), kw.get("arrival")])
+    token = kw.get("token", "p-0")  # one process unless told otherwise
+    return apply(doc, "take", now, [limit, window, hold, token, kw.get("arrival")])
 
 
 def test_sliding_window_grants_limit_then_waits_for_the_oldest_start() -> None:
@@ -56,20 +57,20 @@ def test_sliding_window_grants_limit_then_waits_for_the_oldest_start() -> None:
 
 def test_arrival_counting_slides_an_unanswered_request_and_stamps_it_at_arrival() -> None:
     doc: dict[str, Any] = {}
-    take(doc, 100.0, limit=1, token="a", arrival=True)
-    apply(doc, "finish", 100.1, ["a"])  # the quickest round trip: 0.1 s
+    take(doc, 100.0, limit=1, token="p-a", arrival=True)
+    apply(doc, "finish", 100.1, ["p-a"])  # the quickest round trip: 0.1 s
     assert doc["r"] == pytest.approx(0.1)
-    take(doc, 101.2, limit=1, token="b", arrival=True)
+    take(doc, 101.2, limit=1, token="p-b", arrival=True)
     # in flight for 3 s: it may reach the server as late as now - 0.1 s, so its slot slides
     assert take(doc, 104.2, limit=1, arrival=True)[1] == pytest.approx(104.1 + 1.0 - 104.2)
-    apply(doc, "finish", 104.3, ["b"])  # answered: it arrived at 104.2 at the latest
+    apply(doc, "finish", 104.3, ["p-b"])  # answered: it arrived at 104.2 at the latest
     assert take(doc, 104.5, limit=1, arrival=True)[1] == pytest.approx(0.7)
     assert take(doc, 105.2, limit=1, arrival=True)[0] == 1
 
 
 def test_a_request_never_answered_frees_its_slot_after_the_hold() -> None:
     doc: dict[str, Any] = {}
-    take(doc, 10.0, limit=1, token="dead", arrival=True, hold=5.0)  # its process was killed
+    take(doc, 10.0, limit=1, token="p-dead", arrival=True, hold=5.0)  # its process was killed
     assert take(doc, 14.0, limit=1, arrival=True, hold=5.0)[0] == 0
     assert take(doc, 16.01, limit=1, arrival=True, hold=5.0)[0] == 1  # 10 + 5 + 1 s window
 
@@ -77,7 +78,7 @@ def test_a_request_never_answered_frees_its_slot_after_the_hold() -> None:
 def test_pause_holds_every_take_and_widen_stops_at_one_and_a_half_windows() -> None:
     doc: dict[str, Any] = {}
     apply(doc, "pause", 50.0, [3.0])
-    assert take(doc, 51.0)[:2] == [0, pytest.approx(2.0)]
+    assert take(doc, 51.0)[:2] == [2, pytest.approx(2.0)]  # 2: a pause, not the window
     assert apply(doc, "peek", 52.5, [])[0] == pytest.approx(0.5)
     assert take(doc, 53.0)[0] == 1
     for _ in range(20):
@@ -133,14 +134,16 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 WORKER = r"""
 import json, sys, threading, time
 real = time.time
-spec, key, start, seconds, skew = sys.argv[1:6]
-start, seconds, skew = float(start), float(seconds), float(skew)
+spec, key, seconds, skew = sys.argv[1:5]
+seconds, skew = float(seconds), float(skew)
 if skew:  # this process's clock is wrong by `skew` seconds
     time.time = lambda: real() + skew
     mono = time.monotonic
     time.monotonic = lambda: mono() + skew
 from contactpipe.load.ratestore import open_store
 store = open_store(spec)
+print("ready", flush=True)
+start = float(sys.stdin.readline())  # the common start, on the real clock
 grants = []
 lock = threading.Lock()
 def work(n):
@@ -150,7 +153,7 @@ def work(n):
     while real() < start + seconds:
         k += 1
         ok, wait, b, t = store.call(key, "take", 5, 0.25, 0.0, f"{n}-{k}", False)
-        if int(ok):
+        if int(ok) == 1:
             with lock:
                 grants.append(float(b) + float(t))
         else:
@@ -164,17 +167,24 @@ print(json.dumps(grants))
 
 def hammer(spec: str, key: str, processes: int, seconds: float, skews: list[float]) -> list[float]:
     """``processes`` processes of 4 threads each taking from ``key`` (5 per 0.25 s) for
-    ``seconds`` from a common start; every grant's store time."""
-    start = time.time() + 2.0
+    ``seconds`` from a common start once all are ready; every grant's store time."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, spec, key, str(start), str(seconds), str(skews[i])],
+            [sys.executable, "-c", WORKER, spec, key, str(seconds), str(skews[i])],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(processes)
     ]
+    for p in procs:  # started and connected, however long a busy machine took
+        assert p.stdout is not None and p.stdout.readline() == "ready\n", p.communicate()
+    start = time.time() + 0.3
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(f"{start!r}\n")
+        p.stdin.flush()
     grants: list[float] = []
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -213,10 +223,11 @@ def test_a_pause_or_a_429_seen_by_one_worker_holds_the_others(spec: str) -> None
         assert other.paused("acct-pause") == pytest.approx(1.5, abs=0.2)
         wait = other.take("acct-pause", limit=5, window=1.0, hold=0.0, token="x", arrival=False)
         assert wait == pytest.approx(1.5, abs=0.2)
-        one.widen("acct-widen", 1.0, 1.0)
+        one.widen("acct-widen", 1.0, 1.0)  # a 429 seen by one worker
+        t0 = time.monotonic()
         other.take("acct-widen", limit=1, window=1.0, hold=0.0, token="y", arrival=False)
-        time.sleep(1.02)  # past the 1 s window, not past the widened 1.05 s
-        assert other.take("acct-widen", limit=1, window=1.0, hold=0.0, token="z", arrival=False)
+        wait = other.take("acct-widen", limit=1, window=1.0, hold=0.0, token="z", arrival=False)
+        assert wait + (time.monotonic() - t0) > 1.04  # the other's window is 1.05 s, not 1 s
     finally:
         one.close()
         other.close()
@@ -384,3 +395,35 @@ def test_load_options_check_the_store_and_the_target_shares_its_limiter(
     alone = make_target("waapi", server, rate_limit_store="none")
     assert alone.client().limiter.store is None  # type: ignore[attr-defined]
     alone.close()
+
+
+def test_a_window_shared_with_another_process_keeps_the_wider_margin() -> None:
+    doc: dict[str, Any] = {}
+    apply(doc, "take", 100.0, [1, 1.0, 0.0, "p1-1", True, 1.05])
+    apply(doc, "finish", 100.0, ["p1-1"])
+    # another process: p1's start is in its crowded 1.05 s window
+    granted, wait, _, _ = apply(doc, "take", 101.01, [1, 1.0, 0.0, "p2-1", True, 1.05])
+    assert granted == 0 and wait == pytest.approx(0.04)
+    # p1 alone in the window keeps its own 1.0 s
+    assert apply(doc, "take", 101.01, [1, 1.0, 0.0, "p1-2", True, 1.05])[0] == 1
+
+
+def test_jittery_round_trips_widen_a_shared_window() -> None:
+    """Round trips 100 ms slower than the quickest on average (a loaded machine): while
+    another process shares the window, it grows by that much."""
+    doc: dict[str, Any] = {}
+    apply(doc, "take", 10.0, [5, 1.0, 10.0, "p1-1", True, 1.05])
+    apply(doc, "finish", 10.01, ["p1-1"])  # quickest: 10 ms
+    for k in range(2, 6):
+        apply(doc, "take", 10.0 + k, [5, 1.0, 10.0, f"p1-{k}", True, 1.05])
+        apply(doc, "finish", 10.0 + k + 0.2, [f"p1-{k}"])  # then 200 ms each
+    assert 0.1 < doc["a"] - doc["r"] < 0.2
+    for k in range(5):  # five starts at 16.5, answered 200 ms later: stamped at 16.69
+        assert apply(doc, "take", 16.5, [5, 1.0, 10.0, f"p1-x{k}", True, 1.05])[0] == 1
+    for k in range(5):
+        apply(doc, "finish", 16.7, [f"p1-x{k}"])
+    spread = doc["a"] - doc["r"]
+    assert spread > 0.1
+    granted, wait, _, _ = apply(doc, "take", 17.7, [5, 1.0, 10.0, "p2-1", True, 1.05])
+    # another process waits a window plus the spread after them, not 1.05 s
+    assert granted == 0 and wait == pytest.approx(16.69 + 1.0 + spread - 17.7)

@@ -1,0 +1,333 @@
+"""``contactpipe validate`` of one large CSV in batches: memory bounded by the batch, not the
+file (issue 16).
+
+The file is read a slice of records at a time (:func:`contactpipe.extract.read_file_batches`);
+each batch goes through the same transform as a whole file (mapping inferred once, on the
+first batch, which holds the mapping's whole content sample), is deduplicated against itself
+and against the phones kept by the earlier batches (``--on-duplicate first``: the first row of
+a phone wins, whichever batch it is in), and its report lines are appended to ``errors.csv``,
+``warnings.csv`` and ``contacts.csv`` as it goes.  Batches preserve row order, so every file
+is in input order as the whole-file run writes it; ``contacts.parquet`` is written per batch
+and joined at the end.  The outputs are the whole-file run's, byte for byte for the CSV
+files (``tests/test_streamed.py``).
+
+Only what can stream takes this path (:func:`streamable`): a validate (no load) of one
+regular CSV/TSV/TXT file, ``--on-duplicate first``, no ``errors.xlsx``.  A file that turns
+out to need whole reading (:class:`~contactpipe.extract.NotStreamable`: not UTF-8 throughout,
+batches that disagree on the columns) is read whole instead, from the start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from contactpipe import __version__
+from contactpipe.extract import Extracted, expand_inputs, read_file_batches
+from contactpipe.extract.common import EXTRACT_CODES
+from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
+from contactpipe.load.base import LOAD_CODES
+from contactpipe.report.html import write_html
+from contactpipe.report.progress import NullProgress, Progress
+from contactpipe.report.safe import excel_safe_frame, safe_header
+from contactpipe.report.writer import (
+    _flat_for_csv,
+    atomic,
+    contacts_frame,
+    prepare_report_dir,
+    problem_lines,
+    write_json,
+)
+from contactpipe.transform.dedupe import KEY, dedupe
+from contactpipe.transform.validate import CODES
+
+STREAM_MIN_BYTES = 32 << 20
+"""Files at least this large are validated in batches (about 450,000 rows of the benchmark's
+contact list, 73 bytes a row); smaller ones are read whole, which is quicker when memory is
+not the limit."""
+BATCH_BYTES = 8 << 20
+"""Bytes of records per batch (about 115,000 rows of the benchmark's contact list): the peak
+at 1M rows stays under 400 MiB (16 MiB: 410-500 MiB)."""
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def streamable(inputs: Sequence[str], options: Any, batch_bytes: int | None) -> Path | None:
+    """The one file to validate in batches, or None when the run must read its input whole.
+    ``batch_bytes``: None decides by size (:data:`STREAM_MIN_BYTES`), 0 never streams, any
+    other value streams a text file of any size in batches of that many bytes."""
+    if batch_bytes == 0 or options.on_duplicate != "first" or options.errors_xlsx:
+        return None
+    try:
+        paths = expand_inputs(inputs)
+    except Exception:  # the whole-file path reports the same problem in its own words
+        return None
+    if len(paths) != 1 or paths[0].suffix.lower() not in TEXT_SUFFIXES:
+        return None
+    try:
+        size = paths[0].stat().st_size
+    except OSError:
+        return None
+    if batch_bytes is None and size < STREAM_MIN_BYTES:
+        return None
+    return paths[0]
+
+
+class _Appender:
+    """One CSV report file written batch after batch, as :func:`write_csv` writes it whole
+    (Excel-safe cells and header), under a temporary name until :meth:`close`."""
+
+    def __init__(self, stack: contextlib.ExitStack, path: Path) -> None:
+        self.tmp = stack.enter_context(atomic(path))
+        self.handle: IO[bytes] = stack.enter_context(self.tmp.open("wb"))
+        self.header = True
+        self.names: list[str] | None = None
+
+    def write(self, df: pl.DataFrame) -> None:
+        safe = excel_safe_frame(_flat_for_csv(df))
+        if self.names is None:
+            self.names = safe_header(safe.columns)
+        if self.names != safe.columns:
+            safe = safe.rename(dict(zip(safe.columns, self.names, strict=True)))
+        safe.write_csv(self.handle, include_header=self.header)
+        self.header = False
+
+
+def validate_streamed(
+    path: Path,
+    options: Any,
+    report_dir: Path,
+    progress: Progress | None = None,
+    *,
+    command: str = "validate",
+    batch_bytes: int | None = None,
+) -> Any:
+    """:func:`contactpipe.run.validate_files` of one CSV file, in batches (module docstring).
+    Raises :class:`~contactpipe.extract.NotStreamable` when the file must be read whole; the
+    report directory then holds no ``summary.json`` (the caller runs the whole-file path)."""
+    from contactpipe import run  # run imports this module lazily: no cycle at import time
+
+    progress = progress or NullProgress()
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    shown = str(path)
+    prepare_report_dir(report_dir, [shown])
+    (report_dir / "summary.json").unlink(missing_ok=True)
+    paths = {
+        "errors_csv": report_dir / "errors.csv",
+        "warnings_csv": report_dir / "warnings.csv",
+        "contacts_csv": report_dir / "contacts.csv",
+        "contacts_parquet": report_dir / "contacts.parquet",
+    }
+    header_row = 0 if options.no_header else options.header_row
+    batches = read_file_batches(
+        path, header_row=header_row, limits=options.limits, batch_bytes=batch_bytes or BATCH_BYTES
+    )
+    sec = {"extract": 0.0, "transform": 0.0, "report": 0.0}
+    first: Extracted | None = None
+    mapping: Any = None
+    user_cols: list[str] = []
+    seen: list[pl.DataFrame] = []  # (key, __rid, row) of the phones kept by earlier batches
+    rows_read = empty_rows = kept_n = rejected_n = duplicates_n = warnings_n = 0
+    by_code: Counter[str] = Counter()
+    offset = 0
+    no_failures = pl.DataFrame(
+        schema={"position": pl.UInt32, "code": pl.String, "message": pl.String}
+    )
+    # what was imported and built so far is never garbage: the collection after each batch
+    # then scans the batch's objects only (53 ms -> a few ms)
+    gc.freeze()
+    with contextlib.ExitStack() as stack:
+        stack.callback(gc.unfreeze)
+        errors_out = _Appender(stack, paths["errors_csv"])
+        warnings_out = _Appender(stack, paths["warnings_csv"])
+        contacts_out = _Appender(stack, paths["contacts_csv"])
+        parquet_tmp = stack.enter_context(atomic(paths["contacts_parquet"]))
+        parquet: Any = None  # pyarrow's writer, opened with the first batch's schema
+        n_parts = 0
+        with progress.stage("transform", "reading, mapping, phones, validation, dedupe"):
+            while True:
+                t = time.perf_counter()
+                e = None  # the previous batch is not held while the next one is read
+                e = next(batches, None)
+                sec["extract"] += time.perf_counter() - t
+                if e is None:
+                    break
+                t = time.perf_counter()
+                rows_read += e.rows_read
+                empty_rows += e.empty_rows
+                canon, originals, mapped, _ = run.transform(
+                    [e],
+                    options,
+                    offset=offset,
+                    mappings=None if mapping is None else [mapping],
+                )
+                offset += e.frame.height
+                if first is None:
+                    first, mapping = e, mapped[0][1]
+                    user_cols = list(dict.fromkeys(e.columns))
+                failed = canon.get_column("__error").is_not_null()
+                rejected = canon.filter(failed)
+                kept, duplicates = dedupe(canon, "first", eligible=~failed)
+                del canon, failed
+                kept, duplicates, owners = _across_batches(kept, duplicates, seen, e)
+                kept = kept.sort(run.RID)
+                sec["transform"] += time.perf_counter() - t
+                t = time.perf_counter()
+                problems = pl.concat(
+                    [
+                        run._problems(rejected, duplicates, owners, mapped),
+                        run._load_problems(kept, no_failures),
+                    ],
+                    how="vertical_relaxed",
+                )
+                errors_out.write(problem_lines(problems, originals, user_cols))
+                warn_rows = run._warning_rows(kept, mapped)
+                warnings_out.write(problem_lines(warn_rows, originals, user_cols))
+                contacts = contacts_frame(kept)
+                contacts_out.write(contacts)
+                table = contacts.to_arrow()
+                if parquet is None:
+                    import pyarrow.parquet as pq
+
+                    parquet = stack.enter_context(
+                        pq.ParquetWriter(parquet_tmp, table.schema, compression="zstd")
+                    )
+                parquet.write_table(table.cast(parquet.schema))
+                n_parts += 1
+                del table
+                by_code.update(run._counts(rejected.get_column("__error")))
+                if duplicates.height:
+                    by_code["DUPLICATE"] += duplicates.height
+                by_code.update(run._counts(kept.get_column("__warning")))
+                kept_n += kept.height
+                rejected_n += rejected.height
+                duplicates_n += duplicates.height
+                warnings_n += warn_rows.height
+                del problems, warn_rows, contacts, originals, rejected, duplicates, kept
+                # phonenumbers leaves reference cycles (exceptions it catches inside parse)
+                # whose frames pin their callers' frames, and so a batch's frames, until the
+                # collector runs: without this, memory grows ~90 MiB a batch
+                gc.collect()
+                sec["report"] += time.perf_counter() - t
+        with progress.stage("report", str(report_dir)) as st_report:
+            t = time.perf_counter()
+            st_report.note(f"{rejected_n + duplicates_n:,} lines in errors.csv -> {report_dir}")
+            sec["report"] += time.perf_counter() - t
+    assert first is not None  # read_file_batches yields at least one batch or raises
+    e_all = replace(first, rows_read=rows_read, empty_rows=empty_rows)
+    non_empty = rows_read - empty_rows
+    summary: dict[str, Any] = {
+        "contactpipe_version": __version__,
+        "command": command,
+        "started_at": started.isoformat(timespec="seconds"),
+        "rows_read": rows_read,
+        "empty_rows": empty_rows,
+        "valid": kept_n,
+        "rejected": rejected_n,
+        "duplicates": duplicates_n,
+        "warnings": warnings_n,
+        "error_rate": round(rejected_n / non_empty, 6) if non_empty else 0.0,
+        "by_code": dict(sorted(by_code.items())),
+        "codes": {
+            c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
+            for c in sorted(by_code)
+            if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
+        },
+        "files": [
+            {
+                "file": e_all.source_file,
+                "sheet": e_all.sheet,
+                "format": e_all.format,
+                "encoding": e_all.encoding,
+                "delimiter": e_all.delimiter,
+                "header_row": e_all.header_row,
+                "rows_read": e_all.rows_read,
+                "empty_rows": e_all.empty_rows,
+                "mapping": mapping.as_dict(),
+            }
+        ],
+        "skipped": [],
+        "notes": [f"{run._label(e_all)}: no data rows (header only)"] if rows_read == 0 else [],
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+    }
+    files = {k: str(v) for k, v in paths.items()}
+    files["summary_json"] = str(report_dir / "summary.json")
+    summary["seconds"] = {
+        "extract": round(sec["extract"], 3),
+        "transform": round(sec["transform"], 3),
+        "report": round(sec["report"], 3),
+        "total": round(time.perf_counter() - t0, 3),
+    }
+    summary["files_written"] = files
+    accounted = empty_rows + kept_n + rejected_n + duplicates_n
+    if accounted != rows_read:  # a bug, never the user's input: say so rather than mislead
+        raise RuntimeError(f"internal error: {rows_read} rows read but {accounted} accounted for")
+    if options.html:  # reads errors.csv / warnings.csv back: the frames are gone
+        files["report_html"] = str(write_html(report_dir, summary))
+    write_json(summary, Path(files["summary_json"]))
+    return run.RunResult(summary=summary, contacts=paths["contacts_parquet"], report_files=files)
+
+
+def _across_batches(
+    kept: pl.DataFrame, duplicates: pl.DataFrame, seen: list[pl.DataFrame], e: Extracted
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Dedupe a batch's kept rows against the phones kept by earlier batches (the earlier row
+    wins, as in a whole-file run); record the batch's own kept phones in ``seen``.
+
+    Returns (kept, duplicates with ``__dup_of``, the rows duplicates point at: ``__rid`` and
+    source position, for their messages)."""
+    rid = "__rid"
+    keys = kept.get_column(KEY).str.slice(1).cast(pl.Int64, strict=False)
+    src = [rid, SRC_FILE, SRC_SHEET, SRC_ROW]
+    owners = kept.select(
+        pl.col(rid), pl.col(SRC_FILE).cast(pl.String), pl.col(SRC_SHEET), pl.col(SRC_ROW)
+    )
+    if seen:
+        earlier = seen[0] if len(seen) == 1 else pl.concat(seen, rechunk=False)
+        # an inner join hashes the batch's keys and probes the earlier ones once
+        found = (
+            keys.to_frame("k").with_row_index("__i").join(earlier, on="k", how="inner").sort("__i")
+        )
+        if found.height:
+            hit = pl.Series(pl.repeat(False, keys.len(), eager=True)).scatter(
+                found.get_column("__i"), True
+            )
+            moved = kept.filter(hit).with_columns(found.get_column(rid).alias("__dup_of"))
+            # duplicates of a moved row within the batch point at the earlier row too
+            remap = pl.DataFrame({"__dup_of": moved.get_column(rid), "__to": found.get_column(rid)})
+            duplicates = (
+                duplicates.join(remap, on="__dup_of", how="left", maintain_order="left")
+                .with_columns(pl.coalesce("__to", "__dup_of").alias("__dup_of"))
+                .drop("__to")
+            )
+            duplicates = pl.concat([duplicates, moved], how="vertical_relaxed").sort(rid)
+            kept = kept.filter(~hit)
+            keys = keys.filter(~hit)
+            sheet = e.sheet
+            owners = pl.concat(
+                [
+                    owners,
+                    pl.DataFrame(
+                        {
+                            rid: found.get_column(rid),
+                            SRC_FILE: pl.repeat(e.source_file, found.height, eager=True),
+                            SRC_SHEET: pl.repeat(sheet, found.height, dtype=pl.String, eager=True),
+                            SRC_ROW: found.get_column("row"),
+                        }
+                    ).unique(rid, maintain_order=True),
+                ],
+                how="vertical_relaxed",
+            ).select(src)
+    seen.append(
+        pl.DataFrame({"k": keys, rid: kept.get_column(rid), "row": kept.get_column(SRC_ROW)})
+    )
+    return kept, duplicates, owners
