@@ -25,7 +25,7 @@ $(AIRFLOW_STAMP): pyproject.toml
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet \
-	  'apache-airflow==$(AIRFLOW_VERSION)' -e '.[airflow]' 'pytest>=8.3'
+	  'apache-airflow==$(AIRFLOW_VERSION)' -e '.[airflow,redis]' 'pytest>=8.3'
 	$(AIRFLOW_VENV)/bin/python -m pip check
 	touch $@
 

@@ -133,6 +133,65 @@ def connection_credentials(
     return Credentials(values)
 
 
+def redis_store_url(
+    conn_id: str,
+    *,
+    conn_type: str | None,
+    host: str | None,
+    login: str | None = None,
+    password: str | None = None,
+    port: int | None = None,
+    schema: str | None = None,
+    extra: str | dict[str, Any] | None = None,
+) -> str:
+    """The ``--rate-limit-store`` URL of an Airflow connection of type ``redis`` (the fields of
+    apache-airflow-providers-redis: host, port, login, password, extra ``db`` and ``ssl``;
+    ``schema`` also names the database).  The URL holds the password: contactpipe masks it
+    wherever it shows the store; never log it."""
+    from urllib.parse import quote
+
+    if conn_type and conn_type != "redis":
+        raise UsageError(
+            f"connection {conn_id!r} is of type {conn_type!r}, not 'redis'",
+            hint="the shared rate limit store is a Redis connection",
+        )
+    if not host:
+        raise UsageError(f"connection {conn_id!r} has no host")
+    try:
+        fields = json.loads(extra) if isinstance(extra, str) and extra else dict(extra or {})
+    except ValueError as exc:
+        raise UsageError(f"connection {conn_id!r}: its extra is not JSON") from exc
+    if not isinstance(fields, dict):
+        raise UsageError(f"connection {conn_id!r}: its extra must be a JSON object")
+    db = fields.get("db", schema or 0)
+    try:
+        db = int(db)
+    except (TypeError, ValueError):
+        raise UsageError(f"connection {conn_id!r}: db {db!r} is not a number") from None
+    ssl = str(fields.get("ssl", "")).lower() in ("1", "true", "yes")
+    auth = ""
+    if password:
+        auth = f"{quote(login or '', safe='')}:{quote(password, safe='')}@"
+    elif login:
+        auth = f"{quote(login, safe='')}@"
+    return f"{'rediss' if ssl else 'redis'}://{auth}{host.strip()}:{port or 6379}/{db}"
+
+
+def rate_limit_store(conn_id: str) -> str:
+    """:func:`redis_store_url` of the Airflow connection ``conn_id``."""
+    conn = BaseHook.get_connection(conn_id)
+    return redis_store_url(
+        conn_id,
+        conn_type=conn.conn_type,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        schema=conn.schema,
+        extra=conn.extra,
+    )
+
+
 @functools.cache
 def hook_for(target: str) -> type[ContactpipeHook]:
     """The hook class of ``target`` (one class per registry name, made once)."""

@@ -37,7 +37,7 @@ from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from contactpipe import api
-from contactpipe.airflow.hooks import ContactpipeHook, hook_for
+from contactpipe.airflow.hooks import ContactpipeHook, hook_for, rate_limit_store
 from contactpipe.api import Account, Deferral, ExportResult, Result
 from contactpipe.errors import (
     Deferred,
@@ -63,6 +63,7 @@ LOAD_KEYS = (
     "requests",
     "retries",
     "rate_limited",
+    "rate_limit_store",
     "aborted",
     "skipped",
 )
@@ -252,7 +253,10 @@ class _Remote(_Contactpipe):
     :param batch_size: :class:`~contactpipe.load.base.LoadOptions` ``batch_size``.
     :param concurrency: requests in flight at once.
     :param rate_limit_store: where the API's rate limit is shared (``redis://...``,
-        ``local``, ``none``), on a contactpipe that has the shared limiter.
+        ``local``, ``none``; default ``local``: the runs of this machine).
+    :param rate_limit_conn_id: a connection of type ``redis`` holding the shared store
+        (instead of a URL with its password in ``rate_limit_store``): workers on several
+        machines then share each account's limit.
     :param retry: :class:`~contactpipe.load.client.RetryPolicy` fields
         (``{"attempts": 3}``): the retries inside one try of the task.
     :param dry_run: plan and write the request bodies; send nothing.
@@ -269,6 +273,7 @@ class _Remote(_Contactpipe):
         batch_size: int | None = None,
         concurrency: int | None = None,
         rate_limit_store: str | None = None,
+        rate_limit_conn_id: str | None = None,
         retry: Mapping[str, Any] | None = None,
         dry_run: bool = False,
         **kwargs: Any,
@@ -280,7 +285,10 @@ class _Remote(_Contactpipe):
         self.base_url = base_url
         self.batch_size = batch_size
         self.concurrency = concurrency
+        if rate_limit_store is not None and rate_limit_conn_id is not None:
+            raise ValueError("give rate_limit_store or rate_limit_conn_id, not both")
         self.rate_limit_store = rate_limit_store
+        self.rate_limit_conn_id = rate_limit_conn_id
         self.dry_run = dry_run
 
     def hook(self) -> ContactpipeHook:
@@ -304,6 +312,8 @@ class _Remote(_Contactpipe):
         if self.rate_limit_store is not None:
             values["rate_limit_store"] = self.rate_limit_store
         try:
+            if self.rate_limit_conn_id is not None:
+                values["rate_limit_store"] = rate_limit_store(self.rate_limit_conn_id)
             if self.retry:
                 values["retry"] = RetryPolicy(**self.retry)
             return LoadOptions(**values)

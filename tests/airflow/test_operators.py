@@ -272,3 +272,58 @@ def test_a_mapped_import_emits_one_asset_event_per_file(
         )
         events = session.query(AssetEvent).filter_by(asset_id=asset.id, source_run_id=run.run_id)
         assert sorted(e.extra["loaded"] for e in events) == [2, 3]
+
+
+def test_import_shares_the_rate_limit_through_a_redis_connection(
+    connections, dags_folder, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rate_limit_conn_id`` names an Airflow connection of type ``redis`` (a real server):
+    the account's window is kept there, and its password shows nowhere."""
+    import redis
+    from redis_helpers import REDIS_PASSWORD
+
+    from contactpipe.airflow.hooks import redis_store_url
+
+    url = redis.connection.parse_url(redis_url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SHARED_LIMIT",
+        json.dumps(
+            {
+                "conn_type": "redis",
+                "host": url["host"],
+                "port": url["port"],
+                "password": REDIS_PASSWORD,
+                "extra": {"db": 3},
+            }
+        ),
+    )
+    src = contacts_csv(tmp_path / "in.csv", 5)
+    one_dag(
+        "cp_redis",
+        f"""
+        ContactpipeImportOperator(
+            task_id="import", conn_id="waapi_default", inputs={str(src)!r},
+            report_dir={str(tmp_path / "report")!r}, state={str(tmp_path / "state.sqlite")!r},
+            options={{"region": "FR"}}, rate_limit_conn_id="shared_limit",
+        )
+        """,
+    )
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/3")
+    client.flushdb()
+    run = load_dag("cp_redis").test()
+    assert states(run) == {"import": ("success", 1)}
+    summary = xcom(run, "import")
+    assert summary["load"]["loaded"] == 5
+    store = summary["load"]["rate_limit_store"]
+    assert store.startswith("redis://") and store.endswith(f":{url['port']}/3"), store
+    assert client.keys("*"), "the account's window is not in Redis db 3"
+    assert REDIS_PASSWORD not in json.dumps(summary)
+    for path in (tmp_path / "report").rglob("*"):
+        assert not path.is_file() or REDIS_PASSWORD.encode() not in path.read_bytes(), path
+    # the URL a connection gives: TLS from the extra, the database from the schema
+    assert (
+        redis_store_url(
+            "c", conn_type="redis", host="r", port=None, schema="2", extra='{"ssl": true}'
+        )
+        == "rediss://r:6379/2"
+    )
