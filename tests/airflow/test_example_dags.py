@@ -65,7 +65,7 @@ def test_drop_folder_dag_imports_a_drop_and_archives_it_to_done(
     contacts_csv(drops / "inbox" / "week1-more.csv", 3, start=5)
     (drops / "inbox" / "upload.csv.part").write_text("name,phone\n")  # still arriving
     put_dag("contactpipe_drop_import.py")
-    run = load_dag("contactpipe_drop_import").test()
+    run = load_dag("contactpipe_drop_import").test(logical_date=None)
 
     assert states(run) == {
         "claim": ("success", 1),
@@ -85,7 +85,7 @@ def test_drop_folder_dag_imports_a_drop_and_archives_it_to_done(
 
     # the same content dropped again is not imported twice
     contacts_csv(drops / "inbox" / "week1-again.csv", 5, bad=1)
-    again = load_dag("contactpipe_drop_import").test()
+    again = load_dag("contactpipe_drop_import").test(logical_date=None)
     assert states(again)["claim"] == ("skipped", 1)
     assert len(list((drops / "done").iterdir())) == 3
 
@@ -98,7 +98,7 @@ def test_drop_folder_dag_archives_a_bad_drop_to_failed_without_retry(
     monkeypatch.setenv("CONTACTPIPE_STATE_DB", str(tmp_path / "state.sqlite"))
     contacts_csv(drops / "inbox" / "mostly-bad.csv", 2, bad=8)
     put_dag("contactpipe_drop_import.py")
-    run = load_dag("contactpipe_drop_import").test()
+    run = load_dag("contactpipe_drop_import").test(logical_date=None)
 
     got = states(run)
     assert got["validate"] == ("failed", 1)  # threshold: exit 3, no retry although retries=2
@@ -121,7 +121,7 @@ def test_mapped_drop_dag_imports_each_file_in_its_own_mapped_task(
     contacts_csv(drops / "inbox" / "b.csv", 6, start=200)
     contacts_csv(drops / "inbox" / "c.csv", 1, start=300, bad=9)
     put_dag("contactpipe_drop_mapped.py")
-    run = load_dag("contactpipe_drop_mapped").test()
+    run = load_dag("contactpipe_drop_mapped").test(logical_date=None)
 
     got = states(run)
     assert got["claim"] == ("success", 1)

@@ -28,7 +28,10 @@ DROPS = os.environ.get("CONTACTPIPE_MAPPED_DROPS", "/data/contacts/drops-per-fil
 CONN_ID = os.environ.get("CONTACTPIPE_CONN_ID", "msgflash_default")
 STATE = os.environ.get("CONTACTPIPE_STATE_DB", os.path.join(DROPS, "state.sqlite"))
 MAX_ERROR_RATE = float(os.environ.get("CONTACTPIPE_MAX_ERROR_RATE", "0.2"))
-REPORTS = os.path.join(DROPS, "reports", "{{ ds }}", "{{ run_id }}", "{{ ti.map_index }}")
+# an asset-triggered run has no logical date (no `ds`): the day is the run's run_after
+REPORTS = os.path.join(
+    DROPS, "reports", "{{ dag_run.run_after | ds }}", "{{ run_id }}", "{{ ti.map_index }}"
+)
 
 inbox = Asset(
     name="contactpipe_mapped_drop_inbox",
