@@ -55,8 +55,8 @@ STREAM_MIN_BYTES = 32 << 20
 contact list, 73 bytes a row); smaller ones are read whole, which is quicker when memory is
 not the limit."""
 BATCH_BYTES = 8 << 20
-"""Bytes of records per batch (about 115,000 rows of the benchmark's contact list): the peak
-at 1M rows stays under 400 MiB (16 MiB: 410-500 MiB)."""
+"""Bytes of records per batch (about 115,000 rows of the benchmark's contact list): a 1M-row
+run peaks at 400-440 MiB (16 MiB batches: 410-500 MiB)."""
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
 

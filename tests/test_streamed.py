@@ -222,3 +222,26 @@ def test_the_api_result_reads_the_batched_contacts_on_first_use(tmp_path: Path) 
     streamed = Result.from_run(found)
     assert_frame_equal(streamed.contacts, whole.contacts)
     assert streamed.contacts is streamed.contacts  # read once
+
+
+def test_the_page_from_lines_read_back_narrowly_is_the_page_from_every_column(
+    tmp_path: Path,
+) -> None:
+    from contactpipe.report import html
+
+    src = tmp_path / "big.csv"
+    make_file(src, rows=2500, unique=2000)
+    report = tmp_path / "r"
+    run.validate_files([str(src)], run.RunOptions(region="FR"), report, batch_bytes=0)
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+
+    def every_column(name: str) -> pl.DataFrame:
+        frame = pl.read_csv(report / name, infer_schema=False)
+        return frame.with_columns(pl.col("row").cast(pl.Int64, strict=False))
+
+    narrow = [html._read_lines(str(report / n)) for n in ("errors.csv", "warnings.csv")]
+    assert narrow[0].get_column("message").null_count() > 0  # most lines were not read whole
+    full = html.render_html(
+        summary, every_column("errors.csv"), every_column("warnings.csv"), report, guarded=True
+    )
+    assert html.render_html(summary, *narrow, report, guarded=True) == full

@@ -412,13 +412,29 @@ def _check_fields(body: bytes, delimiter: str, name: str, limits: Limits) -> Non
         return
     fields = body.count(delimiter.encode()) + body.count(b"\n") + 1
     if fields > cap:
-        raise too_big(
-            name,
-            f"has about {fields:,} fields, above the limit of {cap:,} for a text file "
-            f"({TEXT_CELLS_FACTOR} x --max-cells)",
-            "--max-cells",
-            f"{DEFAULT_LIMITS.max_cells:,}",
-        )
+        raise _too_many_fields(name, fields, limits)
+
+
+def _too_many_fields(name: str, fields: int, limits: Limits) -> InputError:
+    cap = limits.max_cells * TEXT_CELLS_FACTOR
+    return too_big(
+        name,
+        f"has about {fields:,} fields, above the limit of {cap:,} for a text file "
+        f"({TEXT_CELLS_FACTOR} x --max-cells)",
+        "--max-cells",
+        f"{DEFAULT_LIMITS.max_cells:,}",
+    )
+
+
+def _count_fields(path: Path, delimiter: str) -> int:
+    """Delimiters and line ends of the whole file, + 1 (what :func:`_check_fields` counts),
+    read 8 MiB at a time."""
+    sep = delimiter.encode()
+    fields = 1
+    with path.open("rb") as handle:
+        while block := handle.read(8 << 20):
+            fields += block.count(sep) + block.count(b"\n")
+    return fields
 
 
 def _clean(grid: pl.DataFrame, data: bytes, encoding: str) -> tuple[pl.DataFrame, ReadWarnings]:
@@ -550,7 +566,6 @@ def read_text_batches(
         lay: _Layout | None = None
         columns: tuple[str, ...] | None = None
         row = 0
-        fields = 0
         cap = limits.max_cells * TEXT_CELLS_FACTOR
         held = b""
         for data, last in _record_slices(handle, head, max(batch_bytes, 1)):
@@ -563,17 +578,12 @@ def read_text_batches(
                 lay = _layout(path, data, encoding, header_row, limits)
                 body = lay.data[lay.body_start :]
                 row = lay.first_row
+                if size > cap:  # what _check_fields refuses in a whole file, counted first
+                    fields = _count_fields(path, lay.delimiter)
+                    if fields > cap:
+                        raise _too_many_fields(name, fields, limits)
             else:
                 body = lay.header_record + data
-            fields += body.count(lay.delimiter.encode()) + body.count(b"\n") + 1
-            if fields > cap:  # what _check_fields refuses in a whole file
-                raise too_big(
-                    name,
-                    f"has more than {cap:,} fields, the limit for a text file "
-                    f"({TEXT_CELLS_FACTOR} x --max-cells)",
-                    "--max-cells",
-                    f"{DEFAULT_LIMITS.max_cells:,}",
-                )
             try:
                 grid = _read_grid(body, lay.delimiter, name, row - (0 if lay.headerless else 1))
             except _NotUtf8 as exc:

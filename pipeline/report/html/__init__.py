@@ -180,11 +180,29 @@ def _export_run(summary: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _read_lines(path: str | None) -> pl.DataFrame:
-    """errors.csv / warnings.csv back as text (empty when the file is not there)."""
+    """errors.csv / warnings.csv back as text (empty when the file is not there).
+
+    Only what the page uses is read whole: file, sheet, row and code of every line (the
+    counts); the other columns are filled for the lines :func:`code_groups` samples (the first
+    :data:`SAMPLE_ROWS` of each code) and null elsewhere, so a file of millions of lines costs
+    a few narrow columns, not a copy of every original value."""
     if not path or not Path(path).is_file():
         schema = dict.fromkeys(("source_file", "sheet", "column", "code", "message"), pl.String)
         return pl.DataFrame(schema={**schema, "row": pl.Int64})
-    frame = pl.read_csv(path, infer_schema=False)
+    names = pl.read_csv(path, infer_schema=False, n_rows=0).columns
+    lines = pl.scan_csv(path, infer_schema=False).with_row_index("__i")
+    keys = [c for c in ("source_file", "sheet", "row", "code") if c in names]
+    narrow = lines.select("__i", *keys).collect()
+    if "code" in keys:
+        codes = narrow.select("__i", pl.col("code").str.split(";").alias("__c")).explode("__c")
+        picked = codes.group_by("__c", maintain_order=True).head(SAMPLE_ROWS).get_column("__i")
+    else:
+        picked = narrow.get_column("__i").head(SAMPLE_ROWS)
+    rest = [c for c in names if c not in keys]
+    if rest:
+        full = lines.filter(pl.col("__i").is_in(picked.unique().implode())).select("__i", *rest)
+        narrow = narrow.join(full.collect(), on="__i", how="left", maintain_order="left")
+    frame = narrow.select(names)
     return frame.with_columns(pl.col("row").cast(pl.Int64, strict=False))
 
 
