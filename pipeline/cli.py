@@ -476,23 +476,28 @@ def target_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def group_load_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--group`` and ``--batch-size``, as ``import`` and ``watch`` take them."""
+    f = click.option(
+        "--batch-size",
+        type=click.IntRange(1, 50_000),
+        default=10_000,
+        show_default=True,
+        help="Items per bulk request (never above an endpoint's documented maximum).",
+    )(f)
+    return click.option(
+        "--group",
+        "groups",
+        multiple=True,
+        metavar="NAME",
+        help="Add every contact to this group (repeatable; created when missing; "
+        f"{registry.titles('groups')}).",
+    )(f)
+
+
 @main.command("import", epilog=EXIT_CODES)
 @target_options
-@click.option(
-    "--group",
-    "groups",
-    multiple=True,
-    metavar="NAME",
-    help="Add every contact to this group (repeatable; created when missing; "
-    f"{registry.titles('groups')}).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 50_000),
-    default=10_000,
-    show_default=True,
-    help="Items per bulk request (never above an endpoint's documented maximum).",
-)
+@group_load_options
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -613,21 +618,7 @@ def _drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @main.command(epilog=EXIT_CODES)
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @target_options
-@click.option(
-    "--group",
-    "groups",
-    multiple=True,
-    metavar="NAME",
-    help="Add every contact to this group (repeatable; created when missing; "
-    f"{registry.titles('groups')}).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 50_000),
-    default=10_000,
-    show_default=True,
-    help="Items per bulk request (never above an endpoint's documented maximum).",
-)
+@group_load_options
 @click.option(
     "--state",
     "state",
