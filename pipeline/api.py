@@ -474,6 +474,7 @@ def import_contacts(
     mirror: Literal["state", "all"] | None = None,
     max_delete: int | None = 100,
     defer_after: float | None = None,
+    yield_after: float | None = None,
     check: bool = False,
 ) -> Result:
     """Validate ``inputs`` like :func:`validate`, then load the valid contacts into ``target``
@@ -490,7 +491,9 @@ def import_contacts(
     that before its next request (a rate-limit window, a server ``Retry-After``, a bulk job
     still running), it stops cleanly instead -- every request sent answered, the state
     checkpointed, the rows not sent ``DEFERRED`` in the report -- and the result's
-    :attr:`~Result.deferred` says when to resume (``resume=True``, same inputs and state)."""
+    :attr:`~Result.deferred` says when to resume (``resume=True``, same inputs and state).
+    ``yield_after`` (seconds, needs ``state``): once the load has been sending that long it
+    defers the same way with ``resume_at`` = now, so a scheduler gets the worker back."""
     imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
         state=None if state is None else state_location(state),
@@ -499,6 +502,7 @@ def import_contacts(
         mirror=mirror,
         max_delete=max_delete,
         defer_after=defer_after,
+        yield_after=yield_after,
     )
     found = run.import_files(
         _inputs(inputs), options or RunOptions(), imp, _report_dir(report_dir, "import"), progress

@@ -554,6 +554,15 @@ def group_load_options(f: Callable[..., Any]) -> Callable[..., Any]:
     "not sent yet are DEFERRED, summary.json load.deferred says when to resume, exit 75; "
     "--resume continues it.  Needs the sync state.",
 )
+@click.option(
+    "--yield-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Once the load has been sending this long, defer it as --defer-after does, to be "
+    "resumed at once (exit 75, --resume continues): a scheduler gets the worker back between "
+    "slices of a long load.  Needs the sync state.",
+)
 @poll_interval_option
 @transform_options
 def import_(
@@ -571,6 +580,7 @@ def import_(
     max_delete: int,
     yes: bool,
     defer_after: float | None,
+    yield_after: float | None,
     poll_interval: float,
     **opts: Any,
 ) -> None:
@@ -593,6 +603,7 @@ def import_(
             mirror=mirror,  # type: ignore[arg-type]
             max_delete=None if yes else max_delete,
             defer_after=defer_after,
+            yield_after=yield_after,
         )
         report_dir = opts["report_dir"] or _default_report_dir("import")
         progress = _progress(opts["quiet"], opts["log_format"])

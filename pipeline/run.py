@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -679,6 +680,10 @@ class ImportOptions:
     (a rate-limit window, a server pause, a bulk job still running), checkpoint it in the
     sync state (required) and report it deferred (exit 75); ``resume`` continues it.
     None: every wait is waited out."""
+    yield_after: float | None = None
+    """``--yield-after``: once the load has been sending for this many seconds, defer it the
+    same way with no wait (resume at once): a long load (MsgFlash's one request per contact)
+    hands its worker back in slices instead of holding it to the end.  Needs the state."""
 
 
 def _target_config(cls: type[Target], imp: ImportOptions) -> TargetConfig:
@@ -777,7 +782,8 @@ def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
         out["deferred"] = {
             "resume_at": deferred.resume_at.isoformat(),
             "reason": mask(deferred.reason, secrets),
-            "defer_after_s": watch.after_s if watch is not None else None,
+            "defer_after_s": watch.after_s if watch and watch.after_s != math.inf else None,
+            "yield_after_s": watch.yield_after_s if watch is not None else None,
             "wait_s": round(getattr(deferred, "wait_s", 0.0), 1),
             "rows": sum(1 for c, _ in result.failures.values() if c == defer.DEFERRED),
             "jobs": list(getattr(deferred, "jobs", ())),
@@ -1142,12 +1148,14 @@ def import_files(
 
     if imp.resume and (imp.state is None or imp.load.dry_run):
         raise UsageError("--resume needs the sync state (and no --no-state or --dry-run)")
-    if imp.defer_after is not None:
-        if not imp.defer_after > 0:
-            raise UsageError("--defer-after must be a positive number of seconds")
+    for name, value in (("--defer-after", imp.defer_after), ("--yield-after", imp.yield_after)):
+        if value is None:
+            continue
+        if not value > 0:
+            raise UsageError(f"{name} must be a positive number of seconds")
         if imp.state is None and not imp.load.dry_run:
             raise UsageError(
-                "--defer-after needs the sync state: a deferred import is checkpointed there "
+                f"{name} needs the sync state: a deferred import is checkpointed there "
                 "and resumed with --resume",
                 hint="give --state PATH (or CONTACTPIPE_STATE), not --no-state",
             )
@@ -1195,7 +1203,7 @@ def import_files(
             def act(t: Target, c: pl.DataFrame) -> LoadResult:
                 return t.load(c) if store is None or inc is None else sync.load(t, c, inc, store)
 
-            with defer.watching(imp.defer_after):
+            with defer.watching(imp.defer_after, imp.yield_after):
                 result = _settle(target, contacts, act)
                 load_part = _ledger(target, result)
             counts = result.counts()

@@ -354,6 +354,9 @@ class ContactpipeImportOperator(_Remote):
     :param defer_after: seconds: when the load would have to wait longer than this (a rate
         limit window, a job still running), it checkpoints, the task defers until the API
         says it can go on, and resumes on a free worker slot.
+    :param yield_after: seconds: once the load has been sending this long, it checkpoints and
+        defers with no wait, so the task goes back to the queue and resumes on the next free
+        slot (a 2-hour MsgFlash load then holds a slot in slices, not for 2 hours).
     :param rate_limit_store: share the API's rate limit with other runs (``redis://...``).
     :param full_refresh: ignore the state's answers and rebuild it.
     :param dry_run: write the request bodies and the plan instead of sending.
@@ -367,6 +370,7 @@ class ContactpipeImportOperator(_Remote):
         *,
         state: str | None = None,
         defer_after: float | None = None,
+        yield_after: float | None = None,
         full_refresh: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -374,6 +378,7 @@ class ContactpipeImportOperator(_Remote):
         super().__init__(**kwargs)
         self.state = state
         self.defer_after = defer_after
+        self.yield_after = yield_after
         self.full_refresh = full_refresh
 
     @classmethod
@@ -391,11 +396,12 @@ class ContactpipeImportOperator(_Remote):
         return self._run(context, resume=True)
 
     def _run(self, context: Any, *, resume: bool) -> dict[str, Any] | None:
-        if self.defer_after is not None and not self.state:
-            raise AirflowFailException(
-                f"{self.task_id}: defer_after needs a sync state (the state parameter) to "
-                "checkpoint the load and resume it"
-            )
+        for name in ("defer_after", "yield_after"):
+            if getattr(self, name) is not None and not self.state:
+                raise AirflowFailException(
+                    f"{self.task_id}: {name} needs a sync state (the state parameter) to "
+                    "checkpoint the load and resume it"
+                )
         hook = self.hook()
         result = self.guarded(
             context,
@@ -411,6 +417,7 @@ class ContactpipeImportOperator(_Remote):
                 full_refresh=self.full_refresh and not resume,
                 resume=resume,
                 defer_after=None if self.defer_after is None else float(self.defer_after),
+                yield_after=None if self.yield_after is None else float(self.yield_after),
             ),
         )
         if result.deferred is not None and isinstance(result.error(), Deferred):

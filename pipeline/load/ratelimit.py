@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .kit.defer import check_wait
+from .kit.defer import check_slice, check_wait
 
 if TYPE_CHECKING:
     from .ratestore import RateStore
@@ -90,6 +90,8 @@ class Limiter:
         instead (not with ``may_defer=False``: a resend whose first attempt's outcome is
         unknown is waited out, so that no row is left unknown by a deferral)."""
         waited = 0.0
+        if may_defer:
+            check_slice()  # a load past its yield_after hands its worker back here
         while True:
             if self.stop.is_set():
                 raise Stopped

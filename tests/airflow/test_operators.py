@@ -207,6 +207,34 @@ def test_import_defers_on_a_long_rate_limit_wait_and_resumes(
     assert len(sandbox.app.state.waapi.contacts) == 12
 
 
+def test_a_busy_msgflash_import_yields_its_slot_in_slices(
+    connections, sandbox, dags_folder, tmp_path: Path
+) -> None:
+    """MsgFlash's one create per contact at 10/s never waits long: ``yield_after`` defers the
+    busy task itself (resume at once) and the resumed task finishes, each contact sent once."""
+    src = contacts_csv(tmp_path / "in.csv", 30, start=700)
+    one_dag(
+        "cp_yield",
+        f"""
+        ContactpipeImportOperator(
+            task_id="import", conn_id="msgflash_default", inputs={str(src)!r},
+            state={str(tmp_path / "state.sqlite")!r}, yield_after=1.0,
+            report_dir={str(tmp_path / "r")!r},
+        )
+        """,
+    )
+    run = load_dag("cp_yield").test()
+    assert states(run) == {"import": ("success", 1)}
+    first = xcom(run, "import", key="summary")  # pushed when it deferred
+    assert first["exit_code"] == 75, first
+    assert "yield_after" in first["load"]["deferred"]["reason"]
+    done = xcom(run, "import")
+    assert done["ok"] is True
+    assert done["load"]["state"]["decided"]["resumed"] > 0
+    stored = [c.phone for c in sandbox.app.state.msgflash.contacts.values()]
+    assert len(stored) == len(set(stored)) == 30
+
+
 def test_a_pipeline_py_in_the_dags_folder_does_not_break_the_operators(
     connections, dags_folder, tmp_path: Path
 ) -> None:

@@ -301,3 +301,53 @@ def test_msgflash_member_job_longer_than_threshold_defers_and_resume_follows_it(
     # the state now holds every contact with its payload: a re-import sends nothing
     third = run(server, src, tmp_path / "r3", state, target="msgflash")
     assert third.ok and third.summary["load"]["state"]["decided"]["sent"] == 0
+
+
+def test_yield_after_hands_the_worker_back_in_slices_and_loads_each_contact_once(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    """MsgFlash sends one create per contact at 10/s: no wait is long, so ``defer_after``
+    never fires; ``yield_after`` defers the busy load itself every second (resume at once),
+    and the resumed slices load each contact exactly once."""
+    src = write_csv(tmp_path / "in.csv", 40)
+    state = tmp_path / "state.db"
+    slices: list[contactpipe.Result] = []
+    resume = False
+    while True:
+        result = run(
+            server,
+            src,
+            tmp_path / f"r{len(slices)}",
+            state,
+            target="msgflash",
+            yield_after=1.0,
+            resume=resume,
+        )
+        slices.append(result)
+        if result.deferred is None:
+            break
+        assert "yield_after" in result.deferred.reason
+        assert result.summary["load"]["deferred"]["yield_after_s"] == 1.0
+        assert result.summary["load"]["deferred"]["defer_after_s"] is None
+        assert "OUTCOME_UNKNOWN" not in codes(result), codes(result)
+        assert isinstance(result.error(), Deferred)
+        wait_until(result.deferred.resume_at)
+        resume = True
+        assert len(slices) < 20, "the slices never ended"
+    assert slices[-1].ok, slices[-1].to_dict()["load"]
+    assert len(slices) >= 2, "a 4-second load was never sliced at 1 s"
+    assert posted_items(server, "POST", "/api/v1/contacts") == 40  # each contact created once
+    phones = [c.phone for c in server.app.state.msgflash.contacts.values()]
+    assert len(phones) == len(set(phones)) == 40
+
+
+def test_yield_after_needs_state(server: SandboxServer, tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "in.csv", 3)
+    with pytest.raises(UsageError, match="--yield-after needs the sync state"):
+        contactpipe.import_contacts(
+            src,
+            "msgflash",
+            credentials=sandbox_env(server),
+            report_dir=tmp_path / "r",
+            yield_after=5,
+        )

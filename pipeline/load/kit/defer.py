@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -62,10 +63,17 @@ class DeferWatch:
     """The threshold of one load, and the deferral it raised (the first one wins: several
     workers may meet the same window at once)."""
 
-    def __init__(self, after_s: float) -> None:
-        if not after_s > 0:
+    def __init__(self, after_s: float | None, yield_after_s: float | None = None) -> None:
+        if after_s is not None and not after_s > 0:
             raise ValueError("defer_after must be a positive number of seconds")
-        self.after_s = float(after_s)
+        if yield_after_s is not None and not yield_after_s > 0:
+            raise ValueError("yield_after must be a positive number of seconds")
+        self.after_s = math.inf if after_s is None else float(after_s)
+        """Waits above this defer (infinite: only ``yield_after_s`` defers)."""
+        self.yield_after_s = yield_after_s
+        """Sending for longer than this defers at the next request, with no wait: the run
+        hands its worker back and resumes at once (a scheduler may run other tasks first)."""
+        self.started = time.monotonic()
         self.raised: WaitTooLong | None = None
         self._lock = threading.Lock()
 
@@ -76,6 +84,22 @@ class DeferWatch:
             raise self.raised
         if wait_s > self.after_s:
             raise self.defer(wait_s, reason, jobs=jobs)
+        self.check_slice(wait_s)
+
+    def check_slice(self, wait_s: float = 0.0) -> None:
+        """Raise :class:`WaitTooLong` (resume at once) once the load has been sending for
+        longer than ``yield_after_s``."""
+        if self.raised is not None:
+            raise self.raised
+        if self.yield_after_s is None:
+            return
+        busy = time.monotonic() - self.started
+        if busy > self.yield_after_s:
+            raise self.defer(
+                max(0.0, wait_s),
+                f"sending for {busy:.0f} s, above yield_after ({self.yield_after_s:g} s): "
+                "the worker is handed back and the import resumes at once",
+            )
 
     def defer(self, wait_s: float, reason: str, *, jobs: Sequence[str] = ()) -> WaitTooLong:
         """The deferral for a wait of ``wait_s`` seconds from now (recorded once)."""
@@ -106,9 +130,13 @@ def current() -> DeferWatch | None:
 
 
 @contextmanager
-def watching(after_s: float | None) -> Iterator[DeferWatch | None]:
-    """Defer waits longer than ``after_s`` seconds inside the block (None: never)."""
-    watch = None if after_s is None else DeferWatch(after_s)
+def watching(
+    after_s: float | None, yield_after_s: float | None = None
+) -> Iterator[DeferWatch | None]:
+    """Defer waits longer than ``after_s`` seconds inside the block (None: never), and the
+    load itself once it has been sending for ``yield_after_s`` seconds (None: never)."""
+    both = after_s is None and yield_after_s is None
+    watch = None if both else DeferWatch(after_s, yield_after_s)
     token = _current.set(watch)
     try:
         yield watch
@@ -122,6 +150,14 @@ def check_wait(wait_s: float, reason: str, *, jobs: Sequence[str] = ()) -> None:
     watch = _current.get()
     if watch is not None:
         watch.check(wait_s, reason, jobs=jobs)
+
+
+def check_slice() -> None:
+    """Called before each request starts: raise :class:`WaitTooLong` (resume at once) when
+    the load in this context has been sending longer than its ``yield_after``."""
+    watch = _current.get()
+    if watch is not None and watch.yield_after_s is not None:
+        watch.check_slice()
 
 
 class JobWatch:
