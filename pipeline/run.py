@@ -134,6 +134,35 @@ class RunResult:
     :meth:`contactpipe.api.Result.error`."""
 
 
+def code_meanings(by_code: Mapping[str, int]) -> dict[str, str]:
+    """``summary.json``'s ``codes``: what each code seen means, sorted by code."""
+    return {
+        c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
+        for c in sorted(by_code)
+        if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
+    }
+
+
+def file_entry(e: Extracted, mapping: ColumnMapping) -> dict[str, Any]:
+    """One input of ``summary.json``'s ``files``: how it was read and mapped."""
+    return {
+        "file": e.source_file,
+        "sheet": e.sheet,
+        "format": e.format,
+        "encoding": e.encoding,
+        "delimiter": e.delimiter,
+        "header_row": e.header_row,
+        "rows_read": e.rows_read,
+        "empty_rows": e.empty_rows,
+        "mapping": mapping.as_dict(),
+    }
+
+
+def options_dict(options: RunOptions) -> dict[str, Any]:
+    """``summary.json``'s ``options`` (paths as text)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+
+
 def _label(e: Extracted) -> str:
     return e.source_file if e.sheet is None else f"{e.source_file} [{e.sheet}]"
 
@@ -592,32 +621,13 @@ def validate_files(
             if non_empty
             else 0.0,
             "by_code": dict(sorted(by_code.items())),
-            "codes": {
-                c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
-                for c in sorted(by_code)
-                if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
-            },
-            "files": [
-                {
-                    "file": e.source_file,
-                    "sheet": e.sheet,
-                    "format": e.format,
-                    "encoding": e.encoding,
-                    "delimiter": e.delimiter,
-                    "header_row": e.header_row,
-                    "rows_read": e.rows_read,
-                    "empty_rows": e.empty_rows,
-                    "mapping": m.as_dict(),
-                }
-                for e, m in mapped
-            ],
+            "codes": code_meanings(by_code),
+            "files": [file_entry(e, m) for e, m in mapped],
             "skipped": [s.as_dict() for s in skipped],
             "notes": [
                 f"{_label(e)}: no data rows (header only)" for e in parts if e.rows_read == 0
             ],
-            "options": {
-                k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()
-            },
+            "options": options_dict(options),
         }
         if load_summary is not None:
             summary[section] = load_summary

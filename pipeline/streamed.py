@@ -25,7 +25,7 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,9 +33,7 @@ import polars as pl
 
 from contactpipe import __version__
 from contactpipe.extract import Extracted, expand_inputs, read_file_batches
-from contactpipe.extract.common import EXTRACT_CODES
 from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
-from contactpipe.load.base import LOAD_CODES
 from contactpipe.report.html import write_html
 from contactpipe.report.progress import NullProgress, Progress
 from contactpipe.report.safe import excel_safe_frame, safe_header
@@ -48,7 +46,6 @@ from contactpipe.report.writer import (
     write_json,
 )
 from contactpipe.transform.dedupe import KEY, dedupe
-from contactpipe.transform.validate import CODES
 
 STREAM_MIN_BYTES = 32 << 20
 """Files at least this large are validated in batches (about 450,000 rows of the benchmark's
@@ -237,27 +234,11 @@ def validate_streamed(
         "warnings": warnings_n,
         "error_rate": round(rejected_n / non_empty, 6) if non_empty else 0.0,
         "by_code": dict(sorted(by_code.items())),
-        "codes": {
-            c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
-            for c in sorted(by_code)
-            if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
-        },
-        "files": [
-            {
-                "file": e_all.source_file,
-                "sheet": e_all.sheet,
-                "format": e_all.format,
-                "encoding": e_all.encoding,
-                "delimiter": e_all.delimiter,
-                "header_row": e_all.header_row,
-                "rows_read": e_all.rows_read,
-                "empty_rows": e_all.empty_rows,
-                "mapping": mapping.as_dict(),
-            }
-        ],
+        "codes": run.code_meanings(by_code),
+        "files": [run.file_entry(e_all, mapping)],
         "skipped": [],
         "notes": [f"{run._label(e_all)}: no data rows (header only)"] if rows_read == 0 else [],
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "options": run.options_dict(options),
     }
     files = {k: str(v) for k, v in paths.items()}
     files["summary_json"] = str(report_dir / "summary.json")
