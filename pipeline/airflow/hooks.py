@@ -51,15 +51,7 @@ class ContactpipeHook(BaseHook):
         if self._credentials is None:
             conn = self.get_connection(self.conn_id)
             self._credentials = connection_credentials(
-                self.target,
-                self.conn_id,
-                conn_type=conn.conn_type,
-                host=conn.host,
-                login=conn.login,
-                password=conn.password,
-                port=conn.port,
-                schema=conn.schema,
-                extra=conn.extra,
+                self.target, self.conn_id, **connection_fields(conn)
             )
         return self._credentials
 
@@ -74,6 +66,19 @@ class ContactpipeHook(BaseHook):
         except UsageError as exc:
             return False, str(exc)
         return True, f"{registry.info(self.target).title} account {found.label}"
+
+
+def connection_fields(conn: Any) -> dict[str, Any]:
+    """The fields of an Airflow connection that contactpipe reads, by keyword."""
+    return {
+        "conn_type": conn.conn_type,
+        "host": conn.host,
+        "login": conn.login,
+        "password": conn.password,
+        "port": conn.port,
+        "schema": conn.schema,
+        "extra": conn.extra,
+    }
 
 
 def _with_scheme(host: str, port: int | None, schema: str | None) -> str:
@@ -179,17 +184,7 @@ def redis_store_url(
 
 def rate_limit_store(conn_id: str) -> str:
     """:func:`redis_store_url` of the Airflow connection ``conn_id``."""
-    conn = BaseHook.get_connection(conn_id)
-    return redis_store_url(
-        conn_id,
-        conn_type=conn.conn_type,
-        host=conn.host,
-        login=conn.login,
-        password=conn.password,
-        port=conn.port,
-        schema=conn.schema,
-        extra=conn.extra,
-    )
+    return redis_store_url(conn_id, **connection_fields(BaseHook.get_connection(conn_id)))
 
 
 @functools.cache
