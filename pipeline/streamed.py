@@ -43,6 +43,7 @@ from contactpipe.report.writer import (
     contacts_frame,
     prepare_report_dir,
     problem_lines,
+    start_report,
     write_json,
 )
 from contactpipe.transform.dedupe import KEY, dedupe
@@ -117,13 +118,7 @@ def validate_streamed(
     t0 = time.perf_counter()
     shown = str(path)
     prepare_report_dir(report_dir, [shown])
-    (report_dir / "summary.json").unlink(missing_ok=True)
-    paths = {
-        "errors_csv": report_dir / "errors.csv",
-        "warnings_csv": report_dir / "warnings.csv",
-        "contacts_csv": report_dir / "contacts.csv",
-        "contacts_parquet": report_dir / "contacts.parquet",
-    }
+    paths = start_report(report_dir)
     header_row = 0 if options.no_header else options.header_row
     batches = read_file_batches(
         path, header_row=header_row, limits=options.limits, batch_bytes=batch_bytes or BATCH_BYTES

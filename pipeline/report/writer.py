@@ -249,6 +249,19 @@ def _same_file(source: Path, report_file: Path, folder: Path) -> bool:
         return False
 
 
+def start_report(report_dir: Path) -> dict[str, Path]:
+    """The row-level report files of ``report_dir`` by name, after removing a previous run's
+    ``summary.json``: the caller writes it last, so a run killed half-way never leaves new row
+    files beside an old summary that vouches for them."""
+    (report_dir / "summary.json").unlink(missing_ok=True)
+    return {
+        "errors_csv": report_dir / "errors.csv",
+        "warnings_csv": report_dir / "warnings.csv",
+        "contacts_csv": report_dir / "contacts.csv",
+        "contacts_parquet": report_dir / "contacts.parquet",
+    }
+
+
 def write_report(
     report_dir: Path,
     *,
@@ -262,15 +275,7 @@ def write_report(
     The map includes where ``summary.json`` goes: the caller writes it last, with
     :func:`write_json`, once every timing is known."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    # summary.json is written last, by the caller: remove a previous run's first, so that a
-    # run killed half-way never leaves new row files beside an old summary that vouches for them
-    (report_dir / "summary.json").unlink(missing_ok=True)
-    paths = {
-        "errors_csv": report_dir / "errors.csv",
-        "warnings_csv": report_dir / "warnings.csv",
-        "contacts_csv": report_dir / "contacts.csv",
-        "contacts_parquet": report_dir / "contacts.parquet",
-    }
+    paths = start_report(report_dir)
     write_csv(errors, paths["errors_csv"])
     write_csv(warnings, paths["warnings_csv"])
     if xlsx:
