@@ -149,6 +149,22 @@ def test_stray_control_characters_are_removed_and_warned(tmp_path: Path) -> None
     assert result.frame.get_column(READ_WARNING).to_list() == ["CONTROL_CHARS_REMOVED", None]
 
 
+@pytest.mark.parametrize("byte", [0x00, 0x08, 0x0B, 0x0C, 0x0E, 0x1F, 0x7F])
+def test_each_control_byte_is_found(tmp_path: Path, byte: int) -> None:
+    # the reader looks for them by deleting a byte set, not with CONTROL_CHARS: same set
+    import re
+
+    from contactpipe.extract.text import _CONTROL_BYTES, CONTROL_CHARS
+
+    pattern = re.compile(CONTROL_CHARS.encode())
+    assert set(_CONTROL_BYTES) == {b for b in range(256) if pattern.search(bytes([b]))}
+    path = tmp_path / "one.csv"
+    path.write_bytes(b"Name,Phone\nAna" + bytes([byte]) + b",+33612345678\n")
+    [result] = read_file(path)
+    assert result.frame.get_column(READ_WARNING).to_list() == ["CONTROL_CHARS_REMOVED"]
+    assert result.frame.get_column("Name").to_list() == ["Ana"]
+
+
 def test_mostly_control_characters_is_binary(tmp_path: Path) -> None:
     path = tmp_path / "bin.csv"
     path.write_bytes(b"Name,Phone\n" + bytes(range(1, 9)) * 200)
