@@ -238,10 +238,12 @@ def transform(
     *,
     offset: int = 0,
     mappings: Sequence[ColumnMapping] | None = None,
+    workers: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[Extracted, ColumnMapping]], list[Skipped]]:
     """Map, normalise, validate: return (canonical frame, originals frame, mappings, parts
     skipped for want of a phone column).  ``offset``: the ``__rid`` of the first row (a batch
-    after the first); ``mappings``: one per part, already inferred (the first batch's)."""
+    after the first); ``mappings``: one per part, already inferred (the first batch's);
+    ``workers``: processes for phonenumbers calls (None: up to two)."""
     override = load_mapping_file(options.mapping_file) if options.mapping_file else {}
     if options.country_column:
         if not any(options.country_column in e.columns for e in parts):
@@ -269,7 +271,7 @@ def transform(
     has_country = any(m.fields.get("country") for _, m in mapped)
     if has_country:  # country names in any language, ISO alpha-3 -> alpha-2
         canon = resolve_countries(canon, country_col="country", phone_col="phone")
-    canon = _phones(canon, options, "country" if has_country else None)
+    canon = _phones(canon, options, "country" if has_country else None, workers)
     canon = validate(
         canon,
         ValidateOptions(
@@ -287,7 +289,9 @@ PHONE_CAND_SRC = "__phone_src_"
 PHONE_NUM = "__phone_num_"
 
 
-def _phones(canon: pl.DataFrame, options: RunOptions, country_col: str | None) -> pl.DataFrame:
+def _phones(
+    canon: pl.DataFrame, options: RunOptions, country_col: str | None, workers: int | None = None
+) -> pl.DataFrame:
     """normalize_phones over the candidates of :func:`_with_phone_candidates`; with several,
     ``__phone_column`` becomes the column the kept number (or the error) came from."""
     n = sum(c.startswith(PHONE_CAND) for c in canon.columns)
@@ -301,6 +305,7 @@ def _phones(canon: pl.DataFrame, options: RunOptions, country_col: str | None) -
         mobile_only=options.mobile_only,
         legacy=options.legacy_numbers,
         numeric_cols=nums,
+        workers=workers,
     )
     srcs = [s for i in range(n) if (s := f"{PHONE_CAND_SRC}{i}") in canon.columns]
     if n > 1:

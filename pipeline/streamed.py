@@ -23,9 +23,10 @@ import contextlib
 import datetime as dt
 import gc
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,6 +56,9 @@ not the limit."""
 BATCH_BYTES = 8 << 20
 """Bytes of records per batch (about 115,000 rows of the benchmark's contact list): a 1M-row
 run peaks at 400-440 MiB (16 MiB batches: 410-500 MiB)."""
+PARALLEL = 2
+"""Batches transformed at once, in worker threads (polars releases the GIL, so one batch's
+column work runs while another's Python work -- phonenumbers, building expressions -- does)."""
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
@@ -144,77 +148,95 @@ def validate_streamed(
         contacts_out = _Appender(stack, paths["contacts_csv"])
         parquet_tmp = stack.enter_context(atomic(paths["contacts_parquet"]))
         parquet: Any = None  # pyarrow's writer, opened with the first batch's schema
-        n_parts = 0
-        with progress.stage("transform", "reading, mapping, phones, validation, dedupe"):
-            while True:
-                t = time.perf_counter()
-                e = None  # the previous batch is not held while the next one is read
-                e = next(batches, None)
-                sec["extract"] += time.perf_counter() - t
-                if e is None:
-                    break
-                t = time.perf_counter()
+        pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="contactpipe-batch")
+        # on an error or an interrupt: no batch is started, the running ones are waited for
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        pending: deque[Future[_Batch]] = deque()
+
+        def read() -> Extracted | None:
+            nonlocal rows_read, empty_rows
+            t = time.perf_counter()
+            e = next(batches, None)
+            sec["extract"] += time.perf_counter() - t
+            if e is not None:
                 rows_read += e.rows_read
                 empty_rows += e.empty_rows
-                canon, originals, mapped, _ = run.transform(
-                    [e],
-                    options,
-                    offset=offset,
-                    mappings=None if mapping is None else [mapping],
-                )
-                offset += e.frame.height
-                if first is None:
-                    first, mapping = e, mapped[0][1]
-                    user_cols = list(dict.fromkeys(e.columns))
-                failed = canon.get_column("__error").is_not_null()
-                rejected = canon.filter(failed)
-                kept, duplicates = dedupe(canon, "first", eligible=~failed)
-                del canon, failed
-                kept, duplicates, owners = _across_batches(kept, duplicates, seen, e)
-                kept = kept.sort(run.RID)
-                sec["transform"] += time.perf_counter() - t
-                t = time.perf_counter()
-                problems = pl.concat(
-                    [
-                        run._problems(rejected, duplicates, owners, mapped),
-                        run._load_problems(kept, no_failures),
-                    ],
-                    how="vertical_relaxed",
-                )
-                errors_out.write(problem_lines(problems, originals, user_cols))
-                warn_rows = run._warning_rows(kept, mapped)
-                warnings_out.write(problem_lines(warn_rows, originals, user_cols))
-                contacts = contacts_frame(kept)
-                contacts_out.write(contacts)
-                table = contacts.to_arrow()
-                if parquet is None:
-                    import pyarrow.parquet as pq
+            return e
 
-                    parquet = stack.enter_context(
-                        pq.ParquetWriter(parquet_tmp, table.schema, compression="zstd")
-                    )
-                parquet.write_table(table.cast(parquet.schema))
-                n_parts += 1
-                del table
-                by_code.update(run._counts(rejected.get_column("__error")))
-                if duplicates.height:
-                    by_code["DUPLICATE"] += duplicates.height
-                by_code.update(run._counts(kept.get_column("__warning")))
-                kept_n += kept.height
-                rejected_n += rejected.height
-                duplicates_n += duplicates.height
-                warnings_n += warn_rows.height
-                del problems, warn_rows, contacts, originals, rejected, duplicates, kept
+        def write(b: _Batch) -> None:
+            nonlocal parquet, kept_n, rejected_n, duplicates_n, warnings_n
+            t = time.perf_counter()
+            kept, duplicates, owners = _across_batches(b.kept, b.duplicates, seen, b.e)
+            kept = kept.sort(run.RID)
+            problems = pl.concat(
+                [
+                    run._problems(b.rejected, duplicates, owners, b.mapped),
+                    run._load_problems(kept, no_failures),
+                ],
+                how="vertical_relaxed",
+            )
+            errors_out.write(problem_lines(problems, b.originals, user_cols))
+            warn_rows = run._warning_rows(kept, b.mapped)
+            warnings_out.write(problem_lines(warn_rows, b.originals, user_cols))
+            contacts = contacts_frame(kept)
+            contacts_out.write(contacts)
+            table = contacts.to_arrow()
+            if parquet is None:
+                import pyarrow.parquet as pq
+
+                parquet = stack.enter_context(
+                    pq.ParquetWriter(parquet_tmp, table.schema, compression="zstd")
+                )
+            parquet.write_table(table.cast(parquet.schema))
+            by_code.update(run._counts(b.rejected.get_column("__error")))
+            if duplicates.height:
+                by_code["DUPLICATE"] += duplicates.height
+            by_code.update(run._counts(kept.get_column("__warning")))
+            kept_n += kept.height
+            rejected_n += b.rejected.height
+            duplicates_n += duplicates.height
+            warnings_n += warn_rows.height
+            sec["report"] += time.perf_counter() - t
+
+        with progress.stage("transform", "reading, mapping, phones, validation, dedupe"):
+            # the first batch alone: its rows decide the mapping every batch then uses
+            e = read()
+            assert e is not None  # read_file_batches yields at least one batch or raises
+            t = time.perf_counter()
+            batch = _transform(e, options, 0, None, None)
+            sec["transform"] += time.perf_counter() - t
+            first, mapping = e, batch.mapped[0][1]
+            user_cols = list(dict.fromkeys(e.columns))
+            offset = e.frame.height
+            del e
+            done = False
+            while True:
+                # the next batches are transformed in worker threads while this one is
+                # written; at most PARALLEL at once, so memory holds PARALLEL + 1 batches
+                while not done and len(pending) < PARALLEL:
+                    nxt = read()
+                    if nxt is None:
+                        done = True
+                        break
+                    pending.append(pool.submit(_transform, nxt, options, offset, mapping, 1))
+                    offset += nxt.frame.height
+                    del nxt
+                write(batch)
+                del batch
                 # phonenumbers leaves reference cycles (exceptions it catches inside parse)
                 # whose frames pin their callers' frames, and so a batch's frames, until the
                 # collector runs: without this, memory grows ~90 MiB a batch
                 gc.collect()
-                sec["report"] += time.perf_counter() - t
+                if not pending:
+                    break
+                t = time.perf_counter()
+                batch = pending.popleft().result()
+                sec["transform"] += time.perf_counter() - t
         with progress.stage("report", str(report_dir)) as st_report:
             t = time.perf_counter()
             st_report.note(f"{rejected_n + duplicates_n:,} lines in errors.csv -> {report_dir}")
             sec["report"] += time.perf_counter() - t
-    assert first is not None  # read_file_batches yields at least one batch or raises
+    assert first is not None
     e_all = replace(first, rows_read=rows_read, empty_rows=empty_rows)
     non_empty = rows_read - empty_rows
     summary: dict[str, Any] = {
@@ -251,6 +273,36 @@ def validate_streamed(
         files["report_html"] = str(write_html(report_dir, summary))
     write_json(summary, Path(files["summary_json"]))
     return run.RunResult(summary=summary, contacts=paths["contacts_parquet"], report_files=files)
+
+
+@dataclass
+class _Batch:
+    """One batch after the transform and its own dedupe, waiting to be written."""
+
+    e: Extracted
+    originals: pl.DataFrame
+    mapped: list[tuple[Extracted, Any]]
+    rejected: pl.DataFrame
+    kept: pl.DataFrame
+    duplicates: pl.DataFrame
+
+
+def _transform(
+    e: Extracted, options: Any, offset: int, mapping: Any, workers: int | None
+) -> _Batch:
+    """Transform one batch and dedupe it within itself (thread-safe: polars, phonenumbers
+    and this project's caches; ``workers=1`` keeps phonenumbers in this thread, as two
+    batches run at once)."""
+    from contactpipe import run
+
+    canon, originals, mapped, _ = run.transform(
+        [e], options, offset=offset, mappings=None if mapping is None else [mapping],
+        workers=workers,
+    )  # fmt: skip
+    failed = canon.get_column("__error").is_not_null()
+    rejected = canon.filter(failed)
+    kept, duplicates = dedupe(canon, "first", eligible=~failed)
+    return _Batch(e, originals, mapped, rejected, kept, duplicates)
 
 
 def _across_batches(
