@@ -245,3 +245,39 @@ def test_the_page_from_lines_read_back_narrowly_is_the_page_from_every_column(
         summary, every_column("errors.csv"), every_column("warnings.csv"), report, guarded=True
     )
     assert html.render_html(summary, *narrow, report, guarded=True) == full
+
+
+def test_seen_phones_answer_as_a_dictionary_does() -> None:
+    # the earlier batches' phones live in sorted runs merged as they grow (``_Seen``): every
+    # lookup must give what a plain dictionary of every earlier phone gives, through merges
+    import random
+
+    from contactpipe.streamed import _Seen
+
+    rng = random.Random(16)
+    seen, reference = _Seen(), {}
+    rid = 0
+    for batch in range(60):
+        size = rng.choice([1, 7, 50, 300, 2_000])
+        keys = list(
+            dict.fromkeys(rng.randrange(33_600_000_000, 33_600_050_000) for _ in range(size))
+        )
+        if batch % 9 == 4:
+            keys = []  # a batch that kept nothing
+        series = pl.Series("k", keys, dtype=pl.Int64)
+        found = seen.find(series)
+        expected = [(i, *reference[k]) for i, k in enumerate(keys) if k in reference]
+        assert found.rows() == expected, batch
+        assert found.columns == ["__i", "__rid", "row"]
+        new = [k for k in keys if k not in reference]
+        rids = list(range(rid, rid + len(new)))
+        rid += len(new) + 3
+        for k, r in zip(new, rids, strict=True):
+            reference[k] = (r, r + 2)
+        seen.add(
+            pl.Series(new, dtype=pl.Int64),
+            pl.Series(rids, dtype=pl.Int64),
+            pl.Series([r + 2 for r in rids], dtype=pl.Int64),
+        )
+    assert sum(r.height for r in seen.runs) == len(reference)
+    assert len(seen.runs) <= 12  # merged as they grew, not one run per batch
