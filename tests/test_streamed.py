@@ -281,3 +281,20 @@ def test_seen_phones_answer_as_a_dictionary_does() -> None:
         )
     assert sum(r.height for r in seen.runs) == len(reference)
     assert len(seen.runs) <= 12  # merged as they grew, not one run per batch
+
+
+def test_the_batched_page_is_the_page_of_its_lines_read_back(tmp_path: Path) -> None:
+    # a batched run keeps what report.html needs as it goes (``_PageLines``) instead of
+    # reading errors.csv back: the page must be the one the lines read back give
+    from contactpipe.report import html
+
+    src = tmp_path / "big.csv"
+    make_file(src, rows=2500, unique=1200)
+    report = tmp_path / "r"
+    run.validate_files([str(src)], run.RunOptions(region="FR"), report, batch_bytes=4096)
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["duplicates"] > html.SAMPLE_ROWS and summary["rejected"]
+    lines = [html._read_lines(str(report / n)) for n in ("errors.csv", "warnings.csv")]
+    (report / "summary.json").unlink()  # not there yet when the page was written
+    page = html.render_html(summary, *lines, report, guarded=True)
+    assert (report / "report.html").read_text(encoding="utf-8") == page
