@@ -53,9 +53,10 @@ STREAM_MIN_BYTES = 32 << 20
 """Files at least this large are validated in batches (about 450,000 rows of the benchmark's
 contact list, 73 bytes a row); smaller ones are read whole, which is quicker when memory is
 not the limit."""
-BATCH_BYTES = 8 << 20
-"""Bytes of records per batch (about 115,000 rows of the benchmark's contact list): a 1M-row
-run peaks at 400-440 MiB (16 MiB batches: 410-500 MiB)."""
+BATCH_BYTES = 4 << 20
+"""Bytes of records per batch (about 57,000 rows of the benchmark's contact list).  With
+:data:`PARALLEL` batches in flight, a 1M-row run peaks at ~340 MiB (8 MiB batches: ~510-575
+MiB)."""
 PARALLEL = 2
 """Batches transformed at once, in worker threads (polars releases the GIL, so one batch's
 column work runs while another's Python work -- phonenumbers, building expressions -- does)."""
