@@ -306,20 +306,26 @@ class _PageLines:
         if self.schema is None:
             self.schema = lines.schema
         index = (pl.int_range(pl.len(), dtype=pl.Int64) + self.lines).alias("__i")
-        codes = lines.select(index, pl.col("code").cast(pl.String).str.split(";").alias("__c"))
-        codes = codes.explode("__c").with_columns(
-            __n=pl.int_range(pl.len(), dtype=pl.UInt32).over("__c")
-        )
-        left = pl.DataFrame(
-            {"__c": list(self.taken), "__left": [SAMPLE_ROWS - n for n in self.taken.values()]},
-            schema={"__c": pl.String, "__left": pl.Int64},
-        )
-        picked = codes.join(left, on="__c", how="left").filter(
-            pl.col("__n") < pl.col("__left").fill_null(SAMPLE_ROWS)
-        )
-        self.taken.update(dict(picked.group_by("__c").len().iter_rows()))
-        at = picked.get_column("__i").unique().sort()
-        self.samples.append(lines[at - self.lines].with_columns(at.alias("__i")))
+        full = [c for c, n in self.taken.items() if n >= SAMPLE_ROWS]
+        codes = (
+            lines.lazy()
+            .select(index, pl.col("code").cast(pl.String).str.split(";").alias("__c"))
+            .explode("__c")
+            .filter(~pl.col("__c").is_in(pl.lit(full, pl.List(pl.String)).first()))
+            .collect()
+        )  # the lines of codes still short of samples (most batches: none)
+        if codes.height:
+            codes = codes.with_columns(__n=pl.int_range(pl.len(), dtype=pl.UInt32).over("__c"))
+            left = pl.DataFrame(
+                {"__c": list(self.taken), "__left": [SAMPLE_ROWS - n for n in self.taken.values()]},
+                schema={"__c": pl.String, "__left": pl.Int64},
+            )
+            picked = codes.join(left, on="__c", how="left").filter(
+                pl.col("__n") < pl.col("__left").fill_null(SAMPLE_ROWS)
+            )
+            self.taken.update(dict(picked.group_by("__c").len().iter_rows()))
+            at = picked.get_column("__i").unique().sort()
+            self.samples.append(lines[at - self.lines].with_columns(at.alias("__i")))
         self.narrow.append(
             lines.select(
                 index,
@@ -335,6 +341,8 @@ class _PageLines:
         """The lines, in order (every column; null where the page does not need it)."""
         if self.schema is None:
             return pl.DataFrame(schema={c: pl.String for c in self.KEYS})
+        if not self.samples:  # no line at all (the first batch with lines samples some)
+            return pl.DataFrame(schema=self.schema)
         narrow = pl.concat(self.narrow)
         samples = pl.concat(self.samples).drop(*self.KEYS)
         whole = narrow.join(samples, on="__i", how="left", maintain_order="left")
