@@ -51,7 +51,6 @@ from contactpipe.errors import (
 from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
 from contactpipe.report.progress import Progress
 from contactpipe.run import ImportOptions, RunOptions
-from contactpipe.state import state_location
 
 Inputs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A file, glob or folder, or several."""
@@ -494,6 +493,8 @@ def import_contacts(
     :attr:`~Result.deferred` says when to resume (``resume=True``, same inputs and state).
     ``yield_after`` (seconds, needs ``state``): once the load has been sending that long it
     defers the same way with ``resume_at`` = now, so a scheduler gets the worker back."""
+    from contactpipe.state import state_location  # not imported by a validate
+
     imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
         state=None if state is None else state_location(state),

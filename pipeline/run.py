@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -50,8 +50,6 @@ from contactpipe.load.base import (
     Target,
     TargetConfig,
 )
-from contactpipe.load.kit import defer
-from contactpipe.load.kit import state as sync
 from contactpipe.report.html import REPORT_NAME, write_html
 from contactpipe.report.progress import NullProgress, Progress
 from contactpipe.report.writer import (
@@ -62,7 +60,6 @@ from contactpipe.report.writer import (
     write_report,
 )
 from contactpipe.signals import interrupt_reason
-from contactpipe.state import StateLocation, StateStore, content_digest, open_store, state_exists
 from contactpipe.transform.countries import resolve_countries
 from contactpipe.transform.dedupe import dedupe
 from contactpipe.transform.mapping import (
@@ -75,6 +72,12 @@ from contactpipe.transform.mapping import (
 )
 from contactpipe.transform.phones import PICK, normalize_phones
 from contactpipe.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
+
+if TYPE_CHECKING:
+    # the sync state and its load step (sqlite3...) are imported by the runs that load, not
+    # by a validate (issue 16: start-up)
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import StateLocation, StateStore
 
 RID = "__rid"
 
@@ -787,6 +790,8 @@ def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
         "notes": result.notes,
     }
     if deferred is not None:  # not an abort: the load stopped on purpose, to resume later
+        from contactpipe.load.kit import defer
+
         watch = defer.current()
         out["aborted"] = None
         out["deferred"] = {
@@ -819,6 +824,9 @@ def _run_with_target(
     """validate_files with a step that plans (``on_plan`` sees the plan before anything is
     written), hands the valid contacts to ``act`` on the target and reports its ledger and
     plan under ``summary[section]``."""
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import open_store, state_exists
+
     cls = registry.get(imp.target)
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
@@ -1150,6 +1158,10 @@ def import_files(
     to ``imp.target`` (or, with ``dry_run``, write the exact request bodies and the plan), and
     write one report where every row is loaded, rejected, a duplicate or failed at load.
     ``on_plan`` sees the plan before the first request (a dry run's plan is in its summary)."""
+    from contactpipe.load.kit import defer
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import content_digest, open_store
+
     cls = registry.get(imp.target)
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
@@ -1257,6 +1269,8 @@ def _mirror(
     """``--mirror`` once the import is reported: only after a complete load (a row that did
     not reach the API must not look absent); the outcome joins ``summary.json``
     (``load.mirror``); above ``--max-delete``, nothing is deleted and UsageError (exit 2)."""
+    from contactpipe.load.kit import state as sync
+
     refused = None
     outcome: dict[str, Any]
     mode = imp.mirror or "state"

@@ -16,17 +16,40 @@ PROBE = """
 import json, sys
 from contactpipe.cli import main
 try:
-    main(sys.argv[1:])
+    main(sys.argv[1:-1])
 except SystemExit as exc:
     code = exc.code
-names = ("httpx", "httpcore", "h11", "contactpipe.load.client", "pygments")
+names = sys.argv[-1].split(",")
 print(json.dumps({"code": code, "loaded": [m for m in names if m in sys.modules]}))
 """
 
+# What a validate of a CSV file must not import: the HTTP client and what only a load, the sync
+# state, a workbook, a process pool or a TOML mapping file need (issue 16: start-up).
+NOT_FOR_VALIDATE = (
+    "httpx",
+    "httpcore",
+    "h11",
+    "pygments",
+    "contactpipe.load.client",
+    "contactpipe.load.kit.state",
+    "contactpipe.state",
+    "contactpipe.state.store",
+    "sqlite3",
+    "fastexcel",
+    "multiprocessing",
+    "concurrent.futures.process",
+    "tomllib",
+    "rich._emoji_codes",
+)
 
-def _probe(*args: str) -> dict[str, object]:
+
+def _probe(*args: str, names: tuple[str, ...] = NOT_FOR_VALIDATE) -> dict[str, object]:
+    """Run the CLI with ``args`` in a fresh interpreter; which of ``names`` it imported."""
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, *args, ",".join(names)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     doc: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return doc
@@ -59,3 +82,55 @@ def test_load_options_build_without_httpx_and_stay_where_they_were() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
+
+
+def test_the_probe_sees_what_a_run_imports(tmp_path: Path) -> None:
+    """The same probe on a workbook: fastexcel is imported when a run reads one."""
+    import xlsxwriter
+
+    src = tmp_path / "one.xlsx"
+    book = xlsxwriter.Workbook(str(src))
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, ["phone", "name"])
+    sheet.write_row(1, 0, ["06 12 34 56 78", "Ana"])
+    book.close()
+    report = tmp_path / "report"
+    doc = _probe(
+        "validate",
+        str(src),
+        "--region",
+        "FR",
+        "--report-dir",
+        str(report),
+        "-q",
+        names=("fastexcel", "sqlite3"),
+    )
+    assert doc["code"] in (0, None)
+    assert doc["loaded"] == ["fastexcel"]
+
+
+def test_the_command_skips_the_final_collection_at_exit(tmp_path: Path) -> None:
+    """The CLI freezes what it imported when the interpreter exits (``gc.freeze`` in an exit
+    handler), so the last collection has nothing to walk; the report is complete before."""
+    src = tmp_path / "one.csv"
+    src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
+    report = tmp_path / "report"
+    probe = (
+        "import atexit, gc, sys\n"
+        "from contactpipe.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "before = gc.get_freeze_count()\n"
+        "atexit._run_exitfuncs()\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    args = ["validate", str(src), "--region", "FR", "--report-dir", str(report), "-q"]
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
+    )
+    before, after = map(int, out.stdout.strip().splitlines()[-1].split())
+    assert before == 0 and after > 10_000, (before, after)
+    assert "+33612345678" in (report / "contacts.csv").read_text(encoding="utf-8")
+    assert (report / "report.html").stat().st_size > 0
