@@ -152,7 +152,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             )
     secs = summary.get("seconds", {})
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in secs.items() if v is not None)
-    console.print(f"time: {parts}")
+    # no markup, no highlighting: rich would compile its repr-highlighting patterns (~5 ms of a
+    # one-row run) to colour these numbers
+    console.print(f"time: {parts}", markup=False, highlight=False)
     files = summary.get("files_written", {})
     if files.get("errors_csv"):
         report_dir = str(Path(files["summary_json"]).parent)
