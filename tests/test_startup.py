@@ -31,6 +31,7 @@ NOT_FOR_VALIDATE = (
     "h11",
     "pygments",
     "contactpipe.load.client",
+    "contactpipe.load.base",
     "contactpipe.load.kit.state",
     "contactpipe.state",
     "contactpipe.state.store",
@@ -134,3 +135,23 @@ def test_the_command_skips_the_final_collection_at_exit(tmp_path: Path) -> None:
     assert before == 0 and after > 10_000, (before, after)
     assert "+33612345678" in (report / "contacts.csv").read_text(encoding="utf-8")
     assert (report / "report.html").stat().st_size > 0
+
+
+def test_code_tables_are_disjoint() -> None:
+    """``run.code_meanings`` imports the load's codes only for a code that is neither a
+    transform's nor an extract's: that is only right while no code is in two tables."""
+    from contactpipe.extract.common import EXTRACT_CODES
+    from contactpipe.load.base import LOAD_CODES
+    from contactpipe.run import code_meanings
+    from contactpipe.transform.validate import CODES
+
+    assert not set(CODES) & set(EXTRACT_CODES)
+    assert not set(CODES) & set(LOAD_CODES)
+    assert not set(EXTRACT_CODES) & set(LOAD_CODES)
+    load_code, extract_code, code = next(iter(LOAD_CODES)), next(iter(EXTRACT_CODES)), "DUPLICATE"
+    seen = code_meanings({load_code: 1, extract_code: 2, code: 3})
+    assert seen == {
+        load_code: LOAD_CODES[load_code],
+        extract_code: EXTRACT_CODES[extract_code],
+        code: CODES[code][2],
+    }
