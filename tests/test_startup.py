@@ -110,31 +110,49 @@ def test_the_probe_sees_what_a_run_imports(tmp_path: Path) -> None:
     assert doc["loaded"] == ["fastexcel"]
 
 
-def test_the_command_skips_the_final_collection_at_exit(tmp_path: Path) -> None:
-    """The CLI freezes what it imported when the interpreter exits (``gc.freeze`` in an exit
-    handler), so the last collection has nothing to walk; the report is complete before."""
+def test_the_command_freezes_its_imports_and_skips_the_final_collection(tmp_path: Path) -> None:
+    """The CLI imports the pipeline with the collector paused and freezes what it imported
+    (``gc.freeze``), leaves the collector on for the run, and freezes the rest in an exit
+    handler so that the interpreter's last collection has nothing to walk."""
     src = tmp_path / "one.csv"
     src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
     report = tmp_path / "report"
     probe = (
         "import atexit, gc, sys\n"
         "from contactpipe.cli import main\n"
+        "assert gc.isenabled() and gc.get_freeze_count() == 0\n"
         "try:\n"
         "    main(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "before = gc.get_freeze_count()\n"
+        "run, enabled = gc.get_freeze_count(), gc.isenabled()\n"
         "atexit._run_exitfuncs()\n"
-        "print(before, gc.get_freeze_count())\n"
+        "print(run, enabled, gc.get_freeze_count())\n"
     )
     args = ["validate", str(src), "--region", "FR", "--report-dir", str(report), "-q"]
     out = subprocess.run(
         [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
     )
-    before, after = map(int, out.stdout.strip().splitlines()[-1].split())
-    assert before == 0 and after > 10_000, (before, after)
+    run, enabled, at_exit = out.stdout.strip().splitlines()[-1].split()
+    assert int(run) > 10_000, "the pipeline's imports were not frozen"
+    assert enabled == "True", "the collector stayed off for the run"
+    assert int(at_exit) > int(run), "what the run made was not frozen at exit"
     assert "+33612345678" in (report / "contacts.csv").read_text(encoding="utf-8")
     assert (report / "report.html").stat().st_size > 0
+
+
+def test_importing_is_a_no_op_once_the_pipeline_is_imported() -> None:
+    """In a process that has imported the pipeline already (these tests, a second command),
+    ``_importing`` neither pauses the collector nor freezes anything."""
+    import gc
+
+    import contactpipe.run  # noqa: F401
+    from contactpipe.cli import _importing
+
+    frozen = gc.get_freeze_count()
+    with _importing():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
 
 
 def test_code_tables_are_disjoint() -> None:
