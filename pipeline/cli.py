@@ -339,7 +339,7 @@ def _no_final_collection() -> None:
     """Spare the command's process the interpreter's last garbage collection.
 
     At exit, Python collects every module it imported (polars, phonenumbers' metadata, rich,
-    jinja2...) object by object, only to hand back memory the OS reclaims anyway: 70-90 ms of
+    jinja2...) object by object, only to hand back memory the OS reclaims anyway: 50-110 ms of
     a 0.5 s one-row validate (issue 16).  ``gc.freeze()`` in an exit handler moves them to the
     permanent generation, which that collection skips.  Nothing depends on it: every file is
     closed by the code that writes it, the interpreter still flushes stdout/stderr, and the
@@ -353,7 +353,7 @@ def _importing() -> Iterator[None]:
     paused, then freeze what was imported.
 
     The imports allocate ~50,000 objects that live as long as the process: the ~100 young
-    collections they trigger found nothing to free and cost 15-30 ms of a one-row validate,
+    collections they trigger found nothing to free and cost 20-35 ms of a one-row validate,
     and every later full collection (one in a 100k-row run) walked them again.  Frozen, they
     are out of every collection.  The few objects the imports left unreachable (~400) stay.
     Once the pipeline is imported (a second command in the same process: tests), a no-op."""
