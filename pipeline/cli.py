@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from contactpipe import __version__
 from contactpipe.errors import PipelineError, UsageError
@@ -92,6 +91,8 @@ def _progress(quiet: bool, log_format: str = "text") -> Any:
     if quiet:
         return NullProgress()
     if sys.stderr.isatty() and log_format == "text":
+        from rich.console import Console
+
         return TerminalProgress(Console(stderr=True))
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
@@ -398,6 +399,8 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
     remote side or the user stopped the run, 3 when too many rows were rejected (here or by the
     API), 5 when rows did not reach the API.  ``options`` is not needed any more (the result
     carries ``max_error_rate``); callers still pass it."""
+    from rich.console import Console
+
     from contactpipe.api import Result
     from contactpipe.report.summary import print_summary
 
@@ -968,6 +971,7 @@ def groups() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 def groups_list(target: str, base_url: str | None, json_out: bool, debug: bool) -> None:
     """Every group of --target with its member count."""
+    from rich.console import Console
     from rich.table import Table
 
     from contactpipe.run import open_target
@@ -1155,6 +1159,8 @@ def demo(files: tuple[str, ...], **opts: Any) -> None:
     """Import FILES into each of the three APIs of a built-in sandbox started for the demo
     (on a free port of 127.0.0.1, stopped at the end), and print each import's summary and
     report.  `make demo` runs it on sample_data/."""
+    from rich.console import Console
+
     from contactpipe.demo import run_demo
     from contactpipe.report.summary import print_summary
 
