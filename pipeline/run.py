@@ -670,6 +670,7 @@ def validate_files(
 
 
 def _default_load() -> LoadOptions:
+    """``LoadOptions()``, its module imported by the first import that needs it."""
     from contactpipe.load.base import LoadOptions
 
     return LoadOptions()
