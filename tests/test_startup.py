@@ -1,4 +1,5 @@
-"""Start-up: ``contactpipe validate`` does not pay for what only a load needs (issue 16).
+"""Start-up: ``contactpipe validate`` does not pay for what only a load needs, nor for garbage
+collections of what it imported (issue 16).
 
 The probes run in a fresh interpreter so that ``sys.modules`` shows what the command itself
 imported, not what other tests loaded.
@@ -56,7 +57,7 @@ def _probe(*args: str, names: tuple[str, ...] = NOT_FOR_VALIDATE) -> dict[str, o
     return doc
 
 
-def test_validate_of_one_row_does_not_import_httpx(tmp_path: Path) -> None:
+def test_validate_of_a_csv_imports_nothing_only_a_load_or_a_workbook_needs(tmp_path: Path) -> None:
     src = tmp_path / "one.csv"
     src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
     report = tmp_path / "report"
