@@ -86,6 +86,31 @@ def test_load_options_build_without_httpx_and_stay_where_they_were() -> None:
     assert out.stdout.strip() == "2"
 
 
+def test_validate_through_the_api_imports_no_terminal_code(tmp_path: Path) -> None:
+    """``contactpipe.validate`` (Airflow tasks, scripts) imports neither the CLI's click and
+    rich nor what only a load needs."""
+    src = tmp_path / "one.csv"
+    src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
+    probe = (
+        "import json, sys\n"
+        "import contactpipe\n"
+        "r = contactpipe.validate(sys.argv[1], contactpipe.RunOptions(region='FR'),"
+        " report_dir=sys.argv[2])\n"
+        "names = sys.argv[3].split(',')\n"
+        "print(json.dumps([r.valid, [m for m in names if m in sys.modules]]))\n"
+    )
+    names = ",".join(("click", "rich", *NOT_FOR_VALIDATE))
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(src), str(tmp_path / "report"), names],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    valid, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert valid == 1
+    assert loaded == [], f"validate imported {loaded}"
+
+
 def test_the_probe_sees_what_a_run_imports(tmp_path: Path) -> None:
     """The same probe on a workbook: fastexcel is imported when a run reads one."""
     import xlsxwriter
