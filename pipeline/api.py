@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import polars as pl
 
@@ -48,10 +48,11 @@ from contactpipe.errors import (
     ThresholdError,
     incomplete_rows,
 )
-from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
 from contactpipe.report.progress import Progress
 from contactpipe.run import ImportOptions, RunOptions
-from contactpipe.state import state_location
+
+if TYPE_CHECKING:  # imported where used: a validate does not import the load's modules
+    from contactpipe.load.base import ExportFilters, LoadOptions, PlanLine
 
 Inputs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A file, glob or folder, or several."""
@@ -119,6 +120,8 @@ def _json_ready(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _plan(doc: Mapping[str, Any]) -> tuple[PlanLine, ...]:
+    from contactpipe.load.base import PlanLine
+
     fields = {f.name for f in dataclasses.fields(PlanLine)}
     return tuple(
         PlanLine(**{k: v for k, v in line.items() if k in fields}) for line in doc.get("plan", [])
@@ -408,6 +411,8 @@ def _target(
     base_url: str | None,
     load: LoadOptions | None,
 ) -> ImportOptions:
+    from contactpipe.load.base import LoadOptions
+
     env = None if credentials is None else Credentials(credentials)
     return ImportOptions(target=target, base_url=base_url, load=load or LoadOptions(), env=env)
 
@@ -494,6 +499,8 @@ def import_contacts(
     :attr:`~Result.deferred` says when to resume (``resume=True``, same inputs and state).
     ``yield_after`` (seconds, needs ``state``): once the load has been sending that long it
     defers the same way with ``resume_at`` = now, so a scheduler gets the worker back."""
+    from contactpipe.state import state_location  # not imported by a validate
+
     imp = dataclasses.replace(
         _target(target, credentials, base_url, load),
         state=None if state is None else state_location(state),
@@ -588,6 +595,8 @@ def export_contacts(
     With ``report_dir``, summary.json and (``html``) report.html go there too, as
     ``contactpipe export`` writes them; without it, no report directory: the export's
     report is ``result.summary`` (unlike the other functions, whose rows need a report)."""
+    from contactpipe.load.base import ExportFilters
+
     seen = None if on_plan is None else lambda lines: on_plan(_plan({"plan": lines}))
     summary = run.export_contacts(
         _target(target, credentials, base_url, load),
@@ -622,6 +631,8 @@ def migrate(
     ``load`` is the import's (its ``retry``, ``transport``, ``concurrency``,
     ``poll_interval_s`` and ``rate_limit_store`` serve the export too); ``credentials``
     holds both APIs' variables."""
+    from contactpipe.load.base import LoadOptions
+
     load = load or LoadOptions()
     reading = LoadOptions(
         retry=load.retry,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -39,19 +39,6 @@ from contactpipe.extract import DEFAULT_LIMITS, Extracted, Limits, expand_inputs
 from contactpipe.extract.common import EXTRACT_CODES, READ_WARNING, READ_WARNING_MSG
 from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 from contactpipe.load import registry
-from contactpipe.load.base import (
-    EXPORT_FIELDS,
-    EXPORT_META_COLUMNS,
-    LOAD_CODES,
-    ExportFilters,
-    LoadOptions,
-    LoadResult,
-    PlanLine,
-    Target,
-    TargetConfig,
-)
-from contactpipe.load.kit import defer
-from contactpipe.load.kit import state as sync
 from contactpipe.report.html import REPORT_NAME, write_html
 from contactpipe.report.progress import NullProgress, Progress
 from contactpipe.report.writer import (
@@ -62,7 +49,6 @@ from contactpipe.report.writer import (
     write_report,
 )
 from contactpipe.signals import interrupt_reason
-from contactpipe.state import StateLocation, StateStore, content_digest, open_store, state_exists
 from contactpipe.transform.countries import resolve_countries
 from contactpipe.transform.dedupe import dedupe
 from contactpipe.transform.mapping import (
@@ -75,6 +61,20 @@ from contactpipe.transform.mapping import (
 )
 from contactpipe.transform.phones import PICK, normalize_phones
 from contactpipe.transform.validate import BOOL_FIELDS, CODES, ValidateOptions, validate
+
+if TYPE_CHECKING:
+    # the load's modules and the sync state (sqlite3...) are imported by the runs that load,
+    # not by a validate (issue 16: start-up)
+    from contactpipe.load.base import (
+        ExportFilters,
+        LoadOptions,
+        LoadResult,
+        PlanLine,
+        Target,
+        TargetConfig,
+    )
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import StateLocation, StateStore
 
 RID = "__rid"
 
@@ -136,10 +136,17 @@ class RunResult:
 
 def code_meanings(by_code: Mapping[str, int]) -> dict[str, str]:
     """``summary.json``'s ``codes``: what each code seen means, sorted by code."""
+    load_codes: Mapping[str, str] = {}
+    if any(c not in CODES and c not in EXTRACT_CODES for c in by_code):
+        # a load's codes (the three tables are disjoint), from the module a validate does not
+        # import
+        from contactpipe.load.base import LOAD_CODES
+
+        load_codes = LOAD_CODES
     return {
-        c: CODES[c][2] if c in CODES else LOAD_CODES.get(c) or EXTRACT_CODES[c]
+        c: CODES[c][2] if c in CODES else load_codes.get(c) or EXTRACT_CODES[c]
         for c in sorted(by_code)
-        if c in CODES or c in LOAD_CODES or c in EXTRACT_CODES
+        if c in CODES or c in load_codes or c in EXTRACT_CODES
     }
 
 
@@ -667,13 +674,20 @@ def validate_files(
     return RunResult(summary=summary, contacts=contacts, report_files=files, aborted=aborted)
 
 
+def _default_load() -> LoadOptions:
+    """``LoadOptions()``, its module imported by the first import that needs it."""
+    from contactpipe.load.base import LoadOptions
+
+    return LoadOptions()
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     """What ``contactpipe import`` adds to :class:`RunOptions`: where to load and how."""
 
     target: str
     base_url: str | None = None
-    load: LoadOptions = field(default_factory=LoadOptions)
+    load: LoadOptions = field(default_factory=_default_load)
     env: Mapping[str, str] | None = None
     """Where credentials come from (default: ``os.environ``)."""
     state: StateLocation | None = field(default=None, repr=False)  # a URL may hold a password
@@ -732,8 +746,9 @@ def _failures_frame(result: LoadResult, secrets: Sequence[str] = ()) -> pl.DataF
     )
 
 
-Action = Callable[[Target, pl.DataFrame], LoadResult]
-Planner = Callable[[Target, pl.DataFrame], list[PlanLine]]
+if TYPE_CHECKING:
+    Action = Callable[[Target, pl.DataFrame], LoadResult]
+    Planner = Callable[[Target, pl.DataFrame], list[PlanLine]]
 OnPlan = Callable[[list[dict[str, Any]]], None]
 
 
@@ -752,6 +767,8 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
     """``act(target, contacts)``; on Ctrl-C or SIGTERM, the target's ledger so far with the
     unsettled rows of the request in flight marked OUTCOME_UNKNOWN and every other row not
     settled NOT_SENT (so the report still says what was done)."""
+    from contactpipe.load.base import LoadResult
+
     try:
         return act(target, contacts)
     except Deferred as exc:  # a long wait met where no target code settles the rows
@@ -792,6 +809,8 @@ def _ledger(target: Target, result: LoadResult) -> dict[str, Any]:
         "notes": result.notes,
     }
     if deferred is not None:  # not an abort: the load stopped on purpose, to resume later
+        from contactpipe.load.kit import defer
+
         watch = defer.current()
         out["aborted"] = None
         out["deferred"] = {
@@ -824,6 +843,9 @@ def _run_with_target(
     """validate_files with a step that plans (``on_plan`` sees the plan before anything is
     written), hands the valid contacts to ``act`` on the target and reports its ledger and
     plan under ``summary[section]``."""
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import open_store, state_exists
+
     cls = registry.get(imp.target)
     env = os.environ if imp.env is None else imp.env
     config = cls.config_from_env(env, imp.base_url)  # checked before any file is read
@@ -959,6 +981,8 @@ def export_frame(rows: Sequence[Mapping[str, Any]], with_groups: bool) -> pl.Dat
     """Exported contacts (canonical dicts) as a frame: the canonical columns, ``groups`` with
     ``with_groups``, one ``custom.<key>`` column per custom field (how import reads them back),
     ``id, created_at, updated_at``, then the target's extras."""
+    from contactpipe.load.base import EXPORT_FIELDS, EXPORT_META_COLUMNS
+
     custom_keys: dict[str, None] = {}
     extras: dict[str, None] = {}
     known = {*EXPORT_FIELDS, "groups", "custom_fields", *EXPORT_META_COLUMNS}
@@ -1105,6 +1129,8 @@ def migrate(
     """Export ``source.target`` to ``report_dir/export-<source>.csv``, then import that file
     into ``dest.target`` through the canonical schema, with the same report as import.
     ``summary["migrate"]`` lists the exported columns the destination has no place for."""
+    from contactpipe.load.base import EXPORT_FIELDS, ExportFilters
+
     if source.target == dest.target and source.base_url == dest.base_url:
         raise UsageError("--from and --to are the same API", hint="give another --to")
     prepare_report_dir(report_dir, [])
@@ -1155,6 +1181,11 @@ def import_files(
     to ``imp.target`` (or, with ``dry_run``, write the exact request bodies and the plan), and
     write one report where every row is loaded, rejected, a duplicate or failed at load.
     ``on_plan`` sees the plan before the first request (a dry run's plan is in its summary)."""
+    from contactpipe.load.base import LoadResult
+    from contactpipe.load.kit import defer
+    from contactpipe.load.kit import state as sync
+    from contactpipe.state import content_digest, open_store
+
     cls = registry.get(imp.target)
     config = _target_config(cls, imp)  # credentials are checked before any file is read
     target = cls(config, imp.load)
@@ -1262,6 +1293,8 @@ def _mirror(
     """``--mirror`` once the import is reported: only after a complete load (a row that did
     not reach the API must not look absent); the outcome joins ``summary.json``
     (``load.mirror``); above ``--max-delete``, nothing is deleted and UsageError (exit 2)."""
+    from contactpipe.load.kit import state as sync
+
     refused = None
     outcome: dict[str, Any]
     mode = imp.mirror or "state"

@@ -23,8 +23,8 @@ Row numbers are worksheet row numbers: title or blank rows above the header shif
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import fastexcel
 import polars as pl
 
 from contactpipe.errors import InputError
@@ -42,6 +42,9 @@ from contactpipe.extract.common import (
 from contactpipe.extract.detect import describe
 from contactpipe.extract.limits import DEFAULT_LIMITS, Limits, check_columns
 
+if TYPE_CHECKING:
+    import fastexcel
+
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 
 
@@ -51,6 +54,8 @@ def _error_text(exc: Exception) -> str:
 
 
 def _open(path: Path, fmt: str) -> fastexcel.ExcelReader:
+    import fastexcel  # here: a run over CSV files never needs it
+
     try:
         return fastexcel.read_excel(str(path))
     except Exception as exc:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from contactpipe.transform.validate import CODES
+
+if TYPE_CHECKING:  # rich is imported by the tables: a run through the API never prints them
+    from rich.console import Console
+    from rich.table import Table
 
 
 def outcome_table(summary: dict[str, Any]) -> Table:
     """A table of outcomes: one line per outcome, then one per code."""
+    from rich.table import Table
+
     table = Table(title="contactpipe " + summary.get("command", "run"), title_justify="left")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
@@ -81,6 +84,8 @@ LOAD_ROWS = (
 
 def load_table(load: dict[str, Any], title: str = "", rows: Any = LOAD_ROWS) -> Table:
     """What the load did: contacts by outcome, then requests, retries, 429s and bytes."""
+    from rich.table import Table
+
     table = Table(title=title or f"load into {load['target']}", title_justify="left")
     table.add_column(title.split(" ", 1)[0] if title else "load")
     table.add_column("count", justify="right")
@@ -152,7 +157,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             )
     secs = summary.get("seconds", {})
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in secs.items() if v is not None)
-    console.print(f"time: {parts}")
+    # no markup, no highlighting: rich would compile its repr-highlighting patterns (~5 ms of a
+    # one-row run) to colour these numbers
+    console.print(f"time: {parts}", markup=False, highlight=False)
     files = summary.get("files_written", {})
     if files.get("errors_csv"):
         report_dir = str(Path(files["summary_json"]).parent)

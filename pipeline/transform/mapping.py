@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +164,8 @@ def load_mapping_file(path: str | Path) -> dict[str, str | None]:
         raise UsageError(f"cannot read mapping file {p}: {exc.strerror or exc}") from None
     try:
         if p.suffix.lower() == ".toml":
+            import tomllib  # here: most runs have no TOML mapping file
+
             doc = tomllib.loads(raw.decode("utf-8"))
         else:
             doc = json.loads(raw.decode("utf-8-sig"))

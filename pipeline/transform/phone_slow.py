@@ -12,10 +12,8 @@ inherited objects.
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import phonenumbers as pn
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -116,6 +114,10 @@ def resolve_many(pairs: list[tuple[str, str | None]], workers: int) -> list[Outc
     """resolve_one over all pairs, in order; in worker processes when worth it."""
     if workers <= 1 or len(pairs) < PARALLEL_MIN:
         return resolve_chunk(pairs)
+    # imported here: a small run never starts a pool and need not import multiprocessing
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
     ctx = multiprocessing.get_context(START_METHOD)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
