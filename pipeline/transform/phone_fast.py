@@ -43,6 +43,9 @@ phonenumbers on every region's example numbers in many forms, mutations and regi
 
 from __future__ import annotations
 
+import string
+from collections.abc import Iterable
+
 import polars as pl
 
 from contactpipe.transform.phone_meta import (
@@ -63,29 +66,52 @@ CLAIM_SCOPE = r"^\+?[0-9]{2,30}$"
 # the regex engine compiles a region's patterns about six times faster (the fixed cost of
 # each region: ~0.2 s -> 0.04 s for 120 regions' type patterns).
 ASCII = "(?-u)"
+# Length marks: the type patterns run on ``_MARKS[len(nsn)] + nsn``, so one regex can hold
+# several descriptions, each behind the class of the marks of its possible lengths.
+_MARKS = string.ascii_uppercase + string.ascii_lowercase
 _CC1, _CC2, _CC3 = country_code_sets()
 _COLS = ["cand", "region", "cc", "num", "key"]
+_NSN = ["cand", "region", "cc", "nsn"]
 
 
 def _full(expr: pl.Expr, pattern: str | None) -> pl.Expr:
     return pl.lit(False) if pattern is None else expr.str.contains(f"{ASCII}^(?:{pattern})$")
 
 
-def _desc_match(nsn: pl.Expr, d: Desc) -> pl.Expr:
-    """`_is_number_matching_desc`: possible lengths (if any), then full match."""
-    m = _full(nsn, d.pattern)
-    return nsn.str.len_chars().is_in(list(d.lengths)) & m if d.lengths else m
+def _alternative(d: Desc) -> str | None:
+    """A regex for ``mark + nsn`` that matches iff `_is_number_matching_desc(nsn, d)`: the
+    number's length is one of the possible lengths (if any are given), and the national
+    number pattern matches it in full.  None: matches nothing."""
+    if d.pattern is None:
+        return None
+    if not d.lengths:
+        return f"[{_MARKS}](?:{d.pattern})"
+    marks = "".join(_MARKS[n] for n in sorted(set(d.lengths)) if 0 <= n < len(_MARKS))
+    return f"[{marks}](?:{d.pattern})" if marks else None  # e.g. lengths (-1,): no number
 
 
-def _with_type(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
+def _any_desc(marked: pl.Expr, descs: Iterable[Desc]) -> pl.Expr:
+    """True where some desc matches: one regex, the union of their alternatives (a string
+    matches an alternation in full iff it matches one of its branches in full)."""
+    alts = [a for a in map(_alternative, descs) if a is not None]
+    if not alts:
+        return pl.lit(False)
+    return marked.str.contains(f"{ASCII}^(?:{'|'.join(alts)})$")
+
+
+def _typed(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     """Adds ``t``: `_number_type_helper` of ``nsn`` folded to 0 = UNKNOWN,
-    1 = MOBILE / FIXED_LINE_OR_MOBILE, 2 = any other type."""
+    1 = MOBILE / FIXED_LINE_OR_MOBILE, 2 = any other type.  At most four regexes per plan
+    (general, the other types' union, fixed line, mobile), on the length-marked NSN."""
     nsn = pl.col("nsn")
+    marked = pl.col("_m")
     frame = frame.with_columns(
-        _gen=_desc_match(nsn, p.general),
-        _oth=pl.any_horizontal([_desc_match(nsn, d) for d in p.others]),
-        _fix=_desc_match(nsn, p.fixed),
-        _mob=_desc_match(nsn, p.mobile),
+        _m=pl.concat_str(pl.lit(_MARKS).str.slice(nsn.str.len_chars(), 1), nsn)
+    ).with_columns(
+        _gen=_any_desc(marked, [p.general]),
+        _oth=_any_desc(marked, p.others),
+        _fix=_any_desc(marked, [p.fixed]),
+        _mob=_any_desc(marked, [p.mobile]),
     )
     mobile = pl.col("_mob")
     on_fixed = pl.lit(1) if p.same_mobile_fixed else pl.when(mobile).then(1).otherwise(2)
@@ -102,7 +128,11 @@ def _with_type(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
         .otherwise(0)
         .cast(pl.Int8)
     )
-    return frame.with_columns(t=t).drop("_gen", "_oth", "_fix", "_mob")
+    return frame.select(*_NSN, t=t)
+
+
+def _valid(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
+    return _typed(frame, p).filter(pl.col("t") > 0)
 
 
 def _length_result(num: pl.Expr, p: Plan) -> tuple[pl.Expr, pl.Expr]:
@@ -116,7 +146,7 @@ def _length_result(num: pl.Expr, p: Plan) -> tuple[pl.Expr, pl.Expr]:
     return keeps, too_long
 
 
-def _strip_np(frame: pl.DataFrame, src: str, out: str, p: Plan) -> pl.DataFrame:
+def _strip_np(frame: pl.LazyFrame, src: str, out: str, p: Plan) -> pl.LazyFrame:
     """Adds ``out`` = ``src`` after `_maybe_strip_national_prefix_carrier_code`, and ``np_ok``
     (False where a transform rule would apply: those rows must not be claimed)."""
     num = pl.col(src)
@@ -135,34 +165,36 @@ def _strip_np(frame: pl.DataFrame, src: str, out: str, p: Plan) -> pl.DataFrame:
     return frame.drop("_pfx", "_str")
 
 
-def _route_national(sub: pl.DataFrame, p: Plan) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split national-looking digits of one region into (international 'full', routed rows)."""
+def _route_national(sub: pl.DataFrame, p: Plan) -> pl.LazyFrame:
+    """National-looking digits of one region, routed: ``full`` (the digits after the IDD)
+    for international ones, else ``cc``, ``num`` and the plan ``key`` to strip them with."""
     d = pl.col("cand")
+    q = sub.lazy()
     if p.idd is not None:
-        sub = sub.with_columns(_idd=d.str.extract(f"{ASCII}^((?:{p.idd}))", 1))
-        sub = sub.with_columns(after=d.str.slice(pl.col("_idd").str.len_chars()))
-        hit = pl.col("_idd").is_not_null() & ~pl.col("after").str.starts_with("0")
-        sub = sub.with_columns(idd_hit=hit)
-        intl = sub.filter("idd_hit").select("cand", "region", full="after")
-        sub = sub.filter(~pl.col("idd_hit")).drop("idd_hit", "after", "_idd")
+        q = q.with_columns(_idd=d.str.extract(f"{ASCII}^((?:{p.idd}))", 1))
+        q = q.with_columns(after=d.str.slice(pl.col("_idd").str.len_chars()))
+        q = q.with_columns(
+            idd_hit=pl.col("_idd").is_not_null() & ~pl.col("after").str.starts_with("0")
+        )
     else:
-        intl = sub.clear().select("cand", "region", full="cand")
+        q = q.with_columns(after=pl.lit(None, pl.String), idd_hit=pl.lit(False))
     ccs = str(p.cc)
     starts = d.str.starts_with(ccs)
-    sub = _strip_np(sub.with_columns(pot0=d.str.slice(len(ccs))), "pot0", "pot", p)
+    q = _strip_np(q.with_columns(pot0=d.str.slice(len(ccs))), "pot0", "pot", p)
     # rows starting with the code whose stripping we cannot model exactly: never claimed
-    sub = sub.filter(~starts | pl.col("np_ok"))
+    q = q.filter(pl.col("idd_hit") | ~starts | pl.col("np_ok"))
     _, too_long = _length_result(d, p)
     gen = p.general.pattern
-    heuristic = starts & ((~_full(d, gen) & _full(pl.col("pot"), gen)) | too_long)
-    sub = sub.with_columns(h=heuristic)
-    with_cc = sub.filter("h").select(
-        "cand", "region", cc=pl.lit(p.cc), num="pot", key=pl.lit(main_key(p.cc))
+    q = q.with_columns(h=starts & ((~_full(d, gen) & _full(pl.col("pot"), gen)) | too_long))
+    intl, h = pl.col("idd_hit"), pl.col("h")
+    return q.select(
+        "cand",
+        "region",
+        full=pl.when(intl).then("after"),
+        cc=pl.when(~intl).then(pl.lit(p.cc, pl.Int32)),
+        num=pl.when(intl).then(None).when(h).then("pot").otherwise("cand"),
+        key=pl.when(intl).then(None).when(h).then(pl.lit(main_key(p.cc))).otherwise(pl.lit(p.key)),
     )
-    natl = sub.filter(~pl.col("h")).select(
-        "cand", "region", cc=pl.lit(p.cc), num="cand", key=pl.lit(p.key)
-    )
-    return intl, pl.concat([with_cc, natl])
 
 
 def _route_international(intl: pl.DataFrame) -> pl.DataFrame:
@@ -187,54 +219,81 @@ def _route_international(intl: pl.DataFrame) -> pl.DataFrame:
     return out.select("cand", "region", "cc", "num", key=key.cast(pl.String))
 
 
+def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """The queries' results, run together (polars spreads them over the cores); a query
+    with a pattern polars cannot compile is dropped: its rows are left to phonenumbers."""
+    try:
+        return pl.collect_all(queries)
+    except pl.exceptions.ComputeError:
+        out = []
+        for q in queries:
+            try:
+                out.append(q.collect())
+            except pl.exceptions.ComputeError:
+                continue
+        return out
+
+
 def _nsn_stage(routed: pl.DataFrame, min_group: int) -> pl.DataFrame:
     """Per stripping plan: national prefix + length rules -> (cand, region, cc, nsn)."""
-    parts = []
+    jobs = []
     num = pl.col("num")
     for (key,), sub in routed.partition_by("key", as_dict=True).items():
         p = plan_for_key(key) if sub.height >= min_group else None
         if p is None:
             continue
-        try:
-            sub = _strip_np(sub.filter(num.str.len_chars() >= MIN_NSN), "num", "pot", p)
-            keeps, _ = _length_result(pl.col("pot"), p)
-            sub = sub.filter("np_ok").with_columns(nsn=pl.when(keeps).then("pot").otherwise(num))
-        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
-            continue
-        parts.append(
-            sub.filter(pl.col("nsn").str.len_chars() <= MAX_NSN).select(
-                "cand", "region", "cc", "nsn"
-            )
-        )
+        q = _strip_np(sub.lazy().filter(num.str.len_chars() >= MIN_NSN), "num", "pot", p)
+        keeps, _ = _length_result(pl.col("pot"), p)
+        q = q.filter("np_ok").with_columns(nsn=pl.when(keeps).then("pot").otherwise(num))
+        jobs.append(q.filter(pl.col("nsn").str.len_chars() <= MAX_NSN).select(_NSN))
+    parts = _collect(jobs)
     return pl.concat(parts) if parts else routed.clear().select("cand", "region", "cc", nsn="num")
 
 
-def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[pl.DataFrame]:
-    """The valid rows of one country code's NSNs, typed (see :func:`_validity_stage`)."""
+def _code_valid(
+    rest: pl.DataFrame, plans: list[Plan], min_group: int
+) -> tuple[list[pl.DataFrame], list[pl.LazyFrame]]:
+    """One country code's NSNs: (valid rows found already, queries giving the others).
+
+    `_region_code_for_number_from_list`: the first region in list order whose leading
+    digits match, or (without leading digits) for which the number has a type.  A run of
+    regions with leading digits is decided in one pass (the first match wins); a region
+    without them needs its types first (the rows it leaves go on to the next regions)."""
     if len(plans) == 1:
-        return [_with_type(rest, plans[0]).filter(pl.col("t") > 0)]
-    parts = []
-    nsn = pl.col("nsn")
-    for p in plans:  # `_region_code_for_number_from_list`, first region that fits
-        if rest.height < min_group:
-            break  # too few left to pay for the next region's patterns: phonenumbers decides
-        if p.leading_digits is not None:
-            hit = nsn.str.contains(f"{ASCII}^(?:{p.leading_digits})")
-            rest = rest.with_columns(hit=hit)
-            chosen = _with_type(rest.filter("hit"), p)
-        else:
-            rest = _with_type(rest, p).with_columns(hit=pl.col("t") > 0)
-            chosen = rest.filter("hit")
-        parts.append(chosen.filter(pl.col("t") > 0).drop("hit"))
-        rest = rest.filter(~pl.col("hit")).drop("hit", "t", strict=False)
-        if rest.is_empty():
-            break
-    return parts
+        return [], [_valid(rest.lazy(), plans[0])]
+    done: list[pl.DataFrame] = []
+    jobs: list[pl.LazyFrame] = []
+    nsn, i = pl.col("nsn"), 0
+    while i < len(plans) and rest.height >= max(min_group, 1):
+        p = plans[i]
+        if p.leading_digits is None:
+            typed = _typed(rest.lazy(), p).collect()
+            done.append(typed.filter(pl.col("t") > 0))
+            rest = typed.filter(pl.col("t") == 0).select(_NSN)
+            i += 1
+            continue
+        run: list[Plan] = []
+        for q in plans[i:]:
+            if q.leading_digits is None:
+                break
+            run.append(q)
+        first = pl.when(nsn.str.contains(f"{ASCII}^(?:{run[0].leading_digits})")).then(0)
+        for j, q in enumerate(run[1:], 1):
+            first = first.when(nsn.str.contains(f"{ASCII}^(?:{q.leading_digits})")).then(j)
+        rest = rest.with_columns(_r=first.otherwise(None))
+        chosen = rest.filter(pl.col("_r").is_not_null())
+        for (j,), sub in chosen.partition_by("_r", as_dict=True).items():
+            if sub.height >= min_group:  # else too few to pay for the region's patterns
+                jobs.append(_valid(sub.lazy(), run[j]))
+        rest = rest.filter(pl.col("_r").is_null()).drop("_r")
+        i += len(run)
+    return done, jobs
 
 
 def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
     """Per country code: `is_valid_number` + type class; keeps valid rows only."""
-    parts = []
+    parts: list[pl.DataFrame] = []
+    jobs: list[pl.LazyFrame] = []
     for (cc,), rest in nsns.partition_by("cc", as_dict=True).items():
         if rest.height < min_group:
             continue
@@ -242,12 +301,15 @@ def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
         if not plans or any(p is None for p in plans):
             continue  # some region of the code is not usable: never claim
         try:
-            parts.extend(_code_valid(rest, plans, min_group))  # type: ignore[arg-type]
+            done, todo = _code_valid(rest, plans, min_group)  # type: ignore[arg-type]
         except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
             continue
+        parts.extend(done)
+        jobs.extend(todo)
+    parts.extend(_collect(jobs))
     if not parts:
         return nsns.clear().select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True))
-    return pl.concat([x.select("cand", "region", "cc", "nsn", "t") for x in parts]).select(
+    return pl.concat(parts).select(
         "cand",
         "region",
         e164=pl.concat_str(pl.lit("+"), pl.col("cc").cast(pl.String), "nsn"),
@@ -271,19 +333,18 @@ def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
         pl.col("cand").str.contains(CLAIM_SCOPE)
     )
     plus = pl.col("cand").str.starts_with("+")
-    intl = [pairs.filter(plus).select("cand", "region", full=pl.col("cand").str.slice(1))]
-    routed = []
+    national = []
     natl = pairs.filter(~plus & pl.col("region").is_not_null())
     for (region,), sub in natl.partition_by("region", as_dict=True).items():
         p = plan_for_region(region) if sub.height >= min_group else None
-        if p is None:
-            continue
-        try:
-            i, r = _route_national(sub, p)
-        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
-            continue
-        intl.append(i)
-        routed.append(r)
-    routed.append(_route_international(pl.concat(intl)))
-    routed_df = pl.concat([r.select(_COLS).cast({"cc": pl.Int32}) for r in routed])
+        if p is not None:
+            national.append(_route_national(sub, p))
+    done = _collect(national)
+    routed = pl.concat(done) if done else None
+    intl = pairs.filter(plus).select("cand", "region", full=pl.col("cand").str.slice(1))
+    parts = [] if routed is None else [routed.filter(pl.col("full").is_null()).select(_COLS)]
+    if routed is not None:
+        intl = pl.concat([intl, routed.filter(pl.col("full").is_not_null()).select(intl.columns)])
+    parts.append(_route_international(intl))
+    routed_df = pl.concat([r.cast({"cc": pl.Int32}) for r in parts])
     return _validity_stage(_nsn_stage(routed_df, min_group), min_group)
