@@ -43,7 +43,6 @@ phonenumbers on every region's example numbers in many forms, mutations and regi
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterable
 
 import polars as pl
@@ -66,9 +65,6 @@ CLAIM_SCOPE = r"^\+?[0-9]{2,30}$"
 # the regex engine compiles a region's patterns about six times faster (the fixed cost of
 # each region: ~0.2 s -> 0.04 s for 120 regions' type patterns).
 ASCII = "(?-u)"
-# Length marks: the type patterns run on ``_MARKS[len(nsn)] + nsn``, so one regex can hold
-# several descriptions, each behind the class of the marks of its possible lengths.
-_MARKS = string.ascii_uppercase + string.ascii_lowercase
 _CC1, _CC2, _CC3 = country_code_sets()
 _COLS = ["cand", "region", "cc", "num", "key"]
 _NSN = ["cand", "region", "cc", "nsn"]
@@ -78,40 +74,36 @@ def _full(expr: pl.Expr, pattern: str | None) -> pl.Expr:
     return pl.lit(False) if pattern is None else expr.str.contains(f"{ASCII}^(?:{pattern})$")
 
 
-def _alternative(d: Desc) -> str | None:
-    """A regex for ``mark + nsn`` that matches iff `_is_number_matching_desc(nsn, d)`: the
-    number's length is one of the possible lengths (if any are given), and the national
-    number pattern matches it in full.  None: matches nothing."""
-    if d.pattern is None:
-        return None
-    if not d.lengths:
-        return f"[{_MARKS}](?:{d.pattern})"
-    marks = "".join(_MARKS[n] for n in sorted(set(d.lengths)) if 0 <= n < len(_MARKS))
-    return f"[{marks}](?:{d.pattern})" if marks else None  # e.g. lengths (-1,): no number
+def _any_desc(nsn: pl.Expr, descs: Iterable[Desc]) -> pl.Expr:
+    """True where `_is_number_matching_desc` holds for some desc: the number's length is one
+    of the desc's possible lengths (if it gives any) and its pattern matches in full.
 
-
-def _any_desc(marked: pl.Expr, descs: Iterable[Desc]) -> pl.Expr:
-    """True where some desc matches: one regex, the union of their alternatives (a string
-    matches an alternation in full iff it matches one of its branches in full)."""
-    alts = [a for a in map(_alternative, descs) if a is not None]
-    if not alts:
-        return pl.lit(False)
-    return marked.str.contains(f"{ASCII}^(?:{'|'.join(alts)})$")
+    Descs with the same possible lengths share one regex, the union of their patterns (a
+    string matches an alternation in full iff it matches one of its branches in full), behind
+    one length test; a plan's other types (premium rate, toll free...) mostly share theirs."""
+    by_lengths: dict[tuple[int, ...], list[str]] = {}
+    for d in descs:
+        if d.pattern is not None:
+            by_lengths.setdefault(tuple(sorted(set(d.lengths))), []).append(d.pattern)
+    tests = []
+    for lengths, patterns in by_lengths.items():
+        union = "|".join(f"(?:{p})" for p in patterns)
+        m = nsn.str.contains(f"{ASCII}^(?:{union})$")
+        # claimed NSNs are ASCII digits: bytes = characters
+        tests.append(nsn.str.len_bytes().is_in(list(lengths)) & m if lengths else m)
+    return pl.any_horizontal(tests) if tests else pl.lit(False)
 
 
 def _typed(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     """Adds ``t``: `_number_type_helper` of ``nsn`` folded to 0 = UNKNOWN,
-    1 = MOBILE / FIXED_LINE_OR_MOBILE, 2 = any other type.  At most four regexes per plan
-    (general, the other types' union, fixed line, mobile), on the length-marked NSN."""
+    1 = MOBILE / FIXED_LINE_OR_MOBILE, 2 = any other type.  General, fixed line and mobile
+    are one regex each; the other types one per set of possible lengths."""
     nsn = pl.col("nsn")
-    marked = pl.col("_m")
     frame = frame.with_columns(
-        _m=pl.concat_str(pl.lit(_MARKS).str.slice(nsn.str.len_chars(), 1), nsn)
-    ).with_columns(
-        _gen=_any_desc(marked, [p.general]),
-        _oth=_any_desc(marked, p.others),
-        _fix=_any_desc(marked, [p.fixed]),
-        _mob=_any_desc(marked, [p.mobile]),
+        _gen=_any_desc(nsn, [p.general]),
+        _oth=_any_desc(nsn, p.others),
+        _fix=_any_desc(nsn, [p.fixed]),
+        _mob=_any_desc(nsn, [p.mobile]),
     )
     mobile = pl.col("_mob")
     on_fixed = pl.lit(1) if p.same_mobile_fixed else pl.when(mobile).then(1).otherwise(2)
@@ -131,8 +123,15 @@ def _typed(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     return frame.select(*_NSN, t=t)
 
 
-def _valid(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
-    return _typed(frame, p).filter(pl.col("t") > 0)
+def _claims(typed: pl.LazyFrame | pl.DataFrame, p: Plan) -> pl.LazyFrame:
+    """The valid rows of ``typed`` as the fast path's result (the code as a literal: no
+    integer-to-string cast per row)."""
+    t = pl.col("t")
+    return (
+        typed.lazy()
+        .filter(t > 0)
+        .select("cand", "region", e164=pl.concat_str(pl.lit(f"+{p.cc}"), "nsn"), mobile=t == 1)
+    )
 
 
 def _length_result(num: pl.Expr, p: Plan) -> tuple[pl.Expr, pl.Expr]:
@@ -250,25 +249,22 @@ def _nsn_stage(routed: pl.DataFrame, min_group: int) -> pl.DataFrame:
     return pl.concat(parts) if parts else routed.clear().select("cand", "region", "cc", nsn="num")
 
 
-def _code_valid(
-    rest: pl.DataFrame, plans: list[Plan], min_group: int
-) -> tuple[list[pl.DataFrame], list[pl.LazyFrame]]:
-    """One country code's NSNs: (valid rows found already, queries giving the others).
+def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[pl.LazyFrame]:
+    """One country code's NSNs: the queries giving its valid rows (see `_claims`).
 
     `_region_code_for_number_from_list`: the first region in list order whose leading
     digits match, or (without leading digits) for which the number has a type.  A run of
     regions with leading digits is decided in one pass (the first match wins); a region
     without them needs its types first (the rows it leaves go on to the next regions)."""
     if len(plans) == 1:
-        return [], [_valid(rest.lazy(), plans[0])]
-    done: list[pl.DataFrame] = []
+        return [_claims(_typed(rest.lazy(), plans[0]), plans[0])]
     jobs: list[pl.LazyFrame] = []
     nsn, i = pl.col("nsn"), 0
     while i < len(plans) and rest.height >= max(min_group, 1):
         p = plans[i]
         if p.leading_digits is None:
             typed = _typed(rest.lazy(), p).collect()
-            done.append(typed.filter(pl.col("t") > 0))
+            jobs.append(_claims(typed, p))
             rest = typed.filter(pl.col("t") == 0).select(_NSN)
             i += 1
             continue
@@ -284,15 +280,14 @@ def _code_valid(
         chosen = rest.filter(pl.col("_r").is_not_null())
         for (j,), sub in chosen.partition_by("_r", as_dict=True).items():
             if sub.height >= min_group:  # else too few to pay for the region's patterns
-                jobs.append(_valid(sub.lazy(), run[j]))
+                jobs.append(_claims(_typed(sub.lazy(), run[j]), run[j]))
         rest = rest.filter(pl.col("_r").is_null()).drop("_r")
         i += len(run)
-    return done, jobs
+    return jobs
 
 
 def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
     """Per country code: `is_valid_number` + type class; keeps valid rows only."""
-    parts: list[pl.DataFrame] = []
     jobs: list[pl.LazyFrame] = []
     for (cc,), rest in nsns.partition_by("cc", as_dict=True).items():
         if rest.height < min_group:
@@ -301,20 +296,13 @@ def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
         if not plans or any(p is None for p in plans):
             continue  # some region of the code is not usable: never claim
         try:
-            done, todo = _code_valid(rest, plans, min_group)  # type: ignore[arg-type]
+            jobs.extend(_code_valid(rest, plans, min_group))  # type: ignore[arg-type]
         except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
             continue
-        parts.extend(done)
-        jobs.extend(todo)
-    parts.extend(_collect(jobs))
+    parts = _collect(jobs)
     if not parts:
         return nsns.clear().select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True))
-    return pl.concat(parts).select(
-        "cand",
-        "region",
-        e164=pl.concat_str(pl.lit("+"), pl.col("cc").cast(pl.String), "nsn"),
-        mobile=pl.col("t") == 1,
-    )
+    return pl.concat(parts)
 
 
 def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
