@@ -43,7 +43,8 @@ phonenumbers on every region's example numbers in many forms, mutations and regi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
+from functools import cache
 
 import polars as pl
 
@@ -65,7 +66,8 @@ CLAIM_SCOPE = r"^\+?[0-9]{2,30}$"
 # the regex engine compiles a region's patterns about six times faster (the fixed cost of
 # each region: ~0.2 s -> 0.04 s for 120 regions' type patterns).
 ASCII = "(?-u)"
-_CC1, _CC2, _CC3 = country_code_sets()
+_CC1, _CC2, _CC3 = ([int(c) for c in s] for s in country_code_sets())
+_MAIN_KEYS = {c: main_key(c) for c in (*_CC1, *_CC2, *_CC3)}
 _COLS = ["cand", "region", "cc", "num", "key"]
 _NSN = ["cand", "region", "cc", "nsn"]
 
@@ -98,13 +100,21 @@ def _typed(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     """Adds ``t``: `_number_type_helper` of ``nsn`` folded to 0 = UNKNOWN,
     1 = MOBILE / FIXED_LINE_OR_MOBILE, 2 = any other type.  General, fixed line and mobile
     are one regex each; the other types one per set of possible lengths."""
+    flags, t = _type_exprs(p)
+    return frame.with_columns(**flags).select(*_NSN, t=t)
+
+
+@cache
+def _type_exprs(p: Plan) -> tuple[dict[str, pl.Expr], pl.Expr]:
+    """`_typed`'s expressions, built once per plan (building them in Python costs about as
+    much as running them on a few hundred numbers, on every call)."""
     nsn = pl.col("nsn")
-    frame = frame.with_columns(
-        _gen=_any_desc(nsn, [p.general]),
-        _oth=_any_desc(nsn, p.others),
-        _fix=_any_desc(nsn, [p.fixed]),
-        _mob=_any_desc(nsn, [p.mobile]),
-    )
+    flags = {
+        "_gen": _any_desc(nsn, [p.general]),
+        "_oth": _any_desc(nsn, p.others),
+        "_fix": _any_desc(nsn, [p.fixed]),
+        "_mob": _any_desc(nsn, [p.mobile]),
+    }
     mobile = pl.col("_mob")
     on_fixed = pl.lit(1) if p.same_mobile_fixed else pl.when(mobile).then(1).otherwise(2)
     only_mobile = pl.lit(False) if p.same_mobile_fixed else mobile
@@ -120,7 +130,7 @@ def _typed(frame: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
         .otherwise(0)
         .cast(pl.Int8)
     )
-    return frame.select(*_NSN, t=t)
+    return flags, t
 
 
 def _claims(typed: pl.LazyFrame | pl.DataFrame, p: Plan) -> pl.LazyFrame:
@@ -148,20 +158,29 @@ def _length_result(num: pl.Expr, p: Plan) -> tuple[pl.Expr, pl.Expr]:
 def _strip_np(frame: pl.LazyFrame, src: str, out: str, p: Plan) -> pl.LazyFrame:
     """Adds ``out`` = ``src`` after `_maybe_strip_national_prefix_carrier_code`, and ``np_ok``
     (False where a transform rule would apply: those rows must not be claimed)."""
+    for step in _strip_steps(p, src, out):
+        frame = frame.with_columns(**step)
+    return frame.drop("_pfx", "_str", strict=False)
+
+
+@cache
+def _strip_steps(p: Plan, src: str, out: str) -> list[dict[str, pl.Expr]]:
+    """`_strip_np`'s expressions, built once per plan."""
     num = pl.col(src)
     if p.npfp is None:
-        return frame.with_columns(num.alias(out), np_ok=pl.lit(True))
+        return [{out: num, "np_ok": pl.lit(True)}]
     if p.np_transform:
-        return frame.with_columns(num.alias(out), np_ok=~num.str.contains(f"{ASCII}^(?:{p.npfp})"))
-    frame = frame.with_columns(_pfx=num.str.extract(f"{ASCII}^((?:{p.npfp}))", 1))
-    frame = frame.with_columns(_str=num.str.slice(pl.col("_pfx").str.len_chars()))
+        return [{out: num, "np_ok": ~num.str.contains(f"{ASCII}^(?:{p.npfp})")}]
     stripped = pl.col("_str")
     keep = _full(num, p.general.pattern) & ~_full(stripped, p.general.pattern)
-    frame = frame.with_columns(
-        pl.when(pl.col("_pfx").is_not_null() & ~keep).then(stripped).otherwise(num).alias(out),
-        np_ok=pl.lit(True),
-    )
-    return frame.drop("_pfx", "_str")
+    return [
+        {"_pfx": num.str.extract(f"{ASCII}^((?:{p.npfp}))", 1)},
+        {"_str": num.str.slice(pl.col("_pfx").str.len_chars())},
+        {
+            out: pl.when(pl.col("_pfx").is_not_null() & ~keep).then(stripped).otherwise(num),
+            "np_ok": pl.lit(True),
+        },
+    ]
 
 
 def _route_national(sub: pl.DataFrame, p: Plan) -> pl.LazyFrame:
@@ -197,45 +216,61 @@ def _route_national(sub: pl.DataFrame, p: Plan) -> pl.LazyFrame:
 
 
 def _route_international(intl: pl.DataFrame) -> pl.DataFrame:
+    """``full`` (digits after + or the IDD) -> code, rest, plan key: the shortest known code
+    among the first 1-3 digits, none when the first is 0 (`_extract_country_code`).  The
+    digits as an integer (``full`` is ASCII digits): no string per prefix length."""
     full = pl.col("full")
-    out = intl.filter(full.str.len_chars() > 2).with_columns(
-        _c1=full.str.slice(0, 1), _c2=full.str.slice(0, 2), _c3=full.str.slice(0, 3)
-    )
+    n = pl.col("_n")
     cc = (
-        pl.when(pl.col("_c1").is_in(list(_CC1)))
-        .then("_c1")
-        .when(pl.col("_c2").is_in(list(_CC2)))
-        .then("_c2")
-        .when(pl.col("_c3").is_in(list(_CC3)))
-        .then("_c3")
+        pl.when((n // 100).is_in(_CC1))
+        .then(n // 100)
+        .when((n // 10).is_in(_CC2))
+        .then(n // 10)
+        .when(n.is_in(_CC3))
+        .then(n)
     )
-    out = out.with_columns(ccs=cc).filter(pl.col("ccs").is_not_null())
-    out = out.with_columns(
-        num=full.str.slice(pl.col("ccs").str.len_chars()), cc=pl.col("ccs").cast(pl.Int32)
+    width = pl.when(pl.col("cc") < 10).then(1).when(pl.col("cc") < 100).then(2).otherwise(3)
+    return (
+        intl.lazy()
+        .filter((full.str.len_bytes() > 2) & ~full.str.starts_with("0"))
+        .with_columns(_n=full.str.slice(0, 3).cast(pl.Int32))
+        .with_columns(cc=cc)
+        .filter(pl.col("cc").is_not_null())
+        .select(
+            "cand",
+            "region",
+            "cc",
+            num=full.str.slice(width),
+            key=pl.col("cc").replace_strict(_MAIN_KEYS, return_dtype=pl.String),
+        )
+        .collect()
     )
-    keys = {c: main_key(c) for c in out["cc"].unique().to_list()}
-    key = pl.col("cc").replace_strict(keys, return_dtype=pl.String) if keys else pl.lit("")
-    return out.select("cand", "region", "cc", "num", key=key.cast(pl.String))
 
 
-def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame]:
-    """The queries' results, run together (polars spreads them over the cores); a query
-    with a pattern polars cannot compile is dropped: its rows are left to phonenumbers."""
+def _collect(queries: list[pl.LazyFrame]) -> list[pl.DataFrame | None]:
+    """The queries' results, run together (polars spreads them over the cores); None for a
+    query with a pattern polars cannot compile: its rows are left to phonenumbers."""
     try:
-        return pl.collect_all(queries)
+        return list(pl.collect_all(queries))
     except pl.exceptions.ComputeError:
-        out = []
+        out: list[pl.DataFrame | None] = []
         for q in queries:
             try:
                 out.append(q.collect())
             except pl.exceptions.ComputeError:
-                continue
+                out.append(None)
         return out
 
 
-def _nsn_stage(routed: pl.DataFrame, min_group: int) -> pl.DataFrame:
-    """Per stripping plan: national prefix + length rules -> (cand, region, cc, nsn)."""
-    jobs = []
+def _nsn_stage(
+    routed: pl.DataFrame, min_group: int
+) -> tuple[list[pl.LazyFrame], list[pl.LazyFrame]]:
+    """Per stripping plan: national prefix + length rules -> (cand, region, cc, nsn).
+
+    A plan whose code has no other region is also the only one that decides validity for
+    that code: its query goes on to `_claims` (one query from digits to E.164).  Returns
+    (those claims, the NSN queries of the codes shared by several regions)."""
+    claims, nsns = [], []
     num = pl.col("num")
     for (key,), sub in routed.partition_by("key", as_dict=True).items():
         p = plan_for_key(key) if sub.height >= min_group else None
@@ -244,26 +279,31 @@ def _nsn_stage(routed: pl.DataFrame, min_group: int) -> pl.DataFrame:
         q = _strip_np(sub.lazy().filter(num.str.len_chars() >= MIN_NSN), "num", "pot", p)
         keeps, _ = _length_result(pl.col("pot"), p)
         q = q.filter("np_ok").with_columns(nsn=pl.when(keeps).then("pot").otherwise(num))
-        jobs.append(q.filter(pl.col("nsn").str.len_chars() <= MAX_NSN).select(_NSN))
-    parts = _collect(jobs)
-    return pl.concat(parts) if parts else routed.clear().select("cand", "region", "cc", nsn="num")
+        q = q.filter(pl.col("nsn").str.len_chars() <= MAX_NSN).select(_NSN)
+        if validity_keys(p.cc) == (key,):
+            claims.append(_claims(_typed(q, p), p))
+        else:
+            nsns.append(q)
+    return claims, nsns
 
 
-def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[pl.LazyFrame]:
-    """One country code's NSNs: the queries giving its valid rows (see `_claims`).
+_Steps = Generator[pl.LazyFrame, pl.DataFrame, list[pl.LazyFrame]]
+
+
+def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> _Steps:
+    """One country code of several regions: yields the queries whose results it needs next
+    (sent back by `_drive`), returns the queries giving its valid rows (see `_claims`).
 
     `_region_code_for_number_from_list`: the first region in list order whose leading
     digits match, or (without leading digits) for which the number has a type.  A run of
     regions with leading digits is decided in one pass (the first match wins); a region
     without them needs its types first (the rows it leaves go on to the next regions)."""
-    if len(plans) == 1:
-        return [_claims(_typed(rest.lazy(), plans[0]), plans[0])]
     jobs: list[pl.LazyFrame] = []
     nsn, i = pl.col("nsn"), 0
     while i < len(plans) and rest.height >= max(min_group, 1):
         p = plans[i]
         if p.leading_digits is None:
-            typed = _typed(rest.lazy(), p).collect()
+            typed = yield _typed(rest.lazy(), p)
             jobs.append(_claims(typed, p))
             rest = typed.filter(pl.col("t") == 0).select(_NSN)
             i += 1
@@ -276,7 +316,7 @@ def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[p
         first = pl.when(nsn.str.contains(f"{ASCII}^(?:{run[0].leading_digits})")).then(0)
         for j, q in enumerate(run[1:], 1):
             first = first.when(nsn.str.contains(f"{ASCII}^(?:{q.leading_digits})")).then(j)
-        rest = rest.with_columns(_r=first.otherwise(None))
+        rest = yield rest.lazy().with_columns(_r=first.otherwise(None))
         chosen = rest.filter(pl.col("_r").is_not_null())
         for (j,), sub in chosen.partition_by("_r", as_dict=True).items():
             if sub.height >= min_group:  # else too few to pay for the region's patterns
@@ -286,23 +326,40 @@ def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> list[p
     return jobs
 
 
-def _validity_stage(nsns: pl.DataFrame, min_group: int) -> pl.DataFrame:
-    """Per country code: `is_valid_number` + type class; keeps valid rows only."""
+def _drive(codes: list[_Steps]) -> list[pl.LazyFrame]:
+    """Runs the codes' steps side by side: each round collects every code's next query
+    together.  A code with a query polars cannot run is dropped whole (not claimed)."""
     jobs: list[pl.LazyFrame] = []
+    active: list[tuple[_Steps, pl.LazyFrame]] = []
+
+    def advance(code: _Steps, result: pl.DataFrame | None) -> None:
+        try:
+            active.append((code, next(code) if result is None else code.send(result)))
+        except StopIteration as done:
+            jobs.extend(done.value)
+
+    for code in codes:
+        advance(code, None)
+    while active:
+        results = _collect([q for _, q in active])
+        pending, active = active, []
+        for (code, _), result in zip(pending, results, strict=True):
+            if result is not None:
+                advance(code, result)
+    return jobs
+
+
+def _validity_stage(nsns: pl.DataFrame, min_group: int) -> list[pl.LazyFrame]:
+    """Per country code of several regions: `is_valid_number` + type class (`_claims`)."""
+    codes = []
     for (cc,), rest in nsns.partition_by("cc", as_dict=True).items():
         if rest.height < min_group:
             continue
         plans = [plan_for_key(k) for k in validity_keys(cc)]
         if not plans or any(p is None for p in plans):
             continue  # some region of the code is not usable: never claim
-        try:
-            jobs.extend(_code_valid(rest, plans, min_group))  # type: ignore[arg-type]
-        except pl.exceptions.ComputeError:  # a pattern polars cannot compile: not claimed
-            continue
-    parts = _collect(jobs)
-    if not parts:
-        return nsns.clear().select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True))
-    return pl.concat(parts)
+        codes.append(_code_valid(rest, plans, min_group))  # type: ignore[arg-type]
+    return _drive(codes)
 
 
 def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
@@ -327,7 +384,7 @@ def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
         p = plan_for_region(region) if sub.height >= min_group else None
         if p is not None:
             national.append(_route_national(sub, p))
-    done = _collect(national)
+    done = [x for x in _collect(national) if x is not None]
     routed = pl.concat(done) if done else None
     intl = pairs.filter(plus).select("cand", "region", full=pl.col("cand").str.slice(1))
     parts = [] if routed is None else [routed.filter(pl.col("full").is_null()).select(_COLS)]
@@ -335,4 +392,12 @@ def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
         intl = pl.concat([intl, routed.filter(pl.col("full").is_not_null()).select(intl.columns)])
     parts.append(_route_international(intl))
     routed_df = pl.concat([r.cast({"cc": pl.Int32}) for r in parts])
-    return _validity_stage(_nsn_stage(routed_df, min_group), min_group)
+    claims, nsn_jobs = _nsn_stage(routed_df, min_group)
+    found = _collect(claims + nsn_jobs)
+    nsns = [x for x in found[len(claims) :] if x is not None]
+    if nsns:
+        found += _collect(_validity_stage(pl.concat(nsns), min_group))
+    out = [x for x in found[: len(claims)] + found[len(claims) + len(nsn_jobs) :] if x is not None]
+    if not out:
+        return pairs.clear().select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True))
+    return pl.concat(out)
