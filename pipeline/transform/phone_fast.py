@@ -39,6 +39,13 @@ Unicode off (``(?-u)``): the subjects are ASCII digits only, where ``\\d`` means
 either mode, and the subset has no ``.``, ``\\w``, ``\\s`` or case folding.  Plans whose
 patterns fall outside it are never claimed.  Proved by differential tests against
 phonenumbers on every region's example numbers in many forms, mutations and regions.
+
+Cost.  polars compiles a pattern each time a query uses it (no cache across calls) and plans
+every query it runs, so the fixed cost of a call is per plan: each plan's steps are one lazy
+query, built once per process (`_type_exprs`, `_strip_steps`), the independent queries
+collected together (``pl.collect_all``), a code with one region decided in the same query
+as its national prefix, the descs of a plan's other types sharing one regex per set of
+possible lengths, and no query at all for a group with no rows.
 """
 
 from __future__ import annotations
@@ -313,10 +320,11 @@ def _code_valid(rest: pl.DataFrame, plans: list[Plan], min_group: int) -> _Steps
             if q.leading_digits is None:
                 break
             run.append(q)
-        first = pl.when(nsn.str.contains(f"{ASCII}^(?:{run[0].leading_digits})")).then(0)
-        for j, q in enumerate(run[1:], 1):
-            first = first.when(nsn.str.contains(f"{ASCII}^(?:{q.leading_digits})")).then(j)
-        rest = yield rest.lazy().with_columns(_r=first.otherwise(None))
+        first: pl.Expr = pl.lit(None, pl.Int32)
+        for j in reversed(range(len(run))):  # nested from the last: the first match wins
+            hit = nsn.str.contains(f"{ASCII}^(?:{run[j].leading_digits})")
+            first = pl.when(hit).then(pl.lit(j, pl.Int32)).otherwise(first)
+        rest = yield rest.lazy().with_columns(_r=first)
         chosen = rest.filter(pl.col("_r").is_not_null())
         for (j,), sub in chosen.partition_by("_r", as_dict=True).items():
             if sub.height >= min_group:  # else too few to pay for the region's patterns
@@ -369,9 +377,9 @@ def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
     result must be decided by phonenumbers (slow path).
 
     ``min_group``: pairs of a region (national numbers), a numbering plan or a country code
-    with fewer pairs than this are not claimed.  Each plan costs a fixed few milliseconds
-    (polars compiles its patterns), about what phonenumbers takes for 100 numbers, so a
-    list spread thinly over 240 countries is cheaper left to phonenumbers.  Leaving pairs
+    with fewer pairs than this are not claimed.  Each region costs a fixed 2-3 ms (its
+    queries; polars compiles its patterns), about what phonenumbers takes for 100 numbers, so
+    a list spread thinly over 240 countries is cheaper left to phonenumbers.  Leaving pairs
     unclaimed never changes an answer, only who computes it.
     """
     pairs = pairs.select("cand", pl.col("region").cast(pl.String)).filter(
