@@ -240,7 +240,7 @@ def _route_international(intl: pl.DataFrame) -> pl.DataFrame:
     return (
         intl.lazy()
         .filter((full.str.len_bytes() > 2) & ~full.str.starts_with("0"))
-        .with_columns(_n=full.str.slice(0, 3).cast(pl.Int32))
+        .with_columns(_n=full.str.slice(0, 3).cast(pl.Int32, strict=False))
         .with_columns(cc=cc)
         .filter(pl.col("cc").is_not_null())
         .select(
