@@ -225,3 +225,116 @@ def test_a_plan_polars_cannot_compile_is_not_claimed(monkeypatch: pytest.MonkeyP
     assert claimed == {"+4915123456789": "+4915123456789"}
     out = normalize_phones(pairs.rename({"cand": "phone"}), phone_col="phone", region="FR")
     assert out["__phone_e164"].to_list() == ["+33612345678", "+33612345678", "+4915123456789"]
+
+
+def _nsn_variants(nsns: list[str], rng: random.Random) -> set[str]:
+    """NSNs around real ones: digit changes, one digit more or less, another first digit."""
+    out = set()
+    for n in nsns:
+        out.add(n)
+        for _ in range(4):
+            m = list(n)
+            m[rng.randrange(len(m))] = str(rng.randrange(10))
+            out.add("".join(m))
+        out.update({n[:-1], n + str(rng.randrange(10)), str(rng.randrange(10)) + n[1:]})
+    return {n for n in out if 2 <= len(n) <= 17}
+
+
+def _fold(t: int) -> int:
+    if t == PNT.UNKNOWN:
+        return 0
+    return 1 if t in (PNT.MOBILE, PNT.FIXED_LINE_OR_MOBILE) else 2
+
+
+def test_types_equal_phonenumbers_type_helper_for_every_plan() -> None:
+    """`_typed` (other types unioned per set of possible lengths, length tests on the NSN)
+    == phonenumbers' `_number_type_helper`, folded, for every usable plan, on the example
+    numbers of every type and their neighbours."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+    from phonenumbers.phonenumberutil import _number_type_helper
+
+    rng = random.Random(16)
+    keys = REGIONS + [f"+{cc}" for cc in sorted(pn.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    checked = 0
+    for key in keys:
+        p = phone_fast.plan_for_key(key)
+        if p is None:
+            continue
+        if key.startswith("+"):
+            md = PhoneMetadata.metadata_for_nongeo_region(int(key[1:]), None)
+            examples = [pn.example_number_for_non_geo_entity(int(key[1:]))]
+        else:
+            md = PhoneMetadata.metadata_for_region(key, None)
+            examples = [pn.example_number_for_type(key, t) for t in TYPES]
+        nsns = [pn.national_significant_number(n) for n in examples if n is not None]
+        frame = pl.DataFrame({"nsn": sorted(_nsn_variants(nsns, rng))}).with_columns(
+            cand=pl.col("nsn"), region=pl.lit(key), cc=pl.lit(p.cc, pl.Int32)
+        )
+        got = phone_fast._typed(frame.lazy(), p).collect()
+        for nsn, t in zip(got["nsn"], got["t"], strict=True):
+            assert t == _fold(_number_type_helper(nsn, md)), (key, nsn)
+            checked += 1
+    assert checked > 7_000
+
+
+@pytest.mark.parametrize("min_group", [1, 3])
+def test_codes_of_several_regions_pick_phonenumbers_region(min_group: int) -> None:
+    """Codes shared by several regions (+1, +44, +7, +262, +590...): the region phonenumbers
+    picks (leading digits in list order, or types for regions without them) and its answer,
+    for many numbers of each code at once, so every region of a code gets a group."""
+    rng = random.Random(44)
+    cells = set()
+    for cc, regions in pn.COUNTRY_CODE_TO_REGION_CODE.items():
+        if len(regions) < 2:
+            continue
+        nsns = []
+        for r in regions:
+            for t in TYPES:
+                n = pn.example_number_for_type(r, t)
+                if n is not None:
+                    nsns.append(pn.national_significant_number(n))
+        cells.update(f"+{cc}{n}" for n in _nsn_variants(nsns, rng))
+    pairs = pl.DataFrame(
+        {"cand": sorted(cells), "region": [None] * len(cells)},
+        schema={"cand": pl.String, "region": pl.String},
+    )
+    claimed = {c: (e, m) for c, _, e, m in fast_resolve(pairs, min_group).iter_rows()}
+    valid = 0
+    for cand in cells:
+        ref = reference(cand, None)
+        valid += ref[0] is not None
+        if cand in claimed:
+            assert claimed[cand] == ref, cand
+    assert len(claimed) >= 0.9 * valid, (len(claimed), valid)
+
+
+def test_descs_sharing_a_regex_keep_their_own_lengths() -> None:
+    """`_any_desc` unions the patterns of descs with the same possible lengths: each desc
+    still only matches numbers of its own lengths (phonenumbers' metadata patterns mostly
+    imply their lengths, so synthetic descs whose patterns do not are checked here against
+    `_is_number_matching_desc` itself)."""
+    from phonenumbers.phonemetadata import PhoneNumberDesc
+    from phonenumbers.phonenumberutil import _is_number_matching_desc
+
+    descs = [
+        Desc(r"\d{4,8}", (5,)),
+        Desc(r"9\d{3,7}", (4, 8)),
+        Desc(r"[5-7]\d{2,9}", (5, 6)),
+        Desc(r"1\d+", ()),
+        Desc(r"\d+", (-1,)),
+        Desc(None, (6,)),
+        Desc(r"3\d{4}", (5,)),
+    ]
+    nsns = sorted(
+        {d * k for d in "1359" for k in range(2, 12)} | {"3" + "0" * k for k in range(2, 9)}
+    )
+    frame = pl.DataFrame({"nsn": nsns})
+    for subset in [descs, descs[:2], descs[2:], [descs[0], descs[6]], [descs[4], descs[5]]]:
+        got = frame.select(phone_fast._any_desc(pl.col("nsn"), subset))[:, 0].to_list()
+        pdescs = [
+            PhoneNumberDesc(national_number_pattern=d.pattern, possible_length=d.lengths)
+            for d in subset
+        ]
+        want = [any(_is_number_matching_desc(n, d) for d in pdescs) for n in nsns]
+        assert got == want, subset
+        assert any(want) or subset == [descs[4], descs[5]]

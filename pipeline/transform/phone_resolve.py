@@ -20,8 +20,10 @@ from contactpipe.transform.phone_slow import resolve_many
 
 KEY = ["cand", "region"]
 FAST_MIN_GROUP = 100
-"""Groups (region, plan, country code) with fewer pairs are left to phonenumbers: a plan costs
-the fast path a few milliseconds (compiling its patterns), phonenumbers about 45 us a pair."""
+"""Groups (region, plan, country code) with fewer pairs are left to phonenumbers: a region costs
+the fast path about 2.4-3 ms of CPU in all (its queries, compiling its patterns), phonenumbers
+about 30 us a pair and the fast path about 5: break-even near 100 pairs (re-measured after the
+fast path's fourth pass, benchmarks/README.md)."""
 RESOLVED_SCHEMA: dict[str, PolarsDataType] = {
     "cand": pl.String,
     "region": pl.String,
