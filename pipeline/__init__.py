@@ -9,13 +9,16 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-# Polars allocates with jemalloc and, by default, never hands "muzzy" freed pages back to the
-# OS, so the RSS of a batch run that builds and drops large frames stage after stage ratchets
-# up to its high-water mark (measured on 1M rows: 1.0-1.4 GB instead of 0.75-0.92 GB).
-# Polars appends this variable to its own jemalloc settings when it is imported; a value the
-# user already set wins.  It only takes effect when polars is imported after this package.
+# Polars allocates with jemalloc, whose defaults (dirty pages kept 0.5 s, "muzzy" pages 1 s)
+# let the RSS of a run that builds and drops large frames stage after stage ratchet up to its
+# high-water mark (1M rows read whole: 1.0-1.4 GB instead of 0.75-0.92 GB).  Freed pages go
+# back to the OS after 100 ms, from jemalloc's background thread: immediately (0 ms) cost a
+# 1M-row batched validate 3.3 s of system time against 1.3 s, and 1 s kept ~30 MiB more
+# (benchmarks/README.md, issue 16).  Polars appends this variable to its own jemalloc
+# settings when it is imported; a value the user already set wins.  It only takes effect when
+# polars is imported after this package.
 os.environ.setdefault(
-    "_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:0,muzzy_decay_ms:0"
+    "_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0"
 )
 
 __version__ = "0.1.0"
