@@ -212,7 +212,7 @@ def validate_streamed(
             t = time.perf_counter()
             batch = _transform(e, options, 0, None, None)
             sec["transform"] += time.perf_counter() - t
-            first, mapping = e, batch.mapped[0][1]
+            first, mapping = batch.mapped[0]  # the batch without its rows: not held
             user_cols = list(dict.fromkeys(e.columns))
             offset = e.frame.height
             del e
