@@ -213,10 +213,16 @@ def normalize_phones_with_stats(
     rows = rows.drop("c_text", "c_multi")  # several numbers in a cell: now in ``long``
     stats.add_time("clean", t)
 
-    parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
-    pairs = pl.concat([rows.select("c_cand", "rg"), parts])
-    pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")  # blank: MISSING_PHONE
-    pairs = pairs.unique().rename({"c_cand": "cand", "rg": "region"})
+    # the distinct (candidate, region) pairs; blank: MISSING_PHONE.  One region for every
+    # row (no country column): the candidates alone are made unique (a one-column string
+    # hash), the region added after
+    key = ["c_cand"] if country_col is None else ["c_cand", "rg"]
+    parts = long.lazy().filter("keep").select(c_cand="cand", rg="rg").select(key)
+    pairs = pl.concat([rows.lazy().select(key), parts]).unique()
+    pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")
+    if country_col is None:
+        pairs = pairs.with_columns(rg=pl.lit(region, pl.String))
+    pairs = pairs.select(cand="c_cand", region="rg").collect(engine="in-memory")
     outcomes = pair_outcomes(pairs, legacy=legacy, workers=workers, stats=stats)
 
     t = time.perf_counter()
@@ -240,7 +246,13 @@ def normalize_phones_with_stats(
         listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile
         rows = choose(rows, ok, listed).with_columns(pl.col("pick").alias(PICK))
         out = (*OUTPUT_COLUMNS, PICK)
-    messages = outcomes.select(*KEY, "p_err_msg", "p_warn_msg")
+    # the pairs with a message (the invalid ones, a few percent): the flagged rows' lookup
+    # then hashes those, not every pair
+    messages = outcomes.lazy().select(*KEY, "p_err_msg", "p_warn_msg")
+    messages = messages.filter(
+        pl.col("p_err_msg").is_not_null() | pl.col("p_warn_msg").is_not_null()
+    )
+    messages = messages.collect(engine="in-memory")
     result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
@@ -401,23 +413,31 @@ def _row_outputs(
     warn = pl.concat_str(
         [pl.when(c).then(pl.lit(w)) for c, w, _ in warn_parts], separator=";", ignore_nulls=True
     )
-    rows = rows.with_columns(
-        pl.when(case.is_null()).then("p_e164").alias(E164), pl.col("c_ext").alias(EXT)
-    )
     # Codes, warnings and messages only for the rows with an error or a warning (a few
     # percent): over every row, each would build a string column (and several temporary ones)
     warned = pl.any_horizontal([c for c, _, _ in warn_parts])
-    flagged = rows.filter(case.is_not_null() | warned)
+    outputs = rows.select(
+        "pi",
+        pl.when(case.is_null()).then("p_e164").alias(E164),
+        pl.col("c_ext").alias(EXT),
+        *([PICK] if PICK in rows.columns else []),
+        (case.is_not_null() | warned).alias("_flagged"),
+    )
+    mask = outputs.get_column("_flagged")
+    flagged = rows.filter(mask)
     flagged = flagged.with_columns(_lookup(flagged, messages, one_region=one_region).get_columns())
     warn_msg = pl.concat_str(
         [pl.when(c).then(m) for c, _, m in warn_parts], separator="; ", ignore_nulls=True
     )
     msgs = flagged.select(
-        "pi",
         code.alias(ERROR),
         pl.when(warn != "").then(warn).alias(WARNING),
         msg.alias(ERROR_MSG),
         pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG),
     )
-    outputs = rows.select("pi", E164, EXT, *([PICK] if PICK in rows.columns else []))
-    return outputs.join(msgs, on="pi", how="left", maintain_order="left")
+    # in their rows' places (a join of every row on ``pi`` would hash them all)
+    where = mask.arg_true()
+    return outputs.drop("_flagged").with_columns(
+        pl.Series(c.name, dtype=c.dtype).extend_constant(None, rows.height).scatter(where, c)
+        for c in msgs.get_columns()
+    )
