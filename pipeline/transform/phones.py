@@ -115,7 +115,8 @@ def _row_regions(df: pl.DataFrame, region: str | None, country_col: str | None) 
 def _multi_alternatives(rows: pl.DataFrame) -> pl.DataFrame:
     """Long frame (pi, alt, whole, text, ext, cand, rg) for cells holding several numbers."""
     recs = []
-    for pi, text, rg in rows.filter("c_multi").select("pi", "c_text", "rg").iter_rows():
+    multi = rows.lazy().filter("c_multi").select("pi", "c_text", "rg")  # narrow, then filtered
+    for pi, text, rg in multi.collect(engine="in-memory").iter_rows():
         found = alternatives(text)
         if found is None:
             continue
@@ -288,14 +289,17 @@ def _plus_added(
 
     A number cell cannot hold a ``+``; a text cell could, so text keeps the rejection (whose
     message suggests the ``+``).  Legacy plans are not applied to the ``+`` form."""
-    numeric = rows.filter(pl.col("num") | pl.col("c_excel")).filter(
-        pl.col("c_cand").str.contains("^[0-9]+$")
-    )
-    invalid = outcomes.filter(pl.col("p_err") == "INVALID_NUMBER").select(KEY)
+    numeric = pl.col("num") | pl.col("c_excel")
+    if not rows.select(numeric.any()).item():  # no number cell: nothing to try
+        return rows.with_columns(c_plus=pl.lit(False)), outcomes
+    invalid = outcomes.lazy().filter(pl.col("p_err") == "INVALID_NUMBER").select(KEY)
     todo = (
-        numeric.select(cand="c_cand", region="rg")
+        rows.lazy()
+        .filter(numeric & pl.col("c_cand").str.contains("^[0-9]+$"))
+        .select(cand="c_cand", region="rg")
         .unique()
         .join(invalid, on=KEY, how="semi", nulls_equal=True)
+        .collect(engine="in-memory")
     )
     if todo.is_empty():
         return rows.with_columns(c_plus=pl.lit(False)), outcomes
