@@ -427,7 +427,7 @@ def _row_outputs(
         *([PICK] if PICK in rows.columns else []),
         (case.is_not_null() | warned).alias("_flagged"),
     )
-    mask = outputs.get_column("_flagged")
+    mask = outputs.drop_in_place("_flagged")
     flagged = rows.filter(mask)
     flagged = flagged.with_columns(_lookup(flagged, messages, one_region=one_region).get_columns())
     warn_msg = pl.concat_str(
@@ -439,9 +439,7 @@ def _row_outputs(
         msg.alias(ERROR_MSG),
         pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG),
     )
-    # in their rows' places (a join of every row on ``pi`` would hash them all)
-    where = mask.arg_true()
-    return outputs.drop("_flagged").with_columns(
-        pl.Series(c.name, dtype=c.dtype).extend_constant(None, rows.height).scatter(where, c)
-        for c in msgs.get_columns()
-    )
+    msgs.insert_column(0, mask.arg_true().alias("_at"))
+    index = pl.int_range(rows.height, dtype=pl.UInt32, eager=True).alias("_at").to_frame()
+    found = index.join(msgs, on="_at", how="left", maintain_order="left")  # integers: cheap
+    return outputs.hstack(found.get_columns()[1:])

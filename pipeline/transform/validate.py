@@ -331,13 +331,11 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         )
         .collect(engine="in-memory")
     )
-    # put in their rows' places beside the others (joining the whole frame would gather a
-    # copy of every column)
-    where = flagged.arg_true()
-    beside = [
-        pl.Series(c.name, dtype=c.dtype).extend_constant(None, out.height).scatter(where, c)
-        for c in messages.get_columns()
-    ]
+    # beside the rows: the join of their index alone (an integer hash join; joining the
+    # whole frame would gather a copy of every column)
+    messages.insert_column(0, flagged.arg_true().alias("__vi"))
+    index = pl.int_range(out.height, dtype=pl.UInt32, eager=True).alias("__vi").to_frame()
+    beside = index.join(messages, on="__vi", how="left", maintain_order="left").get_columns()[1:]
     del messages
     # the rest in one query: a cell that was not one plain address gets its repair (or
     # nothing); secondary fields: the warning says what was repaired or dropped
