@@ -97,9 +97,11 @@ def normalize_phones(
 def _row_regions(df: pl.DataFrame, region: str | None, country_col: str | None) -> pl.DataFrame:
     """Columns rg (region or null), rg_bad (value not understood), rg_raw (the value)."""
     if country_col is None:
-        return pl.DataFrame(
-            {"rg": pl.repeat(region, df.height, dtype=pl.String, eager=True)}
-        ).with_columns(rg_bad=pl.lit(False), rg_raw=pl.lit(None, pl.String))
+        return pl.select(
+            rg=pl.repeat(region, df.height, dtype=pl.String),
+            rg_bad=pl.repeat(False, df.height, dtype=pl.Boolean),
+            rg_raw=pl.repeat(None, df.height, dtype=pl.String),
+        )
     raw = df.get_column(country_col).cast(pl.String).alias("rg_raw")
     values = raw.unique().to_list()
     mapped = [resolve_region(v, region) for v in values]
@@ -236,11 +238,17 @@ def normalize_phones_with_stats(
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
     rows, outcomes = _plus_added(rows, outcomes, workers, stats)
-    rows = rows.drop("m_cand", "m_ext", "num", strict=False)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
-    rows = rows.with_columns(_lookup(rows, slim, one_region=country_col is None).get_columns())
+    found = _lookup(rows, slim, one_region=country_col is None).get_columns()
     del slim
-    rows = rows.with_columns(_case=_case_index(mobile_only))
+    rows = (
+        rows.lazy()
+        .drop("m_cand", "m_ext", "num", strict=False)
+        .with_columns(found)
+        .with_columns(_case=_case_index(mobile_only))
+        .collect(engine="in-memory")
+    )
+    del found
     out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
         ok = pl.col("_case").is_null()
@@ -257,7 +265,7 @@ def normalize_phones_with_stats(
     result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
-    return df.with_columns(result.select(out).get_columns()), stats
+    return df.with_columns(result.get_column(c) for c in out), stats
 
 
 def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.DataFrame:
@@ -268,17 +276,18 @@ def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.
     column) and the result is added beside the rows.  With one region for every row (no
     country column), the candidate alone is the key: a one-column string join hashes the
     strings directly, a two-column one first encodes both columns of both sides."""
+    lazy = rows.lazy()  # one query: key columns, join, key columns dropped
     if one_region:
-        found = rows.select("c_cand").join(
-            table.drop("region"), left_on="c_cand", right_on="cand", how="left",
+        found = lazy.select("c_cand").join(
+            table.lazy().drop("region"), left_on="c_cand", right_on="cand", how="left",
             nulls_equal=True, maintain_order="left",
         )  # fmt: skip
-        return found.drop("c_cand")
-    found = rows.select("c_cand", "rg").join(
-        table, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
+        return found.drop("c_cand").collect(engine="in-memory")
+    found = lazy.select("c_cand", "rg").join(
+        table.lazy(), left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
         maintain_order="left",
     )  # fmt: skip
-    return found.drop("c_cand", "rg")
+    return found.drop("c_cand", "rg").collect(engine="in-memory")
 
 
 def _plus_added(

@@ -168,23 +168,22 @@ def fix_email(value: str, strict: bool = False) -> tuple[str | None, str | None,
 _EMAIL_FIX_COLUMNS = ("__em_fix", "__em_code", "__em_msg")
 
 
-def _email_fixes(email: pl.Series, strict: bool) -> list[pl.Series]:
+def _email_fixes(email: pl.Series, strict: bool) -> list[pl.Series] | list[pl.Expr]:
     """``__em_fix``, ``__em_code``, ``__em_msg`` for every row: :func:`fix_email`'s answer
     where the cell is not one plain address, else null.  Each distinct bad cell is fixed
     once, and only the bad rows (a few in a thousand) are looked up: a lookup of every
     row would hash every address, three times."""
     bad_rows = (email.is_not_null() & ~email.str.contains(_EMAIL)).arg_true()
-    out = [
-        pl.Series(c, dtype=pl.String).extend_constant(None, email.len()) for c in _EMAIL_FIX_COLUMNS
-    ]
     if bad_rows.is_empty():
-        return out
+        return [pl.lit(None, pl.String).alias(c) for c in _EMAIL_FIX_COLUMNS]
     bad = email.gather(bad_rows)
     values = bad.unique().to_list()
     fixes = [fix_email(v, strict) for v in values]
-    for i, column in enumerate(out):
+    out = []
+    for i, c in enumerate(_EMAIL_FIX_COLUMNS):
         found = bad.replace_strict(values, [f[i] for f in fixes], return_dtype=pl.String)
-        column.scatter(bad_rows, found)
+        column = pl.Series(c, dtype=pl.String).extend_constant(None, email.len())
+        out.append(column.scatter(bad_rows, found))
     return out
 
 
