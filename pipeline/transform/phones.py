@@ -221,11 +221,12 @@ def normalize_phones_with_stats(
     # hash), the region added after
     key = ["c_cand"] if country_col is None else ["c_cand", "rg"]
     parts = long.lazy().filter("keep").select(c_cand="cand", rg="rg").select(key)
-    pairs = pl.concat([rows.lazy().select(key), parts]).unique()
-    pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")
+    distinct = pl.concat([rows.lazy().select(key), parts]).unique()
+    distinct = distinct.filter(pl.col("c_cand").str.strip_chars() != "")
     if country_col is None:
-        pairs = pairs.with_columns(rg=pl.lit(region, pl.String))
-    pairs = pairs.select(cand="c_cand", region="rg").collect(engine="in-memory")
+        distinct = distinct.with_columns(rg=pl.lit(region, pl.String))
+    pairs = distinct.select(cand="c_cand", region="rg").collect(engine="in-memory")
+    del distinct
     outcomes = pair_outcomes(pairs, legacy=legacy, workers=workers, stats=stats)
 
     t = time.perf_counter()
@@ -257,11 +258,13 @@ def normalize_phones_with_stats(
         out = (*OUTPUT_COLUMNS, PICK)
     # the pairs with a message (the invalid ones, a few percent): the flagged rows' lookup
     # then hashes those, not every pair
-    messages = outcomes.lazy().select(*KEY, "p_err_msg", "p_warn_msg")
-    messages = messages.filter(
-        pl.col("p_err_msg").is_not_null() | pl.col("p_warn_msg").is_not_null()
+    has_message = pl.col("p_err_msg").is_not_null() | pl.col("p_warn_msg").is_not_null()
+    messages = (
+        outcomes.lazy()
+        .select(*KEY, "p_err_msg", "p_warn_msg")
+        .filter(has_message)
+        .collect(engine="in-memory")
     )
-    messages = messages.collect(engine="in-memory")
     result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
