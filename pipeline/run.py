@@ -264,9 +264,14 @@ def transform(
         to_map, skipped = list(zip(parts, mappings, strict=True)), []
     for e, m in to_map:
         mapped.append((dataclasses.replace(e, frame=e.frame.clear()), m))  # data: in framed
-        framed = e.frame.with_row_index(RID, offset=offset).with_columns(
-            pl.col(RID).cast(pl.Int64),
-            pl.col(SRC_FILE).cast(pl.Categorical),  # one path per row would cost ~35 B a row
+        framed = (
+            e.frame.lazy()  # one query
+            .with_row_index(RID, offset=offset)
+            .with_columns(
+                pl.col(RID).cast(pl.Int64),
+                pl.col(SRC_FILE).cast(pl.Categorical),  # a path per row would cost ~35 B a row
+            )
+            .collect(engine="in-memory")
         )
         offset += e.frame.height
         canon_part = apply_mapping(framed, m).with_columns(framed.get_column(RID))
@@ -344,13 +349,14 @@ def _with_phone_candidates(
     numbers = number_cells.columns if number_cells is not None else []
     single = len(cols) < 2
     first = [canon.get_column("phone")] if m.phone_labels and not single else []
-    canon = canon.with_columns(
+    nums = [
         number_cells[c].alias(f"{PHONE_NUM}{i + len(first)}")  # type: ignore[index]
         for i, c in enumerate(cols)
         if c in numbers
-    )
-    if single:
-        return canon.with_columns(pl.col("phone").alias(f"{PHONE_CAND}0"))
+    ]
+    if single:  # one query either way
+        return canon.with_columns(*nums, pl.col("phone").alias(f"{PHONE_CAND}0"))
+    canon = canon.with_columns(nums)
     exprs = []
     for c in cols:
         cell = pl.col(c).cast(pl.String).str.strip_chars()

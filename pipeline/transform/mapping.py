@@ -417,14 +417,16 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     """Return the canonical raw frame: one String column per canonical field (null when absent),
     ``custom.<key>`` columns, ``__phone_column``, and the source position columns."""
     used = {c for cols in mapping.fields.values() for c in cols} | set(mapping.custom.values())
-    # trimmed first, then blanked: one pass of strip_chars per column instead of three
-    trimmed = frame.select(pl.col(c).str.strip_chars().alias(_BLANKED + c) for c in used)
-    blank = [(pl.col(n) == "") | is_placeholder(pl.col(n)) for n in trimmed.columns]
-    blanked = frame.with_columns(
-        trimmed.select(
-            pl.when(b).then(None).otherwise(pl.col(n)).alias(n)
-            for n, b in zip(trimmed.columns, blank, strict=True)
-        ).get_columns()
+    # trimmed first, then blanked: one pass of strip_chars per column instead of three; all
+    # in one query, collected once
+    names = [_BLANKED + c for c in used]
+    blanked = (
+        frame.lazy()
+        .with_columns(pl.col(c).str.strip_chars().alias(_BLANKED + c) for c in used)
+        .with_columns(
+            pl.when((pl.col(n) == "") | is_placeholder(pl.col(n))).then(None).otherwise(n).alias(n)
+            for n in names
+        )
     )
     exprs: list[pl.Expr] = []
     for fld in FIELDS:
@@ -442,7 +444,7 @@ def apply_mapping(frame: pl.DataFrame, mapping: ColumnMapping) -> pl.DataFrame:
     for key, col in mapping.custom.items():
         exprs.append(_cell(col).alias(CUSTOM_PREFIX + key))
     exprs.append(_phone_elsewhere(mapping))
-    return blanked.select(*SOURCE_COLUMNS, *exprs)
+    return blanked.select(*SOURCE_COLUMNS, *exprs).collect(engine="in-memory")
 
 
 def _phone_elsewhere(mapping: ColumnMapping) -> pl.Expr:

@@ -97,9 +97,11 @@ def normalize_phones(
 def _row_regions(df: pl.DataFrame, region: str | None, country_col: str | None) -> pl.DataFrame:
     """Columns rg (region or null), rg_bad (value not understood), rg_raw (the value)."""
     if country_col is None:
-        return pl.DataFrame(
-            {"rg": pl.repeat(region, df.height, dtype=pl.String, eager=True)}
-        ).with_columns(rg_bad=pl.lit(False), rg_raw=pl.lit(None, pl.String))
+        return pl.select(
+            rg=pl.repeat(region, df.height, dtype=pl.String),
+            rg_bad=pl.repeat(False, df.height, dtype=pl.Boolean),
+            rg_raw=pl.repeat(None, df.height, dtype=pl.String),
+        )
     raw = df.get_column(country_col).cast(pl.String).alias("rg_raw")
     values = raw.unique().to_list()
     mapped = [resolve_region(v, region) for v in values]
@@ -115,7 +117,8 @@ def _row_regions(df: pl.DataFrame, region: str | None, country_col: str | None) 
 def _multi_alternatives(rows: pl.DataFrame) -> pl.DataFrame:
     """Long frame (pi, alt, whole, text, ext, cand, rg) for cells holding several numbers."""
     recs = []
-    for pi, text, rg in rows.filter("c_multi").select("pi", "c_text", "rg").iter_rows():
+    multi = rows.lazy().filter("c_multi").select("pi", "c_text", "rg")  # narrow, then filtered
+    for pi, text, rg in multi.collect(engine="in-memory").iter_rows():
         found = alternatives(text)
         if found is None:
             continue
@@ -213,10 +216,17 @@ def normalize_phones_with_stats(
     rows = rows.drop("c_text", "c_multi")  # several numbers in a cell: now in ``long``
     stats.add_time("clean", t)
 
-    parts = long.filter("keep").select("cand", "rg").rename({"cand": "c_cand"})
-    pairs = pl.concat([rows.select("c_cand", "rg"), parts])
-    pairs = pairs.filter(pl.col("c_cand").str.strip_chars() != "")  # blank: MISSING_PHONE
-    pairs = pairs.unique().rename({"c_cand": "cand", "rg": "region"})
+    # the distinct (candidate, region) pairs; blank: MISSING_PHONE.  One region for every
+    # row (no country column): the candidates alone are made unique (a one-column string
+    # hash), the region added after
+    key = ["c_cand"] if country_col is None else ["c_cand", "rg"]
+    parts = long.lazy().filter("keep").select(c_cand="cand", rg="rg").select(key)
+    distinct = pl.concat([rows.lazy().select(key), parts]).unique()
+    distinct = distinct.filter(pl.col("c_cand").str.strip_chars() != "")
+    if country_col is None:
+        distinct = distinct.with_columns(rg=pl.lit(region, pl.String))
+    pairs = distinct.select(cand="c_cand", region="rg").collect(engine="in-memory")
+    del distinct
     outcomes = pair_outcomes(pairs, legacy=legacy, workers=workers, stats=stats)
 
     t = time.perf_counter()
@@ -229,22 +239,36 @@ def normalize_phones_with_stats(
     else:
         rows = rows.with_columns(m_extra=pl.lit(None, pl.String))
     rows, outcomes = _plus_added(rows, outcomes, workers, stats)
-    rows = rows.drop("m_cand", "m_ext", "num", strict=False)
     slim = outcomes.select(*KEY, "p_e164", "p_mobile", "p_err", "p_warn")  # messages: later
-    rows = rows.with_columns(_lookup(rows, slim, one_region=country_col is None).get_columns())
+    found = _lookup(rows, slim, one_region=country_col is None).get_columns()
     del slim
-    rows = rows.with_columns(_case=_case_index(mobile_only))
+    rows = (
+        rows.lazy()
+        .drop("m_cand", "m_ext", "num", strict=False)
+        .with_columns(found)
+        .with_columns(_case=_case_index(mobile_only))
+        .collect(engine="in-memory")
+    )
+    del found
     out: tuple[str, ...] = OUTPUT_COLUMNS
     if len(cols) > 1:
         ok = pl.col("_case").is_null()
         listed = ok | (pl.col("_case") == len(_cases(mobile_only)) - 1)  # valid, not mobile
         rows = choose(rows, ok, listed).with_columns(pl.col("pick").alias(PICK))
         out = (*OUTPUT_COLUMNS, PICK)
-    messages = outcomes.select(*KEY, "p_err_msg", "p_warn_msg")
+    # the pairs with a message (the invalid ones, a few percent): the flagged rows' lookup
+    # then hashes those, not every pair
+    has_message = pl.col("p_err_msg").is_not_null() | pl.col("p_warn_msg").is_not_null()
+    messages = (
+        outcomes.lazy()
+        .select(*KEY, "p_err_msg", "p_warn_msg")
+        .filter(has_message)
+        .collect(engine="in-memory")
+    )
     result = _row_outputs(rows, messages, mobile_only, one_region=country_col is None)
     stats.add_time("assemble", t)
     stats.seconds["total"] = time.perf_counter() - started
-    return df.with_columns(result.select(out).get_columns()), stats
+    return df.with_columns(result.get_column(c) for c in out), stats
 
 
 def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.DataFrame:
@@ -255,17 +279,18 @@ def _lookup(rows: pl.DataFrame, table: pl.DataFrame, *, one_region: bool) -> pl.
     column) and the result is added beside the rows.  With one region for every row (no
     country column), the candidate alone is the key: a one-column string join hashes the
     strings directly, a two-column one first encodes both columns of both sides."""
+    lazy = rows.lazy()  # one query: key columns, join, key columns dropped
     if one_region:
-        found = rows.select("c_cand").join(
-            table.drop("region"), left_on="c_cand", right_on="cand", how="left",
+        found = lazy.select("c_cand").join(
+            table.lazy().drop("region"), left_on="c_cand", right_on="cand", how="left",
             nulls_equal=True, maintain_order="left",
         )  # fmt: skip
-        return found.drop("c_cand")
-    found = rows.select("c_cand", "rg").join(
-        table, left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
+        return found.drop("c_cand").collect(engine="in-memory")
+    found = lazy.select("c_cand", "rg").join(
+        table.lazy(), left_on=["c_cand", "rg"], right_on=KEY, how="left", nulls_equal=True,
         maintain_order="left",
     )  # fmt: skip
-    return found.drop("c_cand", "rg")
+    return found.drop("c_cand", "rg").collect(engine="in-memory")
 
 
 def _plus_added(
@@ -276,14 +301,17 @@ def _plus_added(
 
     A number cell cannot hold a ``+``; a text cell could, so text keeps the rejection (whose
     message suggests the ``+``).  Legacy plans are not applied to the ``+`` form."""
-    numeric = rows.filter(pl.col("num") | pl.col("c_excel")).filter(
-        pl.col("c_cand").str.contains("^[0-9]+$")
-    )
-    invalid = outcomes.filter(pl.col("p_err") == "INVALID_NUMBER").select(KEY)
+    numeric = pl.col("num") | pl.col("c_excel")
+    if not rows.select(numeric.any()).item():  # no number cell: nothing to try
+        return rows.with_columns(c_plus=pl.lit(False)), outcomes
+    invalid = outcomes.lazy().filter(pl.col("p_err") == "INVALID_NUMBER").select(KEY)
     todo = (
-        numeric.select(cand="c_cand", region="rg")
+        rows.lazy()
+        .filter(numeric & pl.col("c_cand").str.contains("^[0-9]+$"))
+        .select(cand="c_cand", region="rg")
         .unique()
         .join(invalid, on=KEY, how="semi", nulls_equal=True)
+        .collect(engine="in-memory")
     )
     if todo.is_empty():
         return rows.with_columns(c_plus=pl.lit(False)), outcomes
@@ -401,23 +429,29 @@ def _row_outputs(
     warn = pl.concat_str(
         [pl.when(c).then(pl.lit(w)) for c, w, _ in warn_parts], separator=";", ignore_nulls=True
     )
-    rows = rows.with_columns(
-        pl.when(case.is_null()).then("p_e164").alias(E164), pl.col("c_ext").alias(EXT)
-    )
     # Codes, warnings and messages only for the rows with an error or a warning (a few
     # percent): over every row, each would build a string column (and several temporary ones)
     warned = pl.any_horizontal([c for c, _, _ in warn_parts])
-    flagged = rows.filter(case.is_not_null() | warned)
+    outputs = rows.select(
+        "pi",
+        pl.when(case.is_null()).then("p_e164").alias(E164),
+        pl.col("c_ext").alias(EXT),
+        *([PICK] if PICK in rows.columns else []),
+        (case.is_not_null() | warned).alias("_flagged"),
+    )
+    mask = outputs.drop_in_place("_flagged")
+    flagged = rows.filter(mask)
     flagged = flagged.with_columns(_lookup(flagged, messages, one_region=one_region).get_columns())
     warn_msg = pl.concat_str(
         [pl.when(c).then(m) for c, _, m in warn_parts], separator="; ", ignore_nulls=True
     )
     msgs = flagged.select(
-        "pi",
         code.alias(ERROR),
         pl.when(warn != "").then(warn).alias(WARNING),
         msg.alias(ERROR_MSG),
         pl.when(warn_msg != "").then(warn_msg).alias(WARNING_MSG),
     )
-    outputs = rows.select("pi", E164, EXT, *([PICK] if PICK in rows.columns else []))
-    return outputs.join(msgs, on="pi", how="left", maintain_order="left")
+    msgs.insert_column(0, mask.arg_true().alias("_at"))
+    index = pl.int_range(rows.height, dtype=pl.UInt32, eager=True).alias("_at").to_frame()
+    found = index.join(msgs, on="_at", how="left", maintain_order="left")  # integers: cheap
+    return outputs.hstack(found.get_columns()[1:])

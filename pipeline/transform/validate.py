@@ -165,13 +165,26 @@ def fix_email(value: str, strict: bool = False) -> tuple[str | None, str | None,
     return None, "INVALID_EMAIL", f"not an e-mail address: {text}; e-mail left empty"
 
 
-def _email_fixes(email: pl.Series, strict: bool) -> pl.DataFrame:
-    """(``email``, ``__em_fix``, ``__em_code``, ``__em_msg``) for the distinct cells of
-    ``email`` that are not one plain address."""
-    bad = email.filter(email.is_not_null() & ~email.str.contains(_EMAIL)).unique()
-    rows = [(v, *fix_email(v, strict)) for v in bad.to_list()]
-    schema = dict.fromkeys(("email", "__em_fix", "__em_code", "__em_msg"), pl.String)
-    return pl.DataFrame(rows, schema=schema, orient="row")
+_EMAIL_FIX_COLUMNS = ("__em_fix", "__em_code", "__em_msg")
+
+
+def _email_fixes(email: pl.Series, strict: bool) -> list[pl.Series] | list[pl.Expr]:
+    """``__em_fix``, ``__em_code``, ``__em_msg`` for every row: :func:`fix_email`'s answer
+    where the cell is not one plain address, else null.  Each distinct bad cell is fixed
+    once, and only the bad rows (a few in a thousand) are looked up: a lookup of every
+    row would hash every address, three times."""
+    bad_rows = (email.is_not_null() & ~email.str.contains(_EMAIL)).arg_true()
+    if bad_rows.is_empty():
+        return [pl.lit(None, pl.String).alias(c) for c in _EMAIL_FIX_COLUMNS]
+    bad = email.gather(bad_rows)
+    values = bad.unique().to_list()
+    fixes = [fix_email(v, strict) for v in values]
+    out = []
+    for i, c in enumerate(_EMAIL_FIX_COLUMNS):
+        found = bad.replace_strict(values, [f[i] for f in fixes], return_dtype=pl.String)
+        column = pl.Series(c, dtype=pl.String).extend_constant(None, email.len())
+        out.append(column.scatter(bad_rows, found))
+    return out
 
 
 def _blank_null(e: pl.Expr) -> pl.Expr:
@@ -203,6 +216,9 @@ def _per_value(column: pl.Series, expr: pl.Expr) -> pl.Series:
     values = column.unique()
     if values.len() * 4 > column.len():  # mostly distinct: the lookup would cost more
         return column.to_frame().select(expr.alias(column.name)).to_series()
+    if values.len() == 1:  # one value (an absent column: null): no lookup at all
+        one = values.to_frame().select(expr.alias(column.name)).to_series()
+        return one.new_from_index(0, column.len())
     table = values.to_frame().with_columns(expr.alias("__value"))
     found = column.to_frame().join(
         table, on=column.name, how="left", nulls_equal=True, maintain_order="left"
@@ -248,7 +264,10 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
     groups = _split_list("groups", drop_groups)
     if options.extra_groups:
         groups = pl.concat_list(groups, pl.lit(list(options.extra_groups), pl.List(pl.String)))
+    groups = groups.list.unique(maintain_order=True)
     present = {c for c in df.columns if df.get_column(c).null_count() < df.height}
+    if "groups" not in present:  # every row: no group of its own, then the extra groups
+        groups = pl.lit(list(dict.fromkeys(options.extra_groups)), pl.List(pl.String))
 
     def typed(col: str, expr: pl.Expr, dtype: PolarsDataType = pl.String) -> pl.Expr:
         # A column with no value at all stays a literal null: computing over it would
@@ -260,76 +279,78 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         *(typed(f, _blank_null(pl.col(f))) for f in ("first_name", "last_name", "email", "notes")),
         typed("language_code", language),
         _per_value(df.get_column("tags"), _split_list("tags").list.unique(maintain_order=True)),
-        groups.list.unique(maintain_order=True).alias("groups"),
+        groups.alias("groups"),
         *(typed(f, _bool(f), pl.Boolean) for f in BOOL_FIELDS),
         *(pl.col(f).alias(f"__raw_{f}") for f in BOOL_FIELDS),
     )
-    fixes = _email_fixes(out.get_column("email"), options.strict)
-    out = out.with_columns(  # looked up by value, not joined: no copy of the whole frame
-        pl.col("email")
-        .replace_strict(fixes.get_column("email"), fixes.get_column(c), default=None)
-        .cast(pl.String)
-        .alias(c)
-        if fixes.height
-        else pl.lit(None, pl.String).alias(c)
-        for c in ("__em_fix", "__em_code", "__em_msg")
-    )
+    out = out.with_columns(_email_fixes(out.get_column("email"), options.strict))
     row_checks, field_checks = _checks(out, options.strict)
     checks = row_checks + field_checks if options.strict else row_checks
-    first = pl.coalesce([code for code, _, _ in checks])
-    fld = pl.coalesce([pl.when(code.is_not_null()).then(pl.lit(f)) for code, _, f in checks])
-    warn_parts = [
-        (pl.col("__phone_warning"), pl.col("__phone_warning_msg")),
-        *([] if options.strict else [(code, msg) for code, msg, _ in field_checks]),
+    first = pl.coalesce([code for code, _, _, _ in checks])
+    fld = pl.coalesce([pl.when(hit).then(pl.lit(f)) for _, _, f, hit in checks])
+    extra_emails = (pl.col("__em_code") == "EXTRA_EMAILS").fill_null(False)
+    warn_parts = [  # (code, message, hit: the code is not null)
         (
-            pl.when(pl.col("__em_code") == "EXTRA_EMAILS").then(pl.col("__em_code")),
-            pl.when(pl.col("__em_code") == "EXTRA_EMAILS").then(pl.col("__em_msg")),
+            pl.col("__phone_warning"),
+            pl.col("__phone_warning_msg"),
+            pl.col("__phone_warning").is_not_null(),
+        ),
+        *([] if options.strict else [(code, msg, hit) for code, msg, _, hit in field_checks]),
+        (
+            pl.when(extra_emails).then(pl.col("__em_code")),
+            pl.when(extra_emails).then(pl.col("__em_msg")),
+            extra_emails,
         ),
         _formula_warning(out.columns),
     ]
-    warn = pl.concat_str([c for c, _ in warn_parts], separator=";", ignore_nulls=True)
-    out = out.with_columns(
-        first.alias("__error"),
-        fld.alias("__error_field"),
-        _blank_null(warn).alias("__warning"),
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("__vi"),
-    )
-    # Messages are built for the flagged rows only (a few percent): computed over every row,
-    # their buffers would outweigh the contacts themselves.
-    flagged = pl.col("__error").is_not_null() | pl.col("__warning").is_not_null()
-    messages = out.filter(flagged).select(
-        "__vi",
-        pl.when(pl.col("__error").is_not_null())
-        .then(
-            pl.concat_str(
-                [pl.when(code.is_not_null()).then(msg) for code, msg, _ in checks],
-                separator="; also: ",
-                ignore_nulls=True,
+    # Warnings and messages are built for the flagged rows only (a few percent): computed
+    # over every row, each code would be a string column of its own, and the messages'
+    # buffers would outweigh the contacts themselves.  Which rows: booleans, cheap.
+    flagged = out.select(
+        first.is_not_null() | pl.any_horizontal(h for _, _, h in warn_parts)
+    ).to_series()
+    warn = pl.concat_str([c for c, _, _ in warn_parts], separator=";", ignore_nulls=True)
+    messages = (
+        out.lazy()  # lazy: only the columns the messages read are filtered
+        .filter(flagged)
+        .select(
+            _blank_null(warn).alias("__warning"),
+            pl.when(first.is_not_null())
+            .then(
+                pl.concat_str(
+                    [pl.when(hit).then(msg) for _, msg, _, hit in checks],
+                    separator="; also: ",
+                    ignore_nulls=True,
+                )
             )
+            .alias("__error_msg"),
+            _blank_null(
+                pl.concat_str([m for _, m, _ in warn_parts], separator="; ", ignore_nulls=True)
+            ).alias("__warning_msg"),
         )
-        .alias("__error_msg"),
-        _blank_null(
-            pl.concat_str([m for _, m in warn_parts], separator="; ", ignore_nulls=True)
-        ).alias("__warning_msg"),
+        .collect(engine="in-memory")
     )
-    # the message columns beside the rows (the join of the index alone; joining the whole
-    # frame would gather a copy of every column)
-    found = out.select("__vi").join(messages, on="__vi", how="left", maintain_order="left")
-    out = out.with_columns(found.drop("__vi").get_columns()).drop("__vi")
-    del found
-    # a cell that was not one plain address: its repair (or nothing)
+    # beside the rows: the join of their index alone (an integer hash join; joining the
+    # whole frame would gather a copy of every column)
+    messages.insert_column(0, flagged.arg_true().alias("__vi"))
+    index = pl.int_range(out.height, dtype=pl.UInt32, eager=True).alias("__vi").to_frame()
+    beside = index.join(messages, on="__vi", how="left", maintain_order="left").get_columns()[1:]
+    del messages
+    # the rest in one query: a cell that was not one plain address gets its repair (or
+    # nothing); secondary fields: the warning says what was repaired or dropped
     repaired = pl.col("__em_fix").is_not_null() | pl.col("__em_code").is_not_null()
-    out = out.with_columns(
+    lang = pl.col("language_code")
+    lazy = out.lazy().with_columns(first.alias("__error"), fld.alias("__error_field"), *beside)
+    lazy = lazy.with_columns(
         pl.when(repaired).then(pl.col("__em_fix")).otherwise(pl.col("email")).alias("email")
     )
-    if not options.strict:  # secondary fields: the warning says what was repaired or dropped
-        lang = pl.col("language_code")
-        out = out.with_columns(
+    if not options.strict:
+        lazy = lazy.with_columns(
             pl.coalesce("name", "__phone_e164").alias("name"),
             pl.col("notes").str.slice(0, NOTES_MAX),
             pl.when(lang.str.contains(_LANGUAGE)).then(lang).alias("language_code"),
         )
-    out = out.drop(
+    lazy = lazy.drop(
         *(f"__raw_{f}" for f in BOOL_FIELDS),
         *_PHONE_DETAILS,
         "__em_fix",
@@ -337,14 +358,17 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
         "__em_msg",
         *([PHONE_ELSEWHERE] if PHONE_ELSEWHERE in out.columns else []),
     )
-    return out.with_columns(pl.col(c).cast(pl.Categorical) for c in _CODE_COLUMNS)
+    return lazy.with_columns(pl.col(c).cast(pl.Categorical) for c in _CODE_COLUMNS).collect(
+        engine="in-memory"
+    )
 
 
-Check = tuple[pl.Expr, pl.Expr, str]
+Check = tuple[pl.Expr, pl.Expr, str, pl.Expr]
 
 
 def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
-    """(code expr, message expr, field) per check, in priority order; code null = passes.
+    """(code expr, message expr, field, hit) per check, in priority order; code null (hit
+    False) = passes.
 
     Returns the row checks (phone, name: they reject the row) and the field checks (e-mail,
     notes, language, booleans: warnings, or rejections with ``strict``)."""
@@ -365,11 +389,13 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
             )
             .otherwise(phone_msg)
         )
-    rows: list[Check] = [(pl.col("__phone_error"), phone_msg, "phone")]
+    phone = pl.col("__phone_error")
+    rows: list[Check] = [(phone, phone_msg, "phone", phone.is_not_null())]
     dropped = "" if strict else " (left empty)"
     fields: list[Check] = [
-        (
-            pl.when(pl.col("name").is_null()).then(pl.lit("MISSING_NAME")),
+        _check(
+            pl.col("name").is_null(),
+            "MISSING_NAME",
             pl.when(pl.col("name").is_null()).then(
                 pl.lit(
                     "no name: fill the name (or first/last name) column, or use --default-name"
@@ -379,13 +405,12 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
             ),
             "name",
         ),
-        (
-            pl.when(pl.col("__em_code") == "INVALID_EMAIL").then(pl.lit("INVALID_EMAIL")),
-            pl.col("__em_msg"),
-            "email",
+        _check(
+            pl.col("__em_code") == "INVALID_EMAIL", "INVALID_EMAIL", pl.col("__em_msg"), "email"
         ),
-        (
-            pl.when(pl.col("notes").str.len_chars() > NOTES_MAX).then(pl.lit("NOTES_TOO_LONG")),
+        _check(
+            pl.col("notes").str.len_chars() > NOTES_MAX,
+            "NOTES_TOO_LONG",
             pl.format(
                 "notes are {} characters long; the limit is {}{}",
                 pl.col("notes").str.len_chars(),
@@ -394,11 +419,10 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
             ),
             "notes",
         ),
-        (
-            pl.when(
-                pl.col("language_code").is_not_null()
-                & ~pl.col("language_code").str.contains(_LANGUAGE)
-            ).then(pl.lit("INVALID_LANGUAGE")),
+        _check(
+            pl.col("language_code").is_not_null()
+            & ~pl.col("language_code").str.contains(_LANGUAGE),
+            "INVALID_LANGUAGE",
             pl.format(
                 "not a language code such as en or pt-BR: {}{}",
                 pl.col("language_code"),
@@ -411,8 +435,9 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
         raw = _blank_null(pl.col(f"__raw_{f}"))
         assert f"__raw_{f}" in cols
         fields.append(
-            (
-                pl.when(raw.is_not_null() & pl.col(f).is_null()).then(pl.lit("INVALID_BOOLEAN")),
+            _check(
+                raw.is_not_null() & pl.col(f).is_null(),
+                "INVALID_BOOLEAN",
                 pl.format("{}: not a yes/no value: {}{}", pl.lit(f), raw, pl.lit(dropped)),
                 f,
             )
@@ -420,7 +445,12 @@ def _checks(df: pl.DataFrame, strict: bool) -> tuple[list[Check], list[Check]]:
     return rows, fields
 
 
-def _formula_warning(columns: list[str]) -> tuple[pl.Expr, pl.Expr]:
+def _check(cond: pl.Expr, code: str, msg: pl.Expr, field: str) -> Check:
+    """``code`` where ``cond`` holds (else null), its message, the field, and the hit."""
+    return pl.when(cond).then(pl.lit(code)), msg, field, cond.fill_null(False)
+
+
+def _formula_warning(columns: list[str]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """FORMULA_TEXT when a text field or a custom field starts with '='."""
     texts = [*TEXT_FIELDS, *(c for c in columns if c.startswith("custom."))]
     hit = pl.any_horizontal(pl.col(c).str.starts_with("=").fill_null(False) for c in texts)
@@ -429,4 +459,5 @@ def _formula_warning(columns: list[str]) -> tuple[pl.Expr, pl.Expr]:
         pl.when(hit).then(
             pl.lit("a cell starts with '=' like a spreadsheet formula; kept as text")
         ),
+        hit,
     )
