@@ -194,6 +194,24 @@ def test_phone_warnings_and_formula_warnings_are_joined() -> None:
     assert row["__warning_msg"].startswith("+22997123456 -> +2290197123456; ")
 
 
+def test_a_warning_message_names_only_the_checks_that_fired() -> None:
+    # the fields' checks that pass (a short note, a yes/no value, a language code) add
+    # nothing to another warning's message (they did: "notes are 5 characters long...")
+    row = {
+        "name": None,
+        "notes": "hello",
+        "opt_out": "yes",
+        "language_code": "pt-BR",
+        "__phone_warning": "PLUS_ADDED",
+        "__phone_warning_msg": "a '+' was added",
+    }
+    out = validate(canon([row])).row(0, named=True)
+    assert out["__warning"] == "PLUS_ADDED;MISSING_NAME"
+    assert out["__warning_msg"] == (
+        "a '+' was added; no name (or first/last name): the phone number is used as the name"
+    )
+
+
 def test_google_system_groups_are_dropped_and_extra_groups_added() -> None:
     out = validate(
         canon([{"name": "A", "groups": "* myContacts;VIP"}]),

@@ -325,7 +325,11 @@ def validate(df: pl.DataFrame, options: ValidateOptions | None = None) -> pl.Dat
             )
             .alias("__error_msg"),
             _blank_null(
-                pl.concat_str([m for _, m, _ in warn_parts], separator="; ", ignore_nulls=True)
+                pl.concat_str(
+                    [pl.when(h).then(m) for _, m, h in warn_parts],
+                    separator="; ",
+                    ignore_nulls=True,
+                )
             ).alias("__warning_msg"),
         )
         .collect(engine="in-memory")
