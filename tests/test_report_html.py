@@ -400,3 +400,16 @@ def test_an_export_page_escapes_its_columns_and_caps_them(tmp_path: Path) -> Non
     assert "and 102 more column(s): see summary.json." in text  # 302 columns, 200 shown
     assert "What happened to every input row" not in text and "Export from vobiz" in text
     assert 'href="evil%3Cb%3E.csv"' in page  # the output beside the page is linked
+
+
+def test_the_page_names_the_platform_as_the_platform_module_does() -> None:
+    # built from uname and glibc's own version string (platform() reads the executable)
+    import platform
+
+    from contactpipe.report.html import _platform, _versions
+
+    assert _platform() == platform.platform(terse=True)
+    import phonenumbers
+
+    got = _versions({"contactpipe_version": "x"})
+    assert got["polars"] == pl.__version__ and got["phonenumbers"] == phonenumbers.__version__

@@ -21,8 +21,12 @@ value are capped (:mod:`contactpipe.report.html.data`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import platform
+import re
+import sys
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -103,12 +107,30 @@ def _versions(summary: Mapping[str, Any]) -> dict[str, str]:
     out = {"contactpipe": str(summary.get("contactpipe_version", ""))}
     out["python"] = platform.python_version()
     for dist in ("polars", "phonenumbers", "httpx"):
+        module = sys.modules.get(dist)  # imported already: its own version, no metadata read
         try:
-            out[dist] = version(dist)
+            out[dist] = str(getattr(module, "__version__", "") or version(dist))
         except PackageNotFoundError:  # pragma: no cover
             out[dist] = "?"
-    out["platform"] = platform.platform(terse=True)
+    out["platform"] = _platform()
     return out
+
+
+@functools.cache
+def _platform() -> str:
+    """``platform.platform(terse=True)``.  On Linux that reads the C library's version from
+    the Python executable itself (5-8 ms, a one-row run's 2%); glibc also says it directly."""
+    u = platform.uname()
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    name, _, ver = libc.partition(" ")
+    quick = f"{u.system}-{u.release}-{u.machine}-with-glibc{ver}"
+    # what platform.platform() would clean up (spaces, slashes, "--"...) is left to it
+    if u.system == "Linux" and name == "glibc" and re.fullmatch(r"[\w.+]+(-[\w.+]+)*", quick):
+        return quick
+    return platform.platform(terse=True)
 
 
 def _status(summary: Mapping[str, Any], section: str | None, part: Any) -> dict[str, str]:
