@@ -298,3 +298,42 @@ def test_the_batched_page_is_the_page_of_its_lines_read_back(tmp_path: Path) -> 
     (report / "summary.json").unlink()  # not there yet when the page was written
     page = html.render_html(summary, *lines, report, guarded=True)
     assert (report / "report.html").read_text(encoding="utf-8") == page
+
+
+def test_sigterm_during_a_batched_run_stops_it_cleanly(tmp_path: Path) -> None:
+    # worker threads transform batches while the main thread writes: a SIGTERM must still
+    # end the run promptly (exit 143), wait for the running batches, and leave no file
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from contactpipe.streamed import STREAM_MIN_BYTES
+
+    src = tmp_path / "big.csv"
+    rows = "".join(f"Ana {i},+3361{i % 10_000_000:07d},a{i}@example.org\n" for i in range(40_000))
+    with src.open("w", encoding="utf-8") as fh:
+        fh.write("Name,Phone,Email\n")
+        while fh.tell() < STREAM_MIN_BYTES + (4 << 20):
+            fh.write(rows)
+    report = tmp_path / "r"
+    cmd = [sys.executable, "-m", "contactpipe.cli", "validate", str(src), "--region", "FR"]
+    proc = subprocess.Popen(
+        [*cmd, "--report-dir", str(report), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (report.is_dir() and any(report.iterdir())):  # the batched files are open
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)  # batches in the worker threads
+    os.kill(proc.pid, signal.SIGTERM)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "Traceback" not in err
+    assert time.monotonic() - started < 20
+    assert list(report.iterdir()) == []  # temporary files removed, nothing half-written
