@@ -55,8 +55,8 @@ contact list, 73 bytes a row); smaller ones are read whole, which is quicker whe
 not the limit."""
 BATCH_BYTES = 4 << 20
 """Bytes of records per batch (about 57,000 rows of the benchmark's contact list).  With
-:data:`PARALLEL` batches in flight, a 1M-row run peaks at ~340 MiB (8 MiB batches: ~510-575
-MiB)."""
+:data:`PARALLEL` batches in flight, a 1M-row run peaks at 370-390 MiB (8 MiB batches: 510-575
+MiB; benchmarks/README.md)."""
 PARALLEL = 2
 """Batches transformed at once, in worker threads (polars releases the GIL, so one batch's
 column work runs while another's Python work -- phonenumbers, building expressions -- does)."""
