@@ -170,6 +170,41 @@ def options_dict(options: RunOptions) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
 
 
+def run_summary(
+    command: str,
+    started: dt.datetime,
+    options: RunOptions,
+    mapped: Sequence[tuple[Extracted, ColumnMapping]],
+    *,
+    counts: Mapping[str, int],
+    refused: int,
+    by_code: Mapping[str, int],
+    parts: Sequence[Extracted],
+    skipped: Sequence[Skipped] = (),
+) -> dict[str, Any]:
+    """``summary.json`` of a run up to its options, for the whole-file and the batched runs
+    alike: ``counts`` holds rows_read, empty_rows, valid, rejected, duplicates and warnings;
+    ``refused``: rows the API refused (they count in ``error_rate`` with the rejected);
+    ``parts``: every input read (those without data rows get a note)."""
+    non_empty = counts["rows_read"] - counts["empty_rows"]
+    return {
+        "contactpipe_version": __version__,
+        "command": command,
+        "started_at": started.isoformat(timespec="seconds"),
+        **{k: counts[k] for k in SUMMARY_COUNTS},
+        "error_rate": round((counts["rejected"] + refused) / non_empty, 6) if non_empty else 0.0,
+        "by_code": dict(sorted(by_code.items())),
+        "codes": code_meanings(by_code),
+        "files": [file_entry(e, m) for e, m in mapped],
+        "skipped": [s.as_dict() for s in skipped],
+        "notes": [f"{_label(e)}: no data rows (header only)" for e in parts if e.rows_read == 0],
+        "options": options_dict(options),
+    }
+
+
+SUMMARY_COUNTS = ("rows_read", "empty_rows", "valid", "rejected", "duplicates", "warnings")
+
+
 def _label(e: Extracted) -> str:
     return e.source_file if e.sheet is None else f"{e.source_file} [{e.sheet}]"
 
@@ -618,35 +653,25 @@ def validate_files(
         warn_rows = _warning_rows(kept, mapped)
         warnings = problem_lines(warn_rows, originals, user_cols)
         # --max-error-rate counts the rows the API refused as well as the ones we rejected
-        api_rejected = load_failures.get_column("code").eq("API_REJECTED").sum()
+        api_rejected = int(load_failures.get_column("code").eq("API_REJECTED").sum())
         by_code = _counts(rejected.get_column("__error"))
         if duplicates.height:
             by_code["DUPLICATE"] = duplicates.height
         by_code.update(_counts(kept.get_column("__warning")))
         if not load_failures.is_empty():
             by_code.update(_counts(load_failures.get_column("code")))
-        summary: dict[str, Any] = {
-            "contactpipe_version": __version__,
-            "command": command,
-            "started_at": started.isoformat(timespec="seconds"),
+        counts = {
             "rows_read": rows_read,
             "empty_rows": empty_rows,
             "valid": kept.height,
             "rejected": rejected.height,
             "duplicates": duplicates.height,
             "warnings": warn_rows.height,
-            "error_rate": round((rejected.height + api_rejected) / non_empty, 6)
-            if non_empty
-            else 0.0,
-            "by_code": dict(sorted(by_code.items())),
-            "codes": code_meanings(by_code),
-            "files": [file_entry(e, m) for e, m in mapped],
-            "skipped": [s.as_dict() for s in skipped],
-            "notes": [
-                f"{_label(e)}: no data rows (header only)" for e in parts if e.rows_read == 0
-            ],
-            "options": options_dict(options),
         }
+        summary = run_summary(
+            command, started, options, mapped, counts=counts, refused=api_rejected,
+            by_code=by_code, parts=parts, skipped=skipped,
+        )  # fmt: skip
         if load_summary is not None:
             summary[section] = load_summary
         files = write_report(

@@ -32,7 +32,6 @@ from typing import IO, Any
 
 import polars as pl
 
-from contactpipe import __version__
 from contactpipe.extract import Extracted, expand_inputs, read_file_batches
 from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
 from contactpipe.report.html import write_html
@@ -245,25 +244,18 @@ def validate_streamed(
             sec["report"] += time.perf_counter() - t
     assert first is not None
     e_all = replace(first, rows_read=rows_read, empty_rows=empty_rows)
-    non_empty = rows_read - empty_rows
-    summary: dict[str, Any] = {
-        "contactpipe_version": __version__,
-        "command": command,
-        "started_at": started.isoformat(timespec="seconds"),
+    counts = {
         "rows_read": rows_read,
         "empty_rows": empty_rows,
         "valid": kept_n,
         "rejected": rejected_n,
         "duplicates": duplicates_n,
         "warnings": warnings_n,
-        "error_rate": round(rejected_n / non_empty, 6) if non_empty else 0.0,
-        "by_code": dict(sorted(by_code.items())),
-        "codes": run.code_meanings(by_code),
-        "files": [run.file_entry(e_all, mapping)],
-        "skipped": [],
-        "notes": [f"{run._label(e_all)}: no data rows (header only)"] if rows_read == 0 else [],
-        "options": run.options_dict(options),
     }
+    summary = run.run_summary(
+        command, started, options, [(e_all, mapping)], counts=counts, refused=0,
+        by_code=by_code, parts=[e_all],
+    )  # fmt: skip
     files = {k: str(v) for k, v in paths.items()}
     files["summary_json"] = str(report_dir / "summary.json")
     summary["seconds"] = {
