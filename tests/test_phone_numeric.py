@@ -104,3 +104,62 @@ def test_plus_added_in_the_phones_layer() -> None:
         df.head(1), phone_col="phone", region=None, numeric_cols={"phone": "num"}
     )
     assert out["__phone_e164"].to_list() == ["+2290197892959"]
+
+
+OFFSET_ROWS = [  # a blank row, a title, then the table from column B, phones in column D
+    [None, None, None, None],
+    [None, "Export du 2026-12-01"],
+    [None, "Nom", "Ville", "Téléphone", "Fixe"],
+    [None, "Awa", "Cotonou", BENIN, "+33 1 23 45 67 89"],
+    [None, "Bob", "Paris", str(BENIN), 2290197892959],
+    [None, "Cid", None, None, str(BENIN)],
+    [None, "Dan", "Lyon", 612345678, None],
+]
+
+
+@pytest.mark.parametrize("sheet", [None, "*", "Contacts"])
+def test_number_cells_loaded_in_a_thread_equal_the_loads_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sheet: str | None
+) -> None:
+    """The number-cell load of a small workbook runs beside its text load, over every column;
+    a large one loads only the long-digit columns afterwards.  Same answers, with the table
+    away from A1 and a hidden sheet before it."""
+    from contactpipe.extract import excel
+
+    src = make_xlsx(
+        tmp_path / "offset.xlsx",
+        {"Old": [["Tel"], [BENIN]], "Contacts": OFFSET_ROWS},
+        hidden=["Old"],
+    )
+    threaded = read_file(src, sheet=sheet)
+    monkeypatch.setattr(excel, "PREFETCH_MAX_BYTES", 0)
+    started = []
+    monkeypatch.setattr(excel._NumberLoad, "__init__", lambda *a: started.append(a))
+    sequential = read_file(src, sheet=sheet)
+    assert not started  # the sequential run really was sequential
+    assert len(threaded) == len(sequential) == 1
+    cells = threaded[0].number_cells
+    assert cells is not None
+    assert cells.to_dict(as_series=False) == {
+        "Téléphone": [True, False, False, True],
+        "Fixe": [False, True, False, False],
+    }
+    assert sequential[0].number_cells is not None
+    assert sequential[0].number_cells.equals(cells)
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_number_cells_of_a_table_that_starts_in_column_b(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool
+) -> None:
+    """A blank column A: the number cells were looked up by fastexcel's ``use_columns``, which
+    counts from column A, so the phone column's number cells were missed and a valid number
+    typed without its '+' was rejected."""
+    from contactpipe.extract import excel
+
+    if not threaded:
+        monkeypatch.setattr(excel, "PREFETCH_MAX_BYTES", 0)
+    rows = [[None, "Nom", "Téléphone"], [None, "Awa", BENIN], [None, "Bob", str(BENIN)]]
+    src = make_xlsx(tmp_path / "b.xlsx", {"Contacts": rows})
+    result = validate_files([str(src)], RunOptions(region="FR"), tmp_path / "r")
+    assert dict(result.contacts.select("name", "phone").iter_rows()) == {"Awa": "+2290197892959"}

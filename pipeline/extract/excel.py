@@ -22,6 +22,7 @@ Row numbers are worksheet row numbers: title or blank rows above the header shif
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,66 @@ if TYPE_CHECKING:
     import fastexcel
 
 _NEEDS_TYPED = r"^-?\d*\.\d+$|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
+PREFETCH_MAX_BYTES = 256 << 20
+"""Workbooks whose parts decompress to at most this many bytes have the number-cell load
+(:func:`_with_number_cells`) of a sheet run in a second thread while the text load runs: the
+two calamine parses of the sheet overlap on two cores.  Each load holds the sheet's cells while
+it runs, so larger workbooks load one after the other, as before."""
+
+
+class _NumberLoad:
+    """A sheet loaded as booleans with coercion (a number or boolean cell gives a value, a text
+    cell null), every column, by its own reader in a thread: started before the text load,
+    collected by :func:`_with_number_cells`.  ``result()`` is None when the load failed, and
+    the caller then loads what it needs itself."""
+
+    def __init__(self, path: Path, sheet: str) -> None:
+        self.sheet = sheet
+        self._frame: pl.DataFrame | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        import fastexcel
+
+        try:
+            self._frame = _load_numbers(fastexcel.read_excel(str(path)), self.sheet)
+        except Exception:  # the caller's own load reports what is wrong, if anything
+            self._frame = None
+
+    def result(self) -> pl.DataFrame | None:
+        self._thread.join()
+        return self._frame
+
+
+def _load_numbers(reader: fastexcel.ExcelReader, sheet: str) -> pl.DataFrame:
+    """Every column of ``sheet`` as booleans with coercion; row ``i`` is worksheet row
+    ``i + 1`` and column ``__UNNAMED__{j}`` the ``j``-th of the text load's grid.
+
+    Every column, not only the wanted ones: fastexcel's ``use_columns`` counts from column A
+    while the grid starts at the sheet's first used column, so a table that starts in
+    column B got the wrong columns; the parse of the sheet costs the same either way."""
+    return reader.load_sheet(
+        sheet, header_row=None, skip_rows=0, dtypes="boolean", dtype_coercion="coerce"
+    ).to_polars()
+
+
+def _prefetch(path: Path, fmt: str, sheet: str) -> _NumberLoad | None:
+    """Start the number-cell load of ``sheet`` beside the text load, for workbooks small
+    enough that holding both loads at once costs little (:data:`PREFETCH_MAX_BYTES`)."""
+    try:
+        if fmt == "xls":
+            size = path.stat().st_size
+        else:
+            import zipfile
+
+            with zipfile.ZipFile(path) as archive:
+                size = sum(i.file_size for i in archive.infolist())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    return _NumberLoad(path, sheet) if size <= PREFETCH_MAX_BYTES else None
 
 
 def _error_text(exc: Exception) -> str:
@@ -175,6 +236,7 @@ def _extract(
     sheet: str,
     grid: pl.DataFrame,
     header_row: int | None,
+    numbers: _NumberLoad | None = None,
 ) -> Extracted:
     name = describe(path)
     if header_row == 0:  # --no-header
@@ -200,7 +262,7 @@ def _extract(
         data = _typed_fix(reader, sheet, None, grid)  # None: fastexcel reads no header
         header: list[str | None] = [None] * data.width
         result = finish(data, header, first_row=1, source=name, sheet=sheet, fmt=fmt, header_row=0)
-        return _with_number_cells(reader, sheet, header, index, result)
+        return _with_number_cells(reader, sheet, header, result, numbers)
     data = _typed_fix(reader, sheet, index, grid.slice(index + 1))
     result = finish(
         data,
@@ -211,38 +273,34 @@ def _extract(
         fmt=fmt,
         header_row=index + 1,
     )
-    return _with_number_cells(reader, sheet, list(grid.row(index)), index, result)
+    return _with_number_cells(reader, sheet, list(grid.row(index)), result, numbers)
 
 
 def _with_number_cells(
     reader: fastexcel.ExcelReader,
     sheet: str,
     header: list[str | None],
-    index: int,
     result: Extracted,
+    prefetched: _NumberLoad | None = None,
 ) -> Extracted:
     """Which long digit-only cells were number cells (``Extracted.number_cells``).
 
     The text load cannot tell the number 2290197892959 from the text "2290197892959"; a
     load of those columns as booleans with coercion can: a number (or boolean) cell gives a
-    value, a text cell gives null.  Only columns holding such digits are loaded again."""
+    value, a text cell gives null.  The sheet is loaded again that way when a column holds
+    such digits, unless ``prefetched`` did it in a thread already."""
     frame = result.frame
     wanted = [c for c in result.columns if frame.get_column(c).str.contains(LONG_DIGITS).any()]
     if not wanted:
         return result
     names = column_names(header)
     positions = {names.index(c): c for c in wanted}
-    try:
-        typed = reader.load_sheet(
-            sheet,
-            header_row=None,
-            skip_rows=0,
-            use_columns=list(positions),
-            dtypes=dict.fromkeys(positions, "boolean"),
-            dtype_coercion="coerce",
-        ).to_polars()
-    except Exception:
-        return result  # unknown: every cell is treated as text, today's rule
+    typed = prefetched.result() if prefetched is not None else None
+    if typed is None:
+        try:
+            typed = _load_numbers(reader, sheet)
+        except Exception:
+            return result  # unknown: every cell is treated as text, today's rule
     numbers = {  # row i of this load is worksheet row i + 1
         c: typed.get_column(f"__UNNAMED__{i}").is_not_null()
         for i, c in positions.items()
@@ -273,18 +331,22 @@ def read_workbook(
         raise InputError(f"{name}: the workbook has no sheets")
     if sheet is not None and sheet != "*":
         chosen = _resolve_sheet(names, sheet, path)
+        numbers = _prefetch(path, fmt, chosen)
         grid, _visible = _load_grid(reader, path, chosen, fmt)
         check_columns(f"{name}, sheet {chosen!r}", grid.width, limits)
         if not _has_content(grid):
             raise InputError(f"{name}, sheet {chosen!r}: is empty")
-        return [_extract(reader, path, fmt, chosen, grid, header_row)]
+        return [_extract(reader, path, fmt, chosen, grid, header_row, numbers)]
     results: list[Extracted] = []
     for candidate in names:
+        numbers = _prefetch(path, fmt, candidate)
         grid, visible = _load_grid(reader, path, candidate, fmt)
         check_columns(f"{name}, sheet {candidate!r}", grid.width, limits)
         if not visible or not _has_content(grid):
+            if numbers is not None:
+                numbers.result()  # no thread outlives its sheet
             continue
-        result = _extract(reader, path, fmt, candidate, grid, header_row)
+        result = _extract(reader, path, fmt, candidate, grid, header_row, numbers)
         if sheet is None:  # a header-only sheet is a run with no contacts, not an error
             return [result]
         if result.rows_read:
