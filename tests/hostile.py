@@ -249,3 +249,47 @@ def make_parquet_bomb(path: Path, rows: int = 25_000_000) -> Path:
         for _ in range(rows // 1_000_000):
             writer.write_table(block)
     return path
+
+
+_FAR = 'r="XFD900000"'
+REFERENCE_FORMS = {
+    # how a cell at XFD900000 can be written so that calamine still places it there
+    "single-quoted": "r='XFD900000'",
+    "spaced": 'r = "XFD900000"',
+    "lower-case": 'r="xfd900000"',
+    "second-attribute": 't="inlineStr" r="XFD900000"',
+    "duplicate": 'r="C3" r="XFD900000"',
+    "understated-dimension": _FAR,  # the sheet's <dimension> says A1:B3
+}
+
+
+def make_far_reference_xlsx(path: Path, form: str) -> Path:
+    """A small table plus one cell at XFD900000 written in ``REFERENCE_FORMS[form]``: a used
+    range of 14.7 G cells that a check reading only ``r="..."`` first would miss."""
+    attrs = REFERENCE_FORMS[form]
+    if "t=" not in attrs:
+        attrs += ' t="inlineStr"'
+    far = f'<row r="3"><c {attrs}><is><t>x</t></is></c></row>'
+    dimension = "A1:B3" if form == "understated-dimension" else None
+    return make_raw_xlsx(path, sheet_xml([*header_rows(), far], dimension))
+
+
+def make_far_row_xlsx(path: Path, row: str = "900000", width: int = 30) -> Path:
+    """Cells without references in a row tagged far down (``<row r="900000">``): calamine
+    places them on that row, so a few cells make a used range of ``row`` x ``width``."""
+    cells = '<c t="inlineStr"><is><t>x</t></is></c>' * width
+    return make_raw_xlsx(path, sheet_xml([*header_rows(), f'<row r="{row}">{cells}</row>']))
+
+
+def make_odd_genuine_xlsx(path: Path) -> Path:
+    """A small, genuine table in every reference form calamine reads, without a dimension:
+    the exact check places each cell and lets it through."""
+    rows = [
+        "<row r='1'><c r='A1' t='inlineStr'><is><t>Name</t></is></c>"
+        '<c t="inlineStr" r = "b1"><is><t>Phone</t></is></c></row>',
+        '<row><c t="inlineStr"><is><t>Ana</t></is></c>'
+        '<c t="inlineStr"><is><t>+33612345678</t></is></c></row>',
+        '<row r="3"><c s="0" r="A3" t="inlineStr"><is><t>Bob</t></is></c>'
+        '<c r="B3" t="inlineStr"><is><t>+33612345679</t></is></c></row>',
+    ]
+    return make_raw_xlsx(path, sheet_xml(rows))

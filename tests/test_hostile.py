@@ -221,6 +221,52 @@ CASES = [
         2,
         "has a used range of 3,276,849,152 cells",
     ),
+    *[
+        Case(
+            f"xlsx-far-cell-{form}",
+            one(hostile.make_far_reference_xlsx, "far.xlsx", form=form),
+            2,
+            "used range of 14,745,600,000 cells, above the limit of 20,000,000",
+        )
+        for form in hostile.REFERENCE_FORMS
+    ],
+    Case(
+        "xlsx-empty-reference",  # r="": calamine's row and column wrap past u32
+        lambda tmp: [
+            str(
+                hostile.make_raw_xlsx(
+                    tmp / "e.xlsx",
+                    hostile.sheet_xml(
+                        [
+                            *hostile.header_rows(),
+                            '<row r="3"><c r="" t="inlineStr"><is><t>x</t></is></c></row>',
+                        ]
+                    ),
+                )
+            )
+        ],
+        2,
+        "columns, above the limit of 16,384",
+    ),
+    Case(
+        "xlsx-far-row-of-cells-without-references",
+        one(hostile.make_far_row_xlsx, "farrow.xlsx"),
+        2,
+        "used range of 27,000,000 cells, above the limit of 20,000,000",
+    ),
+    Case(
+        "xlsx-row-zero-wraps",  # <row r="0">: a cell without reference lands on row 2^32
+        one(hostile.make_far_row_xlsx, "zero.xlsx", row="0", width=1),
+        2,
+        "above the limit of 20,000,000",
+    ),
+    Case(
+        "xlsx-odd-but-genuine-references",
+        one(hostile.make_odd_genuine_xlsx, "odd.xlsx", "--region", "FR"),
+        0,
+        "contacts",
+        check=_two_contacts,
+    ),
     Case(
         "xlsx-lying-directory",  # calamine trusts the data, not the directory: refuse
         one(hostile.make_lying_xlsx, "lying.xlsx", inflated=100 * MIB),

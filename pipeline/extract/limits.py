@@ -19,18 +19,25 @@ limit                  default          what it bounds (option that lifts it)
                                         (``--max-columns``)
 =====================  ===============  ===================================================
 
-The workbook check streams each worksheet (or ODS ``content.xml``) once through ``zlib`` with
-a regular expression over cell references; it never builds the grid.  XLS (BIFF) is bounded by
-its own format (65,536 x 256) and by ``max_bytes``.
+The workbook check streams each worksheet (or ODS ``content.xml``) through ``zlib`` in 4 MiB
+pieces cut between tags; it never builds the grid.  A worksheet is first checked by counts in
+polars' regex engine, inflated one piece ahead in a thread: when every cell tag is
+``<c r="...">`` with its reference inside the sheet's own ``<dimension>`` (and no other ``r``
+attribute or namespace prefix exists) that dimension bounds the grid.  Otherwise it is read
+again and every cell is placed as calamine places it: ``r`` in either quote, with spaces
+around ``=``, letters in either case, an empty or zero part wrapping past u32, a cell without
+``r`` on its row's ``r`` after the previous cell.  XLS (BIFF) is bounded by its own format
+(65,536 x 256) and by ``max_bytes``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,83 +136,172 @@ def _stream(
             yield chunk
 
 
-def _tags(chunks: Iterator[bytes], end: bytes = b">") -> Iterator[bytes]:
-    """Re-cut chunks so that no XML tag (or, with ``end=b"row>"``, no worksheet row) is split
-    between two pieces."""
+def _pieces(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
+    """Re-cut chunks before their last ``<`` so that no XML tag is split between two pieces
+    (a ``<`` cannot occur inside a tag, even in an attribute value, while ``>`` can).
+
+    A piece may end in the middle of a text node, which holds no tag.  A tag still open
+    after :data:`_CHUNK` bytes is absurd (Excel caps a cell's text at 32,767 characters) and
+    refused rather than held or split."""
     tail = b""
     for chunk in chunks:
         data = tail + chunk
-        cut = data.rfind(end) + len(end) if end in data else 0
-        tail = data[cut:]
-        if len(tail) > _CHUNK:  # a tag this long is itself absurd: no need to keep it whole
-            yield tail
+        cut = data.rfind(b"<")
+        if cut == -1:
+            yield data
             tail = b""
-        yield data[:cut]
+            continue
+        if cut:
+            yield data[:cut]
+        tail = data[cut:]
+        if len(tail) > _CHUNK:
+            if b">" not in tail:  # one tag longer than 4 MiB
+                raise InputError(
+                    f"{where}: holds an XML tag longer than {human(_CHUNK)}; refused as corrupt",
+                    hint="open it in Excel or LibreOffice and save it again",
+                )
+            yield tail  # a complete tag, then text without any tag
+            tail = b""
     yield tail
 
 
-# Only cells have r="A1"-like attributes.  The space-led patterns let the regex engine skip
-# ahead by a literal (twice as fast); another whitespace before r= switches to the \s ones.
-_REF_COLUMNS = re.compile(rb' r="([A-Z]{1,8})[0-9]')
-_REF_ROWS = re.compile(rb' r="[A-Z]{1,8}([0-9]{1,12})"')
-_REF_COLUMNS_ANY = re.compile(rb'\sr="([A-Z]{1,8})[0-9]')
-_REF_ROWS_ANY = re.compile(rb'\sr="[A-Z]{1,8}([0-9]{1,12})"')
-_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
-_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
-_ROW_BLOCK = re.compile(
-    rb"<(?:[A-Za-z_][\w.-]*:)?row\b[^>]*>(.*?)</(?:[A-Za-z_][\w.-]*:)?row>", re.DOTALL
-)
-_SI_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
-
-
-def _count(piece: bytes, tag: bytes, pattern: re.Pattern[bytes]) -> int:
-    """About how many ``tag`` elements ``piece`` holds, never fewer: ``<c`` also counts the
-    few ``<col>``/``<cfRule>`` elements.  The regex is used when the XML has a namespace
-    prefix (``<x:c ...>``)."""
-    n = piece.count(b"<" + tag)
-    if n == 0 and b":" + tag in piece:
-        return len(pattern.findall(piece))
-    return n
+# calamine reads a cell's position from its ``r`` attribute: either quote, spaces around the
+# '=', letters in either case then digits (parsed with wrapping u32 arithmetic, so an empty
+# part or a zero row wraps to a huge index).  A cell without ``r`` goes to its row's ``r`` (or
+# the row after the previous one) and the column after the previous cell's.
+_XML_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(c|row)(?=[\s/>])((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+_R_ATTR = re.compile(rb"(?:^|[\s\"'])(?:[\w.-]+:)?r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_REF_VALUE = re.compile(rb"([A-Za-z]*)([0-9]*)")
+_HUGE = 1 << 32  # past any u32 index: where a wrapped reference lands, at worst
 
 
 def _column_number(letters: bytes) -> int:
     n = 0
-    for ch in letters:
+    for ch in letters.upper():
         n = n * 26 + ch - 64
     return n
 
 
-def _check_worksheet(chunks: Iterator[bytes], where: str, limits: Limits) -> None:
-    """Bound the rectangle a reader allocates: from the first to the last cell reference, and
-    for cells written without a reference (placed one after the other), by the widest row
-    and the number of rows."""
-    columns: set[bytes] = set()
-    rows: set[bytes] = set()
-    cells = row_tags = widest = 0
-    for piece in _tags(chunks, b"row>"):
-        odd = b'\nr="' in piece or b'\tr="' in piece or b'\rr="' in piece
-        letters = (_REF_COLUMNS_ANY if odd else _REF_COLUMNS).findall(piece)
-        columns.update(letters)
-        rows.update((_REF_ROWS_ANY if odd else _REF_ROWS).findall(piece))
-        in_piece = _count(piece, b"c", _CELL_TAG)
+def _position(value: bytes) -> tuple[int, int] | None:
+    """(row, column), 1-based, of a cell reference as calamine reads it; None if calamine
+    refuses it (the load then fails with an error of its own)."""
+    match = _REF_VALUE.fullmatch(value)
+    if match is None:
+        return None
+    letters, digits = match.groups()
+    row = int(digits) if digits else 0
+    column = _column_number(letters)
+    return (row if row > 0 else _HUGE), (column if column > 0 else _HUGE)
+
+
+def _check_worksheet_exact(pieces: Iterator[bytes], where: str, limits: Limits) -> None:
+    """Bound the rectangle a reader allocates by placing every cell as calamine does: from
+    the first to the last row and column any cell lands on, whatever its tag's form."""
+    cells = 0
+    rows = (0, 0)  # the row a cell without a reference lands on: the least and most it can be
+    column = 0
+    top = left = _HUGE + 1
+    bottom = right = 0
+    for piece in pieces:
+        in_piece = 0
+        for match in _XML_TAG.finditer(piece):
+            closing, name, attrs = match.groups()
+            if closing:
+                continue
+            refs = [a or b for a, b in _R_ATTR.findall(attrs)]
+            if name == b"row":
+                numbers = [int(r) or _HUGE for r in (r.strip() for r in refs) if r.isdigit()]
+                rows = (min(numbers), max(numbers)) if numbers else (rows[0] + 1, rows[1] + 1)
+                column = 0
+                continue
+            in_piece += 1
+            places = [p for p in map(_position, refs) if p is not None]
+            if not places:
+                places = [(rows[0], column + 1), (rows[1], column + 1)]
+            for place_row, place_column in places:
+                top, bottom = min(top, place_row), max(bottom, place_row)
+                left, right = min(left, place_column), max(right, place_column)
+            column = max(c for _, c in places)
         cells += in_piece
-        row_tags += _count(piece, b"row", _ROW_TAG)
         check_cells(where, "has", cells, limits)
-        if in_piece > len(letters):  # rare: measure each row's width
-            for block in _ROW_BLOCK.finditer(piece):
-                widest = max(widest, len(_CELL_TAG.findall(block.group(1))))
-    first_col = last_col = first_row = last_row = 1
-    if columns:
-        numbers = [_column_number(c) for c in columns]
-        first_col, last_col = min(numbers), max(numbers)
-        row_numbers = [int(r) for r in rows]
-        first_row, last_row = min(row_numbers), max(row_numbers)
-    width = max(last_col - first_col + 1, widest)
+    if not cells:
+        return
+    width = right - left + 1
     check_columns(where, width, limits)
-    height = max(last_row - first_row + 1, row_tags)
-    check_cells(where, "has a used range of", height * width, limits)
+    check_cells(where, "has a used range of", (bottom - top + 1) * width, limits)
 
 
+_DIMENSION = re.compile(
+    rb'<dimension\s+ref="(?:[A-Z]{1,3}[1-9][0-9]{0,6}:)?([A-Z]{1,3})([1-9][0-9]{0,6})"'
+)
+
+
+def at_most(limit: str, alphabet: tuple[str, str], first: str) -> str:
+    """A regex matching the strings over ``alphabet`` (its first and last character) that
+    do not start with a character below ``first`` and sort at most ``limit``, shorter ones
+    first: the column letters up to ``limit`` (``("A", "Z")``, ``"A"``) or the numbers up to
+    it without leading zeros (``("0", "9")``, ``"1"``)."""
+    low, high = alphabet
+    k = len(limit)
+    options = [f"[{first}-{high}][{low}-{high}]{{0,{k - 2}}}"] if k > 1 else []
+    for i, ch in enumerate(limit):
+        floor = first if i == 0 else low
+        if ch > floor:
+            rest = f"[{low}-{high}]{{{k - i - 1}}}" if k - i - 1 else ""
+            options.append(f"{limit[:i]}[{floor}-{chr(ord(ch) - 1)}]{rest}")
+    options.append(limit)
+    return "(?:" + "|".join(options) + ")"
+
+
+def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -> bool:
+    """True when the sheet is proven within ``limits`` by counts alone, in polars' regex
+    engine: every cell tag is ``<c r="..."`` with its reference inside the sheet's own
+    ``<dimension>``, no other ``r`` attribute exists and no tag has a namespace prefix.
+    False when any of that fails (the exact check then decides)."""
+    import polars as pl
+
+    inside = None
+    cells = 0
+    for piece in pieces:
+        if inside is None:
+            found = _DIMENSION.search(piece)
+            if found is None:
+                return False
+            letters, digits = (g.decode() for g in found.groups())
+            width, height = _column_number(found.group(1)), int(digits)
+            if width > limits.max_columns or width * height > limits.max_cells:
+                return False
+            inside = (
+                '<c r="'
+                + at_most(letters, ("A", "Z"), "A")
+                + at_most(digits, ("0", "9"), "1")
+                + '"'
+            )
+        text = pl.col("xml")
+        counts = (
+            pl.DataFrame({"xml": pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)})
+            .select(
+                text.is_null().sum().alias("not_utf8"),
+                text.str.count_matches(r":(?:c|row)[\s/>]").sum().alias("prefixed"),
+                text.str.count_matches(r"<c[\s/>]").sum().alias("cells"),
+                text.str.count_matches('<row r="', literal=True).sum().alias("rows"),
+                text.str.count_matches(r"[\s\x22\x27]r\s*=").sum().alias("r_attributes"),
+                text.str.count_matches(inside).sum().alias("inside"),
+            )
+            .row(0, named=True)
+        )
+        if counts["not_utf8"] or counts["prefixed"]:
+            return False
+        if counts["cells"] != counts["inside"]:  # a cell without r first, or outside
+            return False
+        if counts["r_attributes"] != counts["inside"] + counts["rows"]:  # another r somewhere
+            return False
+        cells += counts["cells"]
+        check_cells(where, "has", cells, limits)
+    return True
+
+
+_SI_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
 _ODS_TOKEN = re.compile(
     rb"<table:table-row\b([^>]*)>|</table:table-row>|<table:table(?=[\s>])[^>]*>"
     rb"|<table:(?:covered-)?table-cell\b([^>]*?)(/?)>"
@@ -214,12 +310,12 @@ _ROWS_REPEATED = re.compile(rb'number-rows-repeated="(\d+)"')
 _COLS_REPEATED = re.compile(rb'number-columns-repeated="(\d+)"')
 
 
-def _check_ods_content(chunks: Iterator[bytes], where: str, limits: Limits) -> None:
+def _check_ods_content(pieces: Iterator[bytes], where: str, limits: Limits) -> None:
     """Bound each table by its last non-empty cell (trailing empty repeats cost nothing)."""
     row = height = width = 0
     row_repeat = 1
     column = last_filled = 0
-    for piece in _tags(chunks):
+    for piece in pieces:
         for match in _ODS_TOKEN.finditer(piece):
             text = match.group(0)
             if text.startswith(b"<table:table-row"):
@@ -246,6 +342,66 @@ def _check_ods_content(chunks: Iterator[bytes], where: str, limits: Limits) -> N
     check_cells(where, "has a used range of", height * width, limits)
 
 
+def _ahead(pieces: Iterator[bytes]) -> Generator[bytes, None, None]:
+    """``pieces``, each produced (inflated) in a thread while the caller counts the one
+    before: zlib and polars both release the GIL.  At most two pieces are held."""
+    import queue
+    import threading
+
+    handoff: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for piece in pieces:
+                if stop.is_set():
+                    return
+                handoff.put((piece, None))
+            handoff.put((None, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            handoff.put((None, exc))
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            piece, error = handoff.get()
+            if error is not None:
+                raise error
+            if piece is None:
+                return
+            yield piece
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting to hand over a piece
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
+        worker.join()
+
+
+def _check_worksheet(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    budget: list[int],
+    where: str,
+    name: str,
+    limits: Limits,
+) -> None:
+    """The counts in polars first (one pass, ~5x faster); the exact placement of every cell
+    when they prove nothing, reading the part again on the same budget."""
+    spent = budget[0]
+    pieces = _ahead(_pieces(_stream(archive, info, budget, name, limits), where))
+    try:
+        if _check_worksheet_fast(pieces, where, limits):
+            return
+    finally:
+        pieces.close()
+    budget[0] = spent
+    _check_worksheet_exact(
+        _pieces(_stream(archive, info, budget, name, limits), where), where, limits
+    )
+
+
 def check_workbook(path: Path, fmt: str, name: str, limits: Limits) -> None:
     """Refuse an XLSX/XLSM/ODS whose parts would inflate or allocate beyond ``limits``."""
     try:
@@ -258,13 +414,15 @@ def check_workbook(path: Path, fmt: str, name: str, limits: Limits) -> None:
             for info in infos:
                 part = info.filename
                 if fmt == "ods" and part == "content.xml":
-                    _check_ods_content(_stream(archive, info, budget, name, limits), name, limits)
+                    _check_ods_content(
+                        _pieces(_stream(archive, info, budget, name, limits), name), name, limits
+                    )
                 elif part.startswith("xl/worksheets/") and part.endswith(".xml"):
                     where = f"{name} ({part.rsplit('/', 1)[-1].removesuffix('.xml')})"
-                    _check_worksheet(_stream(archive, info, budget, name, limits), where, limits)
+                    _check_worksheet(archive, info, budget, where, name, limits)
                 elif part == "xl/sharedStrings.xml":
                     strings = 0
-                    for piece in _tags(_stream(archive, info, budget, name, limits)):
+                    for piece in _pieces(_stream(archive, info, budget, name, limits), name):
                         strings += len(_SI_TAG.findall(piece))
                     check_cells(name, "has a shared-string table of", strings, limits)
     except (

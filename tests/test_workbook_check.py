@@ -1,0 +1,149 @@
+"""The workbook check's two paths: counts in polars that prove a sheet small, and the exact
+placement of every cell when they cannot.  The hostile files themselves run through the CLI
+in ``test_hostile.py``; here, the pieces each path relies on."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contactpipe.errors import InputError
+from contactpipe.extract import limits
+from tests import hostile
+from tests.filemakers import make_xlsx
+
+
+def _letters(n: int) -> str:
+    out = ""
+    while n:
+        n, rest = divmod(n - 1, 26)
+        out = chr(65 + rest) + out
+    return out
+
+
+@given(st.integers(1, 2_000_000), st.integers(0, 4_000_000))
+def test_at_most_numbers(limit: int, value: int) -> None:
+    pattern = re.compile(limits.at_most(str(limit), ("0", "9"), "1"))
+    assert bool(pattern.fullmatch(str(value))) == (1 <= value <= limit)
+    assert not pattern.fullmatch("0" + str(value))  # a leading zero is never inside
+
+
+@given(st.integers(1, 16_384), st.integers(1, 40_000))
+def test_at_most_column_letters(limit: int, value: int) -> None:
+    pattern = re.compile(limits.at_most(_letters(limit), ("A", "Z"), "A"))
+    assert bool(pattern.fullmatch(_letters(value))) == (value <= limit)
+    assert limits._column_number(_letters(value).encode()) == value
+
+
+@given(st.lists(st.integers(1, 200), min_size=1, max_size=60), st.integers(0, 2**32))
+def test_pieces_never_split_a_tag(sizes: list[int], seed: int) -> None:
+    rng = random.Random(seed)
+    words = ["<row r='1'>", '<c r="A1" t="x>y">', "text", "</c>", "&lt;", "</row>", " "]
+    xml = "".join(rng.choice(words) for _ in range(300)).encode()
+    chunks, at = [], 0
+    for size in sizes * 50:
+        if at >= len(xml):
+            break
+        chunks.append(xml[at : at + size])
+        at += size
+    chunks.append(xml[at:])
+    pieces = list(limits._pieces(iter(chunks), "x"))
+    assert b"".join(pieces) == xml
+    for piece in pieces:
+        opened = piece.rfind(b"<")  # the last tag a piece opens, it also closes
+        assert opened == -1 or b">" in piece[opened:]
+
+
+def test_pieces_refuse_a_tag_longer_than_a_chunk() -> None:
+    chunks = iter([b"<row>", b"<c " + b"a" * limits._CHUNK, b"more"])
+    with pytest.raises(InputError, match=r"XML tag longer than 4\.0 MiB"):
+        list(limits._pieces(chunks, "book.xlsx (sheet1)"))
+
+
+def test_ahead_hands_over_errors_and_stops_its_thread() -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"one"
+        raise InputError("boom")
+
+    pieces = limits._ahead(failing())
+    assert next(pieces) == b"one"
+    with pytest.raises(InputError, match="boom"):
+        next(pieces)
+
+    before = threading.active_count()
+    endless = limits._ahead(iter(lambda: b"x" * 10, None))  # never ends on its own
+    assert next(endless) == b"x" * 10
+    endless.close()
+    assert threading.active_count() == before
+
+
+def _genuine_books(tmp: Path) -> list[Path]:
+    import openpyxl
+
+    rows = [["Name", "Phone", "City"]] + [
+        [f"N{i}", f"+3361234{i:04d}", "Lyon"] for i in range(3000)
+    ]
+    written = make_xlsx(tmp / "xlsxwriter.xlsx", {"Contacts": rows, "Other": [["a"], [1]]})
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.column_dimensions["A"].width = 30  # a <cols> element before the cells
+    for row in rows:
+        sheet.append(row)
+    book.save(tmp / "openpyxl.xlsx")
+    return [written, tmp / "openpyxl.xlsx"]
+
+
+def test_genuine_workbooks_take_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    books = _genuine_books(tmp_path)
+
+    def exact(*args: object) -> None:
+        raise AssertionError("the exact check ran on a genuine workbook")
+
+    monkeypatch.setattr(limits, "_check_worksheet_exact", exact)
+    for book in books:
+        limits.check_workbook(book, "xlsx", book.name, limits.DEFAULT_LIMITS)
+
+
+def test_the_exact_path_lets_the_same_workbooks_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "_check_worksheet_fast", lambda *args: False)
+    for book in [*_genuine_books(tmp_path), hostile.make_odd_genuine_xlsx(tmp_path / "odd.xlsx")]:
+        limits.check_workbook(book, "xlsx", book.name, limits.DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize("form", list(hostile.REFERENCE_FORMS))
+def test_the_fast_path_proves_nothing_about_odd_references(tmp_path: Path, form: str) -> None:
+    book = hostile.make_far_reference_xlsx(tmp_path / "far.xlsx", form)
+    with zipfile.ZipFile(book) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        pieces = limits._pieces(
+            limits._stream(archive, info, [0], "far", limits.DEFAULT_LIMITS), "far"
+        )
+        assert limits._check_worksheet_fast(pieces, "far", limits.DEFAULT_LIMITS) is False
+    with pytest.raises(InputError, match="used range of 14,745,600,000 cells"):
+        limits.check_workbook(book, "xlsx", "far", limits.DEFAULT_LIMITS)
+
+
+def test_a_sheet_bomb_is_refused_through_the_read_ahead(tmp_path: Path) -> None:
+    """Cells the counts accept, inflating past the budget: the refusal raised in the
+    read-ahead thread reaches the caller."""
+    block = '<row r="2"><c r="A2" t="inlineStr"><is><t>Bob</t></is></c></row>' * 20_000
+    sheet = hostile.sheet_xml([*hostile.header_rows(), *[block] * 60], dimension="A1:B2")
+    book = hostile.make_raw_xlsx(tmp_path / "bomb.xlsx", sheet)
+    small = limits.Limits(max_uncompressed=40 << 20)
+    with zipfile.ZipFile(book) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        assert info.file_size > 60 << 20
+        with pytest.raises(InputError, match=r"above the limit of 40\.0 MiB"):
+            limits._check_worksheet(archive, info, [0], "bomb (sheet1)", "bomb", small)
