@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contactpipe.errors import InputError
@@ -147,3 +147,51 @@ def test_a_sheet_bomb_is_refused_through_the_read_ahead(tmp_path: Path) -> None:
         assert info.file_size > 60 << 20
         with pytest.raises(InputError, match=r"above the limit of 40\.0 MiB"):
             limits._check_worksheet(archive, info, [0], "bomb (sheet1)", "bomb", small)
+
+
+_TEXT = "<is><t>x</t></is>"
+
+
+@st.composite
+def _odd_sheets(draw: st.DrawFn) -> list[str]:
+    """Small sheets with references in every form calamine reads, rows with and without
+    ``r``, cells with and without references."""
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        row_r = draw(st.one_of(st.none(), st.integers(1, 40)))
+        cells = []
+        for _ in range(draw(st.integers(1, 5))):
+            if draw(st.booleans()):
+                cells.append(f'<c t="inlineStr">{_TEXT}</c>')
+                continue
+            letters = _letters(draw(st.integers(1, 30)))
+            if draw(st.booleans()):
+                letters = letters.lower()
+            ref = f"{letters}{draw(st.integers(1, 40))}"
+            form = draw(st.sampled_from(['r="{}"', "r='{}'", 'r = "{}"', 's="0" r="{}"']))
+            cells.append(f'<c {form.format(ref)} t="inlineStr">{_TEXT}</c>')
+        opening = "<row>" if row_r is None else f'<row r="{row_r}">'
+        rows.append(opening + "".join(cells) + "</row>")
+    return rows
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=_odd_sheets())
+def test_placed_cells_cover_what_calamine_loads(tmp_path: Path, rows: list[str]) -> None:
+    """The exact check's placement against the reader itself: the rectangle calamine loads
+    is never larger than the one the check bounds."""
+    import fastexcel
+
+    book = hostile.make_raw_xlsx(tmp_path / "odd.xlsx", hostile.sheet_xml(rows))
+    with zipfile.ZipFile(book) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        pieces = limits._pieces(limits._stream(archive, info, [0], "o", limits.DEFAULT_LIMITS), "o")
+        bounds = limits.placed_bounds(pieces, "o", limits.DEFAULT_LIMITS)
+    assert bounds is not None
+    _top, bottom, left, right = bounds
+    grid = fastexcel.read_excel(str(book)).load_sheet(0, header_row=None, dtypes="string")
+    frame = grid.to_polars()
+    assert frame.width <= right - left + 1
+    assert frame.height <= bottom  # the grid starts at row 1

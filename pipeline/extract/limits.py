@@ -169,7 +169,8 @@ def _pieces(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
 # '=', letters in either case then digits (parsed with wrapping u32 arithmetic, so an empty
 # part or a zero row wraps to a huge index).  A cell without ``r`` goes to its row's ``r`` (or
 # the row after the previous one) and the column after the previous cell's.
-_XML_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(c|row)(?=[\s/>])((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+_XML_TAG = re.compile(rb"<(?:[\w.-]+:)?(c|row)(?=[\s/>])((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>")
+_SIMPLE_REF = re.compile(rb"([A-Z]{1,3})([1-9][0-9]{0,9})")  # the usual form: no wrapping
 _R_ATTR = re.compile(rb"(?:^|[\s\"'])(?:[\w.-]+:)?r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _REF_VALUE = re.compile(rb"([A-Za-z]*)([0-9]*)")
 _HUGE = 1 << 32  # past any u32 index: where a wrapped reference lands, at worst
@@ -197,25 +198,49 @@ def _position(value: bytes) -> tuple[int, int] | None:
 def _check_worksheet_exact(pieces: Iterator[bytes], where: str, limits: Limits) -> None:
     """Bound the rectangle a reader allocates by placing every cell as calamine does: from
     the first to the last row and column any cell lands on, whatever its tag's form."""
+    bounds = placed_bounds(pieces, where, limits)
+    if bounds is None:
+        return
+    top, bottom, left, right = bounds
+    width = right - left + 1
+    check_columns(where, width, limits)
+    check_cells(where, "has a used range of", (bottom - top + 1) * width, limits)
+
+
+def placed_bounds(
+    pieces: Iterator[bytes], where: str, limits: Limits
+) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), 1-based, of the cells of a worksheet's pieces placed as
+    calamine places them (never inside what it allocates); None without cells.  Refuses as
+    soon as the cells alone pass ``limits.max_cells``."""
     cells = 0
     rows = (0, 0)  # the row a cell without a reference lands on: the least and most it can be
     column = 0
     top = left = _HUGE + 1
     bottom = right = 0
+    columns: dict[bytes, int] = {}  # letters -> column number, a few distinct ones
     for piece in pieces:
         in_piece = 0
-        for match in _XML_TAG.finditer(piece):
-            closing, name, attrs = match.groups()
-            if closing:
-                continue
-            refs = [a or b for a, b in _R_ATTR.findall(attrs)]
+        for name, attrs in _XML_TAG.findall(piece):
+            refs = _R_ATTR.findall(attrs)
             if name == b"row":
-                numbers = [int(r) or _HUGE for r in (r.strip() for r in refs) if r.isdigit()]
+                values = [(a or b).strip() for a, b in refs]
+                numbers = [int(v) or _HUGE for v in values if v.isdigit()]
                 rows = (min(numbers), max(numbers)) if numbers else (rows[0] + 1, rows[1] + 1)
                 column = 0
                 continue
             in_piece += 1
-            places = [p for p in map(_position, refs) if p is not None]
+            if len(refs) == 1 and (simple := _SIMPLE_REF.fullmatch(refs[0][0])):
+                letters, digits = simple.groups()
+                number = columns.get(letters) or columns.setdefault(
+                    letters, _column_number(letters)
+                )
+                place_row = int(digits)
+                top, bottom = min(top, place_row), max(bottom, place_row)
+                left, right = min(left, number), max(right, number)
+                column = number
+                continue
+            places = [p for p in (_position(a or b) for a, b in refs) if p is not None]
             if not places:
                 places = [(rows[0], column + 1), (rows[1], column + 1)]
             for place_row, place_column in places:
@@ -224,11 +249,7 @@ def _check_worksheet_exact(pieces: Iterator[bytes], where: str, limits: Limits) 
             column = max(c for _, c in places)
         cells += in_piece
         check_cells(where, "has", cells, limits)
-    if not cells:
-        return
-    width = right - left + 1
-    check_columns(where, width, limits)
-    check_cells(where, "has a used range of", (bottom - top + 1) * width, limits)
+    return (top, bottom, left, right) if cells else None
 
 
 _DIMENSION = re.compile(
