@@ -795,9 +795,11 @@ def _head(target: Target, imp: ImportOptions) -> dict[str, Any]:
 
 
 def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
-    """``act(target, contacts)``; on Ctrl-C or SIGTERM, the target's ledger so far with the
-    unsettled rows of the request in flight marked OUTCOME_UNKNOWN and every other row not
-    settled NOT_SENT (so the report still says what was done)."""
+    """``act(target, contacts)``; on Ctrl-C, SIGTERM or a remote failure no target code
+    settled (the sync state's server going away mid-load), the target's ledger so far with
+    the unsettled rows of the request in flight marked OUTCOME_UNKNOWN and every other row
+    not settled NOT_SENT (so the report still says what was done; the exit code is the
+    stop's: 130/143, or 4)."""
     from contactpipe.load.base import LoadResult
 
     try:
@@ -812,6 +814,10 @@ def _settle(target: Target, contacts: pl.DataFrame, act: Action) -> LoadResult:
         reason, code = interrupt_reason(stop)
         error = Interrupted(reason, exit_code=code)
         result.interrupt(error, target.stats.requests)
+        return result
+    except RemoteError as exc:  # one no target code settles: the sync state's server gone
+        result = target.result or LoadResult(target.name, contacts.height)
+        result.interrupt(exc, target.stats.requests)
         return result
 
 

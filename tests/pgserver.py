@@ -131,6 +131,10 @@ class PgServer:
         """A URL whose tables land in a new, empty schema."""
         return self.url(schema=self.fresh_schema())
 
+    def halt(self) -> None:
+        """Stop the server at once, as a crash or a restart would (its files stay)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

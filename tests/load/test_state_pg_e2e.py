@@ -6,6 +6,7 @@ at once, a state written on one "machine" read on another, and a password that n
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -303,3 +304,44 @@ def test_resume_after_kill_9_through_the_server(
     assert len(stored(server, target)) == 40
     writes = [e for e in server.app.journal if e.method == WRITE[target][0]]
     assert len(writes) <= (40 - kept) // 10 + 1
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_state_server_gone_mid_load_leaves_every_row_in_the_report_and_exit_4(
+    server: SandboxServer, target: str, tmp_path: Path, postgres: Any
+) -> None:
+    """PostgreSQL stops while an import writes to it: the load stops before its next batch,
+    the report still lists every row (loaded, or NOT_SENT / OUTCOME_UNKNOWN with its row
+    number), exit 4, no traceback, no password; the next import finishes the job."""
+    import pgserver
+
+    src = write_csv(tmp_path / "in.csv", 40)
+    out = tmp_path / "out"
+    with pgserver.running() as own:  # its own server: this test stops it
+        url = own.fresh_url()
+        proc = start_import(server, target, src, out, url)  # type: ignore[arg-type]
+        wait_for_writes(server, target, proc, 2)
+        own.halt()
+        stdout, stderr = proc.communicate(timeout=120)
+    output = (stdout + stderr).decode()
+    assert proc.returncode == 4, output
+    assert "Traceback" not in output and "Unexpected error" not in output
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    load = summary["load"]
+    assert 2 <= load["loaded"] <= 40 and load["loaded"] + load["failed"] == 40
+    if target != "msgflash":  # stopped before its next batch; MsgFlash (a request a row,
+        assert load["loaded"] < 40  # no batch to stop before) goes on, unrecorded
+    assert load["state"]["unavailable"] and "state" in load["aborted"]
+    assert load["aborted"] in output
+    with (out / "errors.csv").open(encoding="utf-8") as fh:
+        errors = list(csv.DictReader(fh))
+    assert len(errors) == load["failed"]
+    assert {e["code"] for e in errors} <= {"NOT_SENT", "OUTCOME_UNKNOWN"}
+    assert all(e["row"].isdigit() and e["message"] for e in errors)
+    assert len(stored(server, target)) >= load["loaded"]  # in flight may have landed too
+    no_password_in(out, output)
+
+    setattr(server.settings, f"{target}_latency_ms", 0.0)
+    again = do_import(server, target, src, tmp_path / "again", None)  # no state: plain import
+    assert (again.summary["load"]["loaded"], again.summary["load"]["failed"]) == (40, 0)
+    assert len(stored(server, target)) == 40  # no duplicate

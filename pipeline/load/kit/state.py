@@ -19,6 +19,7 @@ fill ``LoadResult.ids`` when it learns ids.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from contactpipe.errors import UsageError
+from contactpipe.errors import RemoteError, UsageError
 from contactpipe.state import Confirmed, Record, StateStore
 
 from ..base import CREATED, FAILED, LOADED, PENDING, UNCHANGED, UPDATED, LoadResult
@@ -277,10 +278,15 @@ class Recorder:
             self._pending.extend(Confirmed(inc.phones[i], inc.hashes[i]) for i in done)
             self.positions.update(done)
         if time.monotonic() - self._last >= self.FLUSH_EVERY_S:
-            self.flush()
+            # the state's server gone: these rows did load; they stay queued, written by a
+            # later flush once it is back, and the load stops before its next request
+            with contextlib.suppress(RemoteError):
+                self.flush()
 
     def sending(self, result: LoadResult, rows: Sequence[int]) -> None:
-        """A batch goes out: close the previous one in the ledger, write this one ``sent``."""
+        """A batch goes out: close the previous one in the ledger, write this one ``sent``.
+        A state that cannot record the rows answered so far stops the load here, before the
+        request (the target settles the rows not sent)."""
         self.flush()
         self.close_batch(result)
         self.batch += 1
@@ -311,9 +317,13 @@ class Recorder:
             rows, self._pending = self._pending, []
             self._last = time.monotonic()
             if rows:
-                self.written += self.store.confirm(
-                    self.target.name, self.inc.account, self.inc.run_id, rows
-                )
+                try:
+                    self.written += self.store.confirm(
+                        self.target.name, self.inc.account, self.inc.run_id, rows
+                    )
+                except RemoteError:
+                    self._pending[:0] = rows  # written by the next flush that gets through
+                    raise
 
 
 def load(target: Target, contacts: pl.DataFrame, inc: Incremental, store: StateStore) -> LoadResult:
@@ -495,8 +505,15 @@ def mirror(
 
 
 def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str, Any]:
-    """``summary.json``'s ``load.state``: how each row was decided and what the state saved."""
+    """``summary.json``'s ``load.state``: how each row was decided and what the state saved;
+    ``unavailable`` says why the state could not record this run when its server went away
+    (the rows it confirmed are then sent again by the next import)."""
     confirmed = sum(1 for i in inc.send if result.state[i] in CONFIRMED)
+    unavailable = None
+    try:
+        batches: dict[str, int] | None = store.batches(inc.run_id)
+    except RemoteError as exc:
+        batches, unavailable = None, exc.message
     return {
         "path": store.path,
         "mode": inc.mode,
@@ -509,8 +526,9 @@ def summary(inc: Incremental, result: LoadResult, store: StateStore) -> dict[str
             "resumed": inc.resumed,
         },
         "confirmed_this_run": confirmed,
-        "batches": store.batches(inc.run_id),
+        "batches": batches,
         "unknown_batches_settled": inc.unknown_settled,
         "jobs_followed": inc.jobs_followed,
         "saved": inc.saved,
+        "unavailable": unavailable,
     }
