@@ -68,6 +68,16 @@ def test_validate_of_a_csv_imports_nothing_only_a_load_or_a_workbook_needs(tmp_p
     assert "+33612345678" in (report / "contacts.csv").read_text(encoding="utf-8")
 
 
+def test_validate_json_prints_without_rich(tmp_path: Path) -> None:
+    """``--json`` (schedulers, the benchmarks) prints the summary without rich's console."""
+    src = tmp_path / "one.csv"
+    src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
+    args = ["validate", str(src), "--region", "FR", "--report-dir", str(tmp_path / "r")]
+    doc = _probe(*args, "-q", "--json", names=("rich.console", "rich.table"))
+    assert doc["code"] in (0, None)
+    assert doc["loaded"] == [], f"validate --json imported {doc['loaded']}"
+
+
 def test_load_options_build_without_httpx_and_stay_where_they_were() -> None:
     probe = (
         "import sys\n"
