@@ -98,7 +98,12 @@ def _genuine_books(tmp: Path) -> list[Path]:
     for row in rows:
         sheet.append(row)
     book.save(tmp / "openpyxl.xlsx")
-    return [written, tmp / "openpyxl.xlsx"]
+    streamed = openpyxl.Workbook(write_only=True)  # writes no <dimension> at all
+    sheet = streamed.create_sheet("Contacts")
+    for row in rows:
+        sheet.append(row)
+    streamed.save(tmp / "write-only.xlsx")
+    return [written, tmp / "openpyxl.xlsx", tmp / "write-only.xlsx"]
 
 
 def test_genuine_workbooks_take_the_fast_path(
@@ -195,3 +200,32 @@ def test_placed_cells_cover_what_calamine_loads(tmp_path: Path, rows: list[str])
     frame = grid.to_polars()
     assert frame.width <= right - left + 1
     assert frame.height <= bottom  # the grid starts at row 1
+
+
+def test_rows_out_of_order_go_to_the_exact_check(tmp_path: Path) -> None:
+    """The guessed bounds assume rows written in order: a later row number early in a piece
+    proves nothing, and the exact placement reads the sheet instead (and lets it through)."""
+    rows = [
+        *hostile.header_rows(),
+        '<row r="9"><c r="A9" t="inlineStr"><is><t>Cid</t></is></c></row>',
+        '<row r="3"><c r="B3" t="inlineStr"><is><t>+33612345679</t></is></c></row>',
+    ]
+    book = hostile.make_raw_xlsx(tmp_path / "order.xlsx", hostile.sheet_xml(rows))
+    with zipfile.ZipFile(book) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        pieces = limits._pieces(limits._stream(archive, info, [0], "o", limits.DEFAULT_LIMITS), "o")
+        assert limits._check_worksheet_fast(pieces, "o", limits.DEFAULT_LIMITS) is False
+    limits.check_workbook(book, "xlsx", "order", limits.DEFAULT_LIMITS)
+
+
+def test_a_far_cell_before_the_last_row_is_refused(tmp_path: Path) -> None:
+    """The row bound comes from each piece's last cell: a far cell earlier in the piece is
+    outside it, so the counts prove nothing and the exact check refuses."""
+    rows = [
+        *hostile.header_rows(),
+        '<row r="3"><c r="C900000" t="inlineStr"><is><t>x</t></is></c></row>',
+        '<row r="4"><c r="A4" t="inlineStr"><is><t>Bob</t></is></c></row>',
+    ]
+    book = hostile.make_raw_xlsx(tmp_path / "far.xlsx", hostile.sheet_xml(rows))
+    with pytest.raises(InputError, match="used range of 2,700,000 cells"):
+        limits.check_workbook(book, "xlsx", "far", limits.Limits(max_cells=1_000_000))

@@ -22,8 +22,9 @@ limit                  default          what it bounds (option that lifts it)
 The workbook check streams each worksheet (or ODS ``content.xml``) through ``zlib`` in 4 MiB
 pieces cut between tags; it never builds the grid.  A worksheet is first checked by counts in
 polars' regex engine, inflated one piece ahead in a thread: when every cell tag is
-``<c r="...">`` with its reference inside the sheet's own ``<dimension>`` (and no other ``r``
-attribute or namespace prefix exists) that dimension bounds the grid.  Otherwise it is read
+``<c r="...">`` with its reference inside bounds guessed from the data (the widest columns
+of the first piece, the row of each piece's last cell; no other ``r`` attribute or namespace
+prefix exists) those bounds hold the grid.  Otherwise it is read
 again and every cell is placed as calamine places it: ``r`` in either quote, with spaces
 around ``=``, letters in either case, an empty or zero part wrapping past u32, a cell without
 ``r`` on its row's ``r`` after the previous cell.  XLS (BIFF) is bounded by its own format
@@ -252,9 +253,8 @@ def placed_bounds(
     return (top, bottom, left, right) if cells else None
 
 
-_DIMENSION = re.compile(
-    rb'<dimension\s+ref="(?:[A-Z]{1,3}[1-9][0-9]{0,6}:)?([A-Z]{1,3})([1-9][0-9]{0,6})"'
-)
+_FIRST_REF = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"')
+_REF_LETTERS = re.compile(rb'<c r="([A-Z]{1,3})[1-9]')
 
 
 def at_most(limit: str, alphabet: tuple[str, str], first: str) -> str:
@@ -276,20 +276,30 @@ def at_most(limit: str, alphabet: tuple[str, str], first: str) -> str:
 
 def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -> bool:
     """True when the sheet is proven within ``limits`` by counts alone, in polars' regex
-    engine: every cell tag is ``<c r="..."`` with its reference inside the sheet's own
-    ``<dimension>``, no other ``r`` attribute exists and no tag has a namespace prefix.
-    False when any of that fails (the exact check then decides)."""
+    engine; False when they prove nothing (the exact check then decides).
+
+    The bounds are guessed from the data as it comes, for sheets written row by row (every
+    writer does): the widest column letters of the first piece with cells, and in each piece
+    the row of its last cell.  The counts then prove that every cell tag is ``<c r="..."``
+    with its reference inside those bounds, that no other ``r`` attribute exists and that no
+    tag has a namespace prefix.  No ``<dimension>`` is needed (openpyxl's write-only mode and
+    streaming writers leave it out or understate it)."""
     import polars as pl
 
-    inside = None
-    cells = 0
+    letters = ""
+    width = height = cells = 0
     for piece in pieces:
-        if inside is None:
-            found = _DIMENSION.search(piece)
+        last = piece.rfind(b'<c r="')
+        inside = None
+        if last != -1:
+            found = _FIRST_REF.match(piece, last)
             if found is None:
                 return False
-            letters, digits = (g.decode() for g in found.groups())
-            width, height = _column_number(found.group(1)), int(digits)
+            if not letters:
+                widest = max(_REF_LETTERS.findall(piece), key=lambda x: (len(x), x))
+                letters, width = widest.decode(), _column_number(widest)
+            digits = found.group(2).decode()
+            height = max(height, int(digits))
             if width > limits.max_columns or width * height > limits.max_cells:
                 return False
             inside = (
@@ -299,18 +309,18 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
                 + '"'
             )
         text = pl.col("xml")
-        counts = (
-            pl.DataFrame({"xml": pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)})
-            .select(
-                text.is_null().sum().alias("not_utf8"),
-                text.str.count_matches(r":(?:c|row)[\s/>]").sum().alias("prefixed"),
-                text.str.count_matches(r"<c[\s/>]").sum().alias("cells"),
-                text.str.count_matches('<row r="', literal=True).sum().alias("rows"),
-                text.str.count_matches(r"[\s\x22\x27]r\s*=").sum().alias("r_attributes"),
-                text.str.count_matches(inside).sum().alias("inside"),
-            )
-            .row(0, named=True)
-        )
+        queries = [
+            text.is_null().sum().alias("not_utf8"),
+            text.str.count_matches(r":(?:c|row)[\s/>]").sum().alias("prefixed"),
+            text.str.count_matches(r"<c[\s/>]").sum().alias("cells"),
+            text.str.count_matches('<row r="', literal=True).sum().alias("rows"),
+            text.str.count_matches(r"[\s\x22\x27]r\s*=").sum().alias("r_attributes"),
+        ]
+        if inside is not None:
+            queries.append(text.str.count_matches(inside).sum().alias("inside"))
+        xml = pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)
+        counts = pl.DataFrame({"xml": xml}).select(queries).row(0, named=True)
+        counts.setdefault("inside", 0)
         if counts["not_utf8"] or counts["prefixed"]:
             return False
         if counts["cells"] != counts["inside"]:  # a cell without r first, or outside
