@@ -410,12 +410,14 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
     else:
         from rich.console import Console  # here: --json prints without it (35 ms of imports)
 
+        from contactpipe.transform.mapping import headers_seen
+
         safe = _terminal_safe(summary)
         # emoji=False: ":name:" in a label stays text (and rich need not load its emoji table)
         print_summary(safe, Console(emoji=False))
         for skip in safe.get("skipped", []):
             where = skip["file"] + (f" [{skip['sheet']}]" if skip["sheet"] else "")
-            headers = ", ".join(repr(h) for h in skip["headers"]) or "(none)"
+            headers = headers_seen(skip["headers"])
             click.echo(f"skipped {where}: {skip['reason']}; headers seen: {headers}", err=True)
         for note in safe.get("notes", []):
             click.echo(f"note: {note}", err=True)

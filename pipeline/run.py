@@ -55,6 +55,7 @@ from contactpipe.transform.mapping import (
     PHONE_SOURCE,
     ColumnMapping,
     apply_mapping,
+    headers_seen,
     infer_mapping,
     is_placeholder,
     load_mapping_file,
@@ -262,8 +263,7 @@ def map_parts(
         mapped.append((e, m))
     if not mapped and first_error is not None:
         seen = "; ".join(
-            f"{s.file}{f' [{s.sheet}]' if s.sheet else ''}: "
-            + (", ".join(repr(h) for h in s.headers) or "(none)")
+            f"{s.file}{f' [{s.sheet}]' if s.sheet else ''}: " + headers_seen(s.headers)
             for s in skipped[:5]
         )
         more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""

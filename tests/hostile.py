@@ -182,16 +182,28 @@ def make_wide_csv(path: Path, columns: int, rows: int = 3) -> Path:
     return path
 
 
-def make_ods_repeat_bomb(path: Path, columns: int = 100_000, rows: int = 1000) -> Path:
-    """An ODS whose rows repeat one non-empty cell ``columns`` times, ``rows`` times."""
+ODS_REPEAT_FORMS = {  # how calamine still reads a repeat count
+    "double-quoted": 'table:number-{}-repeated="{}"',
+    "single-quoted": "table:number-{}-repeated='{}'",
+    "spaced": 'table:number-{}-repeated = "{}"',
+    "plus-signed": 'table:number-{}-repeated="+{}"',
+}
+
+
+def make_ods_repeat_bomb(
+    path: Path, columns: int = 100_000, rows: int = 1000, form: str = "double-quoted"
+) -> Path:
+    """An ODS whose rows repeat one non-empty cell ``columns`` times, ``rows`` times, the
+    counts written in ``ODS_REPEAT_FORMS[form]``."""
     from filemakers import make_ods
 
     make_ods(path, {"S": [["Name", "Phone"], ["Ana", "+33612345678"]]})
     with zipfile.ZipFile(path) as archive:
         parts = {i.filename: archive.read(i) for i in archive.infolist()}
+    attr = ODS_REPEAT_FORMS[form]
     bomb = (
-        f'<table:table-row table:number-rows-repeated="{rows}">'
-        f'<table:table-cell table:number-columns-repeated="{columns}" '
+        f"<table:table-row {attr.format('rows', rows)}>"
+        f"<table:table-cell {attr.format('columns', columns)} "
         'office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>'
     )
     parts["content.xml"] = parts["content.xml"].replace(

@@ -273,6 +273,15 @@ CASES = [
         2,
         "larger than its directory says",
     ),
+    *[
+        Case(
+            f"ods-repeat-bomb-{form}",  # 16,000 x 2,000: only the --max-cells limit stops it
+            one(hostile.make_ods_repeat_bomb, "rep.ods", columns=16_000, rows=2000, form=form),
+            2,
+            "used range of 32,032,000 cells, above the limit of 20,000,000",
+        )
+        for form in hostile.ODS_REPEAT_FORMS
+    ],
     Case(
         "ods-column-repeat-bomb",
         one(hostile.make_ods_repeat_bomb, "rep.ods"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -253,3 +254,25 @@ def test_custom_dot_columns_are_custom_fields_without_a_mapping() -> None:
     m = infer_mapping(["phone", "name", "custom.city", "custom.", "id", "created_at"])
     assert m.custom == {"city": "custom.city"}
     assert m.fields["phone"] == ("phone",)
+
+
+def test_a_message_lists_at_most_thirty_headers_each_cut_short() -> None:
+    from contactpipe.transform.mapping import headers_seen
+
+    assert headers_seen([]) == "(none)"
+    assert headers_seen(["Name", None]) == "'Name', None"
+    wide = [f"col{i}" for i in range(16_000)]
+    text = headers_seen(wide)
+    assert text.startswith("'col0', 'col1'") and text.endswith(", ... and 15,970 more")
+    assert "'col29'" in text and "'col30'" not in text
+    assert headers_seen(["x" * 500]) == "'" + "x" * 56 + "..."
+
+
+def test_no_phone_column_in_a_wide_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from contactpipe.run import RunOptions, validate_files
+
+    src = tmp_path / "wide.csv"
+    src.write_text(",".join(f"h{i}" for i in range(5000)) + "\n" + ",".join("x" * 5000) + "\n")
+    with pytest.raises(InputError) as info:
+        validate_files([str(src)], RunOptions(region="FR"), tmp_path / "r")
+    assert len(str(info.value)) < 1000 and "and 4,970 more" in str(info.value)

@@ -333,12 +333,24 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
 
 
 _SI_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+_ATTRS = rb"((?:[^>\"'/]+|\"[^\"]*\"|'[^']*'|/(?!>))*)"  # a tag's attributes, '>' in quotes
 _ODS_TOKEN = re.compile(
-    rb"<table:table-row\b([^>]*)>|</table:table-row>|<table:table(?=[\s>])[^>]*>"
-    rb"|<table:(?:covered-)?table-cell\b([^>]*?)(/?)>"
+    rb"<table:table-row(?=[\s/>])"
+    + _ATTRS
+    + rb"/?>|</table:table-row>|<table:table(?=[\s>/])"
+    + _ATTRS
+    + rb"/?>|<table:(?:covered-)?table-cell(?=[\s/>])"
+    + _ATTRS
+    + rb"(/?)>"
 )
-_ROWS_REPEATED = re.compile(rb'number-rows-repeated="(\d+)"')
-_COLS_REPEATED = re.compile(rb'number-columns-repeated="(\d+)"')
+# calamine reads these with either quote, spaces around '=' and a '+' sign (Rust's parse)
+_ROWS_REPEATED = re.compile(rb"number-rows-repeated\s*=\s*[\"']\+?(\d+)")
+_COLS_REPEATED = re.compile(rb"number-columns-repeated\s*=\s*[\"']\+?(\d+)")
+
+
+def _repeat(pattern: re.Pattern[bytes], attrs: bytes) -> int:
+    """The repeat count an element's attributes ask for (the largest, if given twice)."""
+    return max((int(n) for n in pattern.findall(attrs)), default=1)
 
 
 def _check_ods_content(pieces: Iterator[bytes], where: str, limits: Limits) -> None:
@@ -350,22 +362,21 @@ def _check_ods_content(pieces: Iterator[bytes], where: str, limits: Limits) -> N
         for match in _ODS_TOKEN.finditer(piece):
             text = match.group(0)
             if text.startswith(b"<table:table-row"):
-                repeat = _ROWS_REPEATED.search(match.group(1))
-                row_repeat = int(repeat.group(1)) if repeat else 1
+                row_repeat = _repeat(_ROWS_REPEATED, match.group(1))
                 column = last_filled = 0
+                if text.endswith(b"/>"):  # empty rows: the content after them lands lower
+                    row += row_repeat
             elif text == b"</table:table-row>":
                 if last_filled:
                     height = row + min(row_repeat, 1 << 20)
                     width = max(width, last_filled)
                 row += row_repeat
-            elif text.startswith(b"<table:table ") or text == b"<table:table>":
+            elif match.group(3) is None:  # <table:table ...>: a new sheet
                 row = 0
             else:
-                repeat = _COLS_REPEATED.search(match.group(2) or b"")
-                span = int(repeat.group(1)) if repeat else 1
-                column += span
-                attrs = match.group(2) or b""
-                if not match.group(3) or b"value-type" in attrs:  # a cell with content
+                attrs = match.group(3)
+                column += _repeat(_COLS_REPEATED, attrs)
+                if not match.group(4) or b"value-type" in attrs:  # a cell with content
                     last_filled = column
                     check_columns(where, last_filled, limits)
                     check_cells(where, "has a used range of", height * width, limits)
