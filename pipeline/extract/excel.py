@@ -23,6 +23,7 @@ Row numbers are worksheet row numbers: title or blank rows above the header shif
 from __future__ import annotations
 
 import threading
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,20 +94,18 @@ def _load_numbers(reader: fastexcel.ExcelReader, sheet: str) -> pl.DataFrame:
     ).to_polars()
 
 
-def _prefetch(path: Path, fmt: str, sheet: str) -> _NumberLoad | None:
-    """Start the number-cell load of ``sheet`` beside the text load, for workbooks small
-    enough that holding both loads at once costs little (:data:`PREFETCH_MAX_BYTES`)."""
+def _prefetch_fits(path: Path, fmt: str) -> bool:
+    """Whether holding a sheet's two loads at once costs little (:data:`PREFETCH_MAX_BYTES`
+    of XML, or of file for XLS)."""
     try:
         if fmt == "xls":
             size = path.stat().st_size
         else:
-            import zipfile
-
             with zipfile.ZipFile(path) as archive:
                 size = sum(i.file_size for i in archive.infolist())
     except (OSError, ValueError, zipfile.BadZipFile):
-        return None
-    return _NumberLoad(path, sheet) if size <= PREFETCH_MAX_BYTES else None
+        return False
+    return size <= PREFETCH_MAX_BYTES
 
 
 def _error_text(exc: Exception) -> str:
@@ -329,9 +328,10 @@ def read_workbook(
     names = list(reader.sheet_names)
     if not names:
         raise InputError(f"{name}: the workbook has no sheets")
+    prefetch = _prefetch_fits(path, fmt)
     if sheet is not None and sheet != "*":
         chosen = _resolve_sheet(names, sheet, path)
-        numbers = _prefetch(path, fmt, chosen)
+        numbers = _NumberLoad(path, chosen) if prefetch else None
         grid, _visible = _load_grid(reader, path, chosen, fmt)
         check_columns(f"{name}, sheet {chosen!r}", grid.width, limits)
         if not _has_content(grid):
@@ -339,7 +339,7 @@ def read_workbook(
         return [_extract(reader, path, fmt, chosen, grid, header_row, numbers)]
     results: list[Extracted] = []
     for candidate in names:
-        numbers = _prefetch(path, fmt, candidate)
+        numbers = _NumberLoad(path, candidate) if prefetch else None
         grid, visible = _load_grid(reader, path, candidate, fmt)
         check_columns(f"{name}, sheet {candidate!r}", grid.width, limits)
         if not visible or not _has_content(grid):
