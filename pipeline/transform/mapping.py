@@ -331,7 +331,9 @@ def infer_mapping(
         fields["phone"] += sorted(later_phones, key=lambda c: _phone_rank(c, priority))
 
     by_content: list[str] = []
+    searched = False  # the content of every column left was looked at in step 4
     if not fields.get("phone") and sample is not None:  # 4. the content
+        searched = True
         free = [c for c in user_cols if c not in used]
         by_content = phone_like_columns(sample.head(CONTENT_SAMPLE_ROWS), free)
         if by_content:
@@ -340,7 +342,7 @@ def infer_mapping(
 
     unmapped = [c for c in user_cols if c not in used]
     phone_like: list[str] = []
-    if sample is not None and unmapped:
+    if sample is not None and unmapped and not searched:  # else: none left, by step 4
         phone_like = phone_like_columns(sample.head(CONTENT_SAMPLE_ROWS), unmapped)
     if keep_extra_columns:  # 4. the rest as custom fields
         for col in unmapped:
