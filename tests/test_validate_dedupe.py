@@ -64,6 +64,21 @@ def test_a_complete_valid_row_has_no_error_and_typed_fields() -> None:
     )
 
 
+def test_a_clean_frame_has_the_same_columns_as_one_with_problems() -> None:
+    """A frame with no row to flag skips building the messages: its columns, their order and
+    types, and every clean row's values are those of a frame with a flagged row."""
+    clean = [{"name": "Awa", "email": "awa@example.com"}, {"name": "Bo", "tags": "x"}]
+    flagged = [*clean, {"name": "Cy", "email": "not an address"}]
+    quiet = validate(canon(clean))
+    noisy = validate(canon(flagged))
+    assert quiet.schema == noisy.schema
+    assert quiet.equals(noisy.head(2))
+    for col in ("__warning", "__error_msg", "__warning_msg", "__error"):
+        assert quiet.get_column(col).null_count() == quiet.height
+    assert noisy.row(2, named=True)["__warning"] == "INVALID_EMAIL"
+    assert validate(canon([])).schema == noisy.schema  # no row at all
+
+
 def test_name_is_built_from_first_and_last_name() -> None:
     out = validate(canon([{"first_name": "Koffi", "last_name": "Agossou"}, {"last_name": "Solo"}]))
     assert out.get_column("name").to_list() == ["Koffi Agossou", "Solo"]
