@@ -408,13 +408,12 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
     if opts["json_out"]:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        from rich.console import Console  # here: --json prints without it (35 ms of imports)
-
+        from contactpipe.report.summary import console_for
         from contactpipe.transform.mapping import headers_seen
 
         safe = _terminal_safe(summary)
-        # emoji=False: ":name:" in a label stays text (and rich need not load its emoji table)
-        print_summary(safe, Console(emoji=False))
+        # rich on a terminal; plain text (without importing rich) in a log or a pipe
+        print_summary(safe, console_for(sys.stdout))
         for skip in safe.get("skipped", []):
             where = skip["file"] + (f" [{skip['sheet']}]" if skip["sheet"] else "")
             headers = headers_seen(skip["headers"])
@@ -1161,15 +1160,13 @@ def demo(files: tuple[str, ...], **opts: Any) -> None:
     """Import FILES into each of the three APIs of a built-in sandbox started for the demo
     (on a free port of 127.0.0.1, stopped at the end), and print each import's summary and
     report.  `make demo` runs it on sample_data/."""
-    from rich.console import Console
-
     from contactpipe.demo import run_demo
-    from contactpipe.report.summary import print_summary
+    from contactpipe.report.summary import console_for, print_summary
 
     with _errors(opts["debug"]):
         options = _run_options(opts)
         root = opts["report_dir"] or _default_report_dir("demo")
-        console = Console()
+        console = console_for(sys.stdout)
 
         def show(name: str, result: Any) -> None:
             console.rule(f"import into {name}")

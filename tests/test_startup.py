@@ -209,3 +209,14 @@ def test_code_tables_are_disjoint() -> None:
         extract_code: EXTRACT_CODES[extract_code],
         code: CODES[code][2],
     }
+
+
+def test_validate_printing_to_a_pipe_does_not_import_rich(tmp_path: Path) -> None:
+    """Standard output that is not a terminal (a log, cron's mail, a pipe) gets the summary as
+    plain text: rich, ~30 ms of a one-row run, is for terminals."""
+    src = tmp_path / "one.csv"
+    src.write_text("phone,name\n06 12 34 56 78,Ana\n", encoding="utf-8")
+    args = ["validate", str(src), "--region", "FR", "--report-dir", str(tmp_path / "r"), "-q"]
+    doc = _probe(*args, names=("rich", "rich.console", "rich.table"))
+    assert doc["code"] in (0, None)
+    assert doc["loaded"] == [], f"validate imported {doc['loaded']}"
