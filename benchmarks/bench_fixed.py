@@ -11,6 +11,12 @@ Three small files, each run ``--runs`` times as a whole ``contactpipe validate``
 * ``countries_1.csv``: 1,000 French rows of the same shape (the 240-country file should take
   no more than 1.5x this one).
 
+``--instructions`` also counts, with valgrind's callgrind, the instructions of the one-row run
+and of the imports every CLI validate needs whatever the file (interpreter, polars,
+phonenumbers, click, jinja2): the start-up floor as a share of the run.  Unlike wall time on a
+shared machine (30% apart from one minute to the next), the counts repeat to ~0.5%, so they
+also tell whether a change to the start-up helped.
+
 The files are written under ``benchmarks/data`` (git ignores it).  Figures, not tests: the
 script exits 0 whatever it measures.
 """
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,12 +93,66 @@ def run_once(path: Path, report: Path) -> tuple[float, float]:
     return wall, cpu
 
 
+# What every CLI validate imports whatever its input, in the CLI's order; the collector is
+# paused as the CLI pauses it while importing the pipeline (contactpipe.cli._importing).
+FLOOR = (
+    ("interpreter", ""),
+    ("polars", "import polars"),
+    ("phonenumbers", "import phonenumbers"),
+    ("click", "import click"),
+    ("jinja2 (report.html)", "import jinja2"),
+)
+
+
+def instructions(cmd: list[str]) -> int:
+    """The instructions one process runs, counted by callgrind (valgrind)."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def print_instructions(path: Path, report: Path, wall: float) -> None:
+    """The one-row run's instructions: the imports no validate can skip, then the rest."""
+    steps, code, before = [], "import gc; gc.disable()", 0
+    for label, stmt in FLOOR:
+        code = f"{code}; {stmt}" if stmt else code
+        count = instructions([sys.executable, "-c", code])
+        steps.append((label, count - before))
+        before = count
+    exe = str(Path(sys.executable).with_name("contactpipe"))
+    args = ["validate", str(path), "--region", "FR", "--report-dir", str(report), "--quiet"]
+    whole = instructions([sys.executable, exe, *args])
+    print(f"\n  instructions of the one-row run (callgrind; time shares at its {wall:.3f} s)")
+    for label, count in steps:
+        print(f"    {label:<38}{count / 1e6:8,.0f} M")
+    print(f"    {'= the floor: imports no validate skips':<38}{before / 1e6:8,.0f} M  "
+          f"{before / whole:4.0%}  ~{wall * before / whole:.3f} s")  # fmt: skip
+    rest = whole - before
+    print(f"    {'contactpipe: its modules, work, exit':<38}{rest / 1e6:8,.0f} M  "
+          f"{rest / whole:4.0%}  ~{wall * rest / whole:.3f} s")  # fmt: skip
+    print(f"    {'whole process':<38}{whole / 1e6:8,.0f} M")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--data-dir", type=Path, default=HERE / "data")
     ap.add_argument("--out-dir", type=Path, default=HERE / "out")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the one-row run's instructions and its start-up floor (valgrind)",
+    )
     args = ap.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        ap.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     files = make_files(args.data_dir)
     compile_package()  # as an installed wheel: no module compiled again in every run
     times: dict[str, list[float]] = {label: [] for label in files}
@@ -115,6 +177,10 @@ def main() -> int:
     many = statistics.median(times["1,000 rows, 240 countries"])
     one = statistics.median(times["1,000 rows, 1 country"])
     print(f"  240 countries / 1 country: {many / one:.2f}x")
+    if args.instructions:
+        label = "one row"
+        wall = statistics.median(times[label])
+        print_instructions(files[label], args.out_dir / "fixed-instructions", wall)
     return 0
 
 
