@@ -7,6 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contactpipe.errors import InputError, UsageError
 from contactpipe.frames import SRC_FILE, SRC_ROW, SRC_SHEET
@@ -34,6 +36,21 @@ def frame(data: dict[str, list[str | None]]) -> pl.DataFrame:
             SRC_ROW: pl.Int64,
         },
     )
+
+
+def _fold_long_way(header: str) -> str:
+    """fold() without its ASCII shortcut: NFKD, combining marks dropped, casefold."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", header)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_fold_of_ascii_takes_a_shortcut_with_the_same_answer(header: str) -> None:
+    assert fold(header) == _fold_long_way(header)
 
 
 def test_fold_ignores_case_accents_space_and_punctuation() -> None:

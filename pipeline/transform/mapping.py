@@ -45,12 +45,17 @@ PHONE_ELSEWHERE = "__phone_elsewhere"  # unmapped column with a phone-like cell 
 LIST_SEPARATOR = ";"  # multi-value cells are rewritten with this separator before splitting
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def fold(header: str) -> str:
     """Fold a header for comparison: no accents, no case, only letters and digits (of any
     script: ``Телефон`` folds to ``телефон``, ``رقم الهاتف`` keeps its Arabic letters)."""
+    if header.isascii():  # most headers and aliases: NFKD changes nothing, casefold is lower
+        return _NOT_ALNUM.sub("", header.lower())
     text = unicodedata.normalize("NFKD", header)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"[\W_]+", "", text.casefold())
+    return _NOT_ALNUM.sub("", text.casefold())
 
 
 _NUMBERED = re.compile(r"(.*\D)(\d{1,2})")
