@@ -293,6 +293,20 @@ def make_far_row_xlsx(path: Path, row: str = "900000", width: int = 30) -> Path:
     return make_raw_xlsx(path, sheet_xml([*header_rows(), f'<row r="{row}">{cells}</row>']))
 
 
+def make_decoy_reference_xlsx(path: Path, row: int = 10_000, width: int = 29) -> Path:
+    """``width`` cells with only a prefixed ``x:r="A3"``, then a row tagged far down: calamine
+    ignores ``x:r`` and places those cells one after the other (A3, B3, ...), so the used range
+    is ``row`` x ``width + 1``; a check taking ``x:r`` for ``r`` bounds it ``row`` x 2."""
+    text = "<is><t>x</t></is>"
+    cells = f'<c x:r="A3" t="inlineStr">{text}</c>' * width
+    rows = [
+        *header_rows(),
+        f'<row r="3"><c r="A3" t="inlineStr">{text}</c>{cells}</row>',
+        f'<row r="{row}"><c r="A{row}" t="inlineStr">{text}</c></row>',
+    ]
+    return make_raw_xlsx(path, sheet_xml(rows))
+
+
 def make_odd_genuine_xlsx(path: Path) -> Path:
     """A small, genuine table in every reference form calamine reads, without a dimension:
     the exact check places each cell and lets it through."""

@@ -231,6 +231,12 @@ CASES = [
         for form in hostile.REFERENCE_FORMS
     ],
     Case(
+        "xlsx-prefixed-reference-is-no-reference",  # calamine ignores x:r: cells line up
+        one(hostile.make_decoy_reference_xlsx, "decoy.xlsx", "--max-cells", "100000"),
+        2,
+        "used range of 300,000 cells, above the limit of 100,000",
+    ),
+    Case(
         "xlsx-empty-reference",  # r="": calamine's row and column wrap past u32
         lambda tmp: [
             str(

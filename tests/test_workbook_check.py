@@ -173,9 +173,17 @@ def _odd_sheets(draw: st.DrawFn) -> list[str]:
             if draw(st.booleans()):
                 letters = letters.lower()
             ref = f"{letters}{draw(st.integers(1, 40))}"
-            form = draw(st.sampled_from(['r="{}"', "r='{}'", 'r = "{}"', 's="0" r="{}"']))
+            # a prefixed x:r is not calamine's r: alone, the cell has no reference
+            form = draw(
+                st.sampled_from(
+                    ['r="{}"', "r='{}'", 'r = "{}"', 's="0" r="{}"', 'x:r="{}"',
+                     'x:r="A1" r="{}"', 'r="{}" x:r="A1"']
+                )
+            )  # fmt: skip
             cells.append(f'<c {form.format(ref)} t="inlineStr">{_TEXT}</c>')
         opening = "<row>" if row_r is None else f'<row r="{row_r}">'
+        if row_r is not None and draw(st.booleans()):
+            opening = f'<row x:r="{row_r}">'  # no row number for calamine either
         rows.append(opening + "".join(cells) + "</row>")
     return rows
 

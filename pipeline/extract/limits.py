@@ -169,10 +169,12 @@ def _pieces(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
 # calamine reads a cell's position from its ``r`` attribute: either quote, spaces around the
 # '=', letters in either case then digits (parsed with wrapping u32 arithmetic, so an empty
 # part or a zero row wraps to a huge index).  A cell without ``r`` goes to its row's ``r`` (or
-# the row after the previous one) and the column after the previous cell's.
+# the row after the previous one) and the column after the previous cell's.  Tags are matched
+# by local name (``<x:c>`` is a cell), attributes by their whole name: a prefixed ``x:r`` is
+# not ``r``, so such a cell has no reference and lands after the previous one.
 _XML_TAG = re.compile(rb"<(?:[\w.-]+:)?(c|row)(?=[\s/>])((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>")
 _SIMPLE_REF = re.compile(rb"([A-Z]{1,3})([1-9][0-9]{0,9})")  # the usual form: no wrapping
-_R_ATTR = re.compile(rb"(?:^|[\s\"'])(?:[\w.-]+:)?r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_R_ATTR = re.compile(rb"(?:^|[\s\"'])r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _REF_VALUE = re.compile(rb"([A-Za-z]*)([0-9]*)")
 _HUGE = 1 << 32  # past any u32 index: where a wrapped reference lands, at worst
 
