@@ -286,10 +286,11 @@ def make_far_reference_xlsx(path: Path, form: str) -> Path:
     return make_raw_xlsx(path, sheet_xml([*header_rows(), far], dimension))
 
 
-def make_far_row_xlsx(path: Path, row: str = "900000", width: int = 30) -> Path:
+def make_far_row_xlsx(path: Path, row: str = "900000", width: int = 30, tag: str = "c") -> Path:
     """Cells without references in a row tagged far down (``<row r="900000">``): calamine
-    places them on that row, so a few cells make a used range of ``row`` x ``width``."""
-    cells = '<c t="inlineStr"><is><t>x</t></is></c>' * width
+    places them on that row, so a few cells make a used range of ``row`` x ``width``.
+    ``tag``: how the cells are named (the reader takes any prefix: ``:c``, ``é:c``)."""
+    cells = f'<{tag} t="inlineStr"><is><t>x</t></is></{tag}>' * width
     return make_raw_xlsx(path, sheet_xml([*header_rows(), f'<row r="{row}">{cells}</row>']))
 
 

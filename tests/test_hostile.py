@@ -260,6 +260,22 @@ CASES = [
         2,
         "used range of 27,000,000 cells, above the limit of 20,000,000",
     ),
+    *[
+        Case(
+            f"xlsx-far-row-of-{name}-cells",  # quick-xml: any prefix, even an empty one
+            one(
+                hostile.make_far_row_xlsx,
+                "odd.xlsx",
+                "--max-cells",
+                "100000",
+                row="10000",
+                tag=tag,
+            ),
+            2,
+            "used range of 300,000 cells, above the limit of 100,000",
+        )
+        for name, tag in (("empty-prefix", ":c"), ("accented-prefix", "é:c"), ("slash", "x/:c"))
+    ],
     Case(
         "xlsx-row-zero-wraps",  # <row r="0">: a cell without reference lands on row 2^32
         one(hostile.make_far_row_xlsx, "zero.xlsx", row="0", width=1),

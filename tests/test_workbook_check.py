@@ -180,7 +180,11 @@ def _odd_sheets(draw: st.DrawFn) -> list[str]:
                      'x:r="A1" r="{}"', 'r="{}" x:r="A1"']
                 )
             )  # fmt: skip
-            cells.append(f'<c {form.format(ref)} t="inlineStr">{_TEXT}</c>')
+            # quick-xml takes any prefix before the first ':' (even none, or odd bytes); a
+            # form feed after the name makes it another element
+            tag = draw(st.sampled_from(["c", "c", "c", "x:c", ":c", "é:c", "x/:c", "c\x0c"]))
+            end = tag.rstrip("\x0c")
+            cells.append(f'<{tag} {form.format(ref)} t="inlineStr">{_TEXT}</{end}>')
         opening = "<row>" if row_r is None else f'<row r="{row_r}">'
         if row_r is not None and draw(st.booleans()):
             opening = f'<row x:r="{row_r}">'  # no row number for calamine either

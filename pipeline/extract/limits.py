@@ -170,9 +170,15 @@ def _pieces(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
 # '=', letters in either case then digits (parsed with wrapping u32 arithmetic, so an empty
 # part or a zero row wraps to a huge index).  A cell without ``r`` goes to its row's ``r`` (or
 # the row after the previous one) and the column after the previous cell's.  Tags are matched
-# by local name (``<x:c>`` is a cell), attributes by their whole name: a prefixed ``x:r`` is
-# not ``r``, so such a cell has no reference and lands after the previous one.
-_XML_TAG = re.compile(rb"<(?:[\w.-]+:)?(c|row)(?=[\s/>])((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>")
+# by local name, attributes by their whole name: a prefixed ``x:r`` is not ``r``, so such a
+# cell has no reference and lands after the previous one.  The XML reader (quick-xml) ends a
+# tag's name at a space, tab, CR, LF, '>' or a final '/>' and takes the local name after the
+# first ':', whatever comes before it: ``<x:c>``, ``<:c>``, ``<é:c>`` and ``<x/:c>`` are all
+# cells, ``<c\x0c r="A1">`` is not.
+_XML_TAG = re.compile(
+    rb"<(?:(?:[^ \t\r\n>:!?/][^ \t\r\n>:]*)?:)?(c|row)(?=[ \t\r\n>]|/>)"
+    rb"((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>"
+)
 _SIMPLE_REF = re.compile(rb"([A-Z]{1,3})([1-9][0-9]{0,9})")  # the usual form: no wrapping
 _R_ATTR = re.compile(rb"(?:^|[\s\"'])r\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _REF_VALUE = re.compile(rb"([A-Za-z]*)([0-9]*)")
