@@ -9,6 +9,7 @@ memory.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -50,7 +51,8 @@ _WB_RELS = (
     'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
     'Target="sharedStrings.xml"/></Relationships>'
 )
-_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_NS = f'xmlns="{_MAIN}"'
 
 
 def _write_part(
@@ -94,6 +96,30 @@ def sheet_xml(rows: Iterable[str], dimension: str | None = None) -> Iterator[str
     yield "<sheetData>"
     yield from rows
     yield "</sheetData></worksheet>"
+
+
+_SHEET_TAGS = re.compile(
+    r"<(/?)(worksheet|sheetData|dimension|sheetViews|sheetView|sheetFormatPr|cols|col|row|c|v"
+    r"|is|t|f|pageMargins)(?=[\s/>])"
+)
+
+
+def prefixed(xml: str, prefix: str = "x") -> str:
+    """``xml`` (worksheet XML) with every element of the sheet's namespace written with
+    ``prefix``, as the .NET Open XML SDK writes it (``<x:row r="1"><x:c r="A1">``)."""
+    xml = _SHEET_TAGS.sub(rf"<\1{prefix}:\2", xml)
+    return xml.replace(f"<{prefix}:worksheet ", f'<{prefix}:worksheet xmlns:{prefix}="{_MAIN}" ', 1)
+
+
+def prefix_workbook(src: Path, dst: Path, prefix: str = "x") -> Path:
+    """A copy of the workbook ``src`` whose worksheets are :func:`prefixed`."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.startswith("xl/worksheets/sheet"):
+                data = prefixed(data.decode("utf-8"), prefix).encode("utf-8")
+            zout.writestr(info, data)
+    return dst
 
 
 def header_rows() -> list[str]:

@@ -103,7 +103,9 @@ def _genuine_books(tmp: Path) -> list[Path]:
     for row in rows:
         sheet.append(row)
     streamed.save(tmp / "write-only.xlsx")
-    return [written, tmp / "openpyxl.xlsx", tmp / "write-only.xlsx"]
+    # the same tables as the .NET Open XML SDK writes them: <x:row r="1"><x:c r="A1">
+    prefixed = hostile.prefix_workbook(written, tmp / "prefixed.xlsx")
+    return [written, tmp / "openpyxl.xlsx", tmp / "write-only.xlsx", prefixed]
 
 
 def test_genuine_workbooks_take_the_fast_path(
@@ -138,6 +140,58 @@ def test_the_fast_path_proves_nothing_about_odd_references(tmp_path: Path, form:
         assert limits._check_worksheet_fast(pieces, "far", limits.DEFAULT_LIMITS) is False
     with pytest.raises(InputError, match="used range of 14,745,600,000 cells"):
         limits.check_workbook(book, "xlsx", "far", limits.DEFAULT_LIMITS)
+
+
+def _fast(book: Path) -> bool:
+    with zipfile.ZipFile(book) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+        pieces = limits._pieces(limits._stream(archive, info, [0], "p", limits.DEFAULT_LIMITS), "p")
+        return limits._check_worksheet_fast(pieces, "p", limits.DEFAULT_LIMITS)
+
+
+def test_a_prefixed_sheet_of_many_pieces_takes_the_fast_path(tmp_path: Path) -> None:
+    """A sheet written with one prefix throughout (``x:``) is proven by the counts, piece
+    after piece (the prefix is found in the first one)."""
+    rows = [
+        f'<row r="{i}"><c r="A{i}" t="inlineStr"><is><t>N{i}</t></is></c>'
+        f'<c r="B{i}"><v>3361234{i:05d}</v></c></row>'
+        for i in range(1, 90_001)
+    ]
+    xml = hostile.prefixed("".join(hostile.sheet_xml(rows)), "x")
+    assert len(xml) > 2 * (4 << 20)  # three 4 MiB pieces
+    book = hostile.make_raw_xlsx(tmp_path / "x.xlsx", [xml])
+    assert _fast(book) is True
+
+
+@pytest.mark.parametrize("tag", ["x:c", "c", "y:c", ":c"])  # its prefix, none, another, empty
+def test_a_far_cell_in_a_prefixed_sheet_is_refused(tmp_path: Path, tag: str) -> None:
+    far = f'<row r="900000"><{tag} r="XFD900000" t="inlineStr"><is><t>x</t></is></{tag}></row>'
+    xml = hostile.prefixed("".join(hostile.sheet_xml(hostile.header_rows())), "x")
+    book = hostile.make_raw_xlsx(
+        tmp_path / "far.xlsx", [xml.replace("</x:sheetData>", far + "</x:sheetData>")]
+    )
+    assert _fast(book) is False
+    with pytest.raises(InputError, match="used range of 14,745,600,000 cells"):
+        limits.check_workbook(book, "xlsx", "far", limits.DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        '<c r="C2" t="inlineStr"><is><t>x</t></is></c>',  # unprefixed among x:
+        '<y:c r="C2" t="inlineStr"><is><t>x</t></is></y:c>',  # another prefix
+        '<x:c t="inlineStr"><is><t>x</t></is></x:c>',  # no reference
+        '<x:c x:r="C2" t="inlineStr"><is><t>x</t></is></x:c>',  # prefixed r: none either
+    ],
+)
+def test_a_prefixed_sheet_with_an_odd_cell_goes_to_the_exact_check(
+    tmp_path: Path, odd: str
+) -> None:
+    rows = [*hostile.header_rows(), '<row r="3">ODD</row>']
+    xml = hostile.prefixed("".join(hostile.sheet_xml(rows)), "x").replace("ODD", odd)
+    book = hostile.make_raw_xlsx(tmp_path / "odd.xlsx", [xml])
+    assert _fast(book) is False
+    limits.check_workbook(book, "xlsx", "odd", limits.DEFAULT_LIMITS)  # small: let through
 
 
 def test_a_sheet_bomb_is_refused_through_the_read_ahead(tmp_path: Path) -> None:

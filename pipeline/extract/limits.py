@@ -34,6 +34,7 @@ around ``=``, letters in either case, an empty or zero part wrapping past u32, a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import zipfile
@@ -261,8 +262,21 @@ def placed_bounds(
     return (top, bottom, left, right) if cells else None
 
 
-_FIRST_REF = re.compile(rb'<c r="([A-Z]{1,3})([1-9][0-9]{0,6})"')
-_REF_LETTERS = re.compile(rb'<c r="([A-Z]{1,3})[1-9]')
+# The sheet's own prefix for its tags, from its first row or cell tag: none (``<c>``), or the
+# one a namespace-prefixed writer uses throughout (``<x:c>``, the .NET Open XML SDK's way).
+_FIRST_TAG = re.compile(rb"<([A-Za-z_][\w.-]*:)?(?:row|c)[ \t\r\n/>]")
+# a row or cell tag in any form quick-xml reads as one (see _XML_TAG), for polars' regex
+_ANY_TAG = r"<(?:(?:[^ \t\r\n>:!?/][^ \t\r\n>:]*)?:)?(?:c|row)(?:[ \t\r\n>]|/>)"
+
+
+@functools.cache
+def _prefixed(prefix: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """The first reference of a cell tag (``<{prefix}c r="B12"``) and its column letters."""
+    tag = b"<" + re.escape(prefix) + b'c r="'
+    return (
+        re.compile(tag + rb"([A-Z]{1,3})([1-9][0-9]{0,6})\""),
+        re.compile(tag + rb"([A-Z]{1,3})[1-9]"),
+    )
 
 
 def at_most(limit: str, alphabet: tuple[str, str], first: str) -> str:
@@ -289,39 +303,50 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
     The bounds are guessed from the data as it comes, for sheets written row by row (every
     writer does): the widest column letters of the first piece with cells, and in each piece
     the row of its last cell.  The counts then prove that every cell tag is ``<c r="..."``
-    with its reference inside those bounds, that no other ``r`` attribute exists and that no
-    tag has a namespace prefix.  No ``<dimension>`` is needed (openpyxl's write-only mode and
-    streaming writers leave it out or understate it)."""
+    with its reference inside those bounds, that no other ``r`` attribute exists and that
+    every row and cell tag has the sheet's own prefix (none, or e.g. ``x:`` throughout).  No
+    ``<dimension>`` is needed (openpyxl's write-only mode and streaming writers leave it out
+    or understate it)."""
     import polars as pl
 
     letters = ""
     width = height = cells = 0
+    prefix: bytes | None = None
     for piece in pieces:
-        last = piece.rfind(b'<c r="')
+        if prefix is None:
+            first = _FIRST_TAG.search(piece)
+            if first is not None:
+                prefix = first.group(1) or b""
+        pfx = (prefix or b"").decode()  # letters, digits, '_', '-', '.' and the ':'
+        pfx_re = pfx.replace(".", r"\.")  # the same, as a regex (Rust's syntax)
+        first_ref, ref_letters = _prefixed(prefix or b"")
+        last = piece.rfind(b"<" + (prefix or b"") + b'c r="')
         inside = None
         if last != -1:
-            found = _FIRST_REF.match(piece, last)
+            found = first_ref.match(piece, last)
             if found is None:
                 return False
             if not letters:
-                widest = max(_REF_LETTERS.findall(piece), key=lambda x: (len(x), x))
+                widest = max(ref_letters.findall(piece), key=lambda x: (len(x), x))
                 letters, width = widest.decode(), _column_number(widest)
             digits = found.group(2).decode()
             height = max(height, int(digits))
             if width > limits.max_columns or width * height > limits.max_cells:
                 return False
             inside = (
-                '<c r="'
+                f'<{pfx_re}c r="'
                 + at_most(letters, ("A", "Z"), "A")
                 + at_most(digits, ("0", "9"), "1")
                 + '"'
             )
         text = pl.col("xml")
+        own = f"<{pfx_re}"
         queries = [
             text.is_null().sum().alias("not_utf8"),
-            text.str.count_matches(r":(?:c|row)[\s/>]").sum().alias("prefixed"),
-            text.str.count_matches(r"<c[\s/>]").sum().alias("cells"),
-            text.str.count_matches('<row r="', literal=True).sum().alias("rows"),
+            text.str.count_matches(_ANY_TAG).sum().alias("tags"),
+            text.str.count_matches(own + r"(?:c|row)(?:[ \t\r\n>]|/>)").sum().alias("own_tags"),
+            text.str.count_matches(own + r"c[\s/>]").sum().alias("cells"),
+            text.str.count_matches(f'<{pfx}row r="', literal=True).sum().alias("rows"),
             text.str.count_matches(r"[\s\x22\x27]r\s*=").sum().alias("r_attributes"),
         ]
         if inside is not None:
@@ -329,7 +354,7 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
         xml = pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)
         counts = pl.DataFrame({"xml": xml}).select(queries).row(0, named=True)
         counts.setdefault("inside", 0)
-        if counts["not_utf8"] or counts["prefixed"]:
+        if counts["not_utf8"] or counts["tags"] != counts["own_tags"]:  # another prefix
             return False
         if counts["cells"] != counts["inside"]:  # a cell without r first, or outside
             return False
