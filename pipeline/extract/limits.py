@@ -265,8 +265,6 @@ def placed_bounds(
 # The sheet's own prefix for its tags, from its first row or cell tag: none (``<c>``), or the
 # one a namespace-prefixed writer uses throughout (``<x:c>``, the .NET Open XML SDK's way).
 _FIRST_TAG = re.compile(rb"<([A-Za-z_][\w.-]*:)?(?:row|c)[ \t\r\n/>]")
-# a row or cell tag in any form quick-xml reads as one (see _XML_TAG), for polars' regex
-_ANY_TAG = r"<(?:(?:[^ \t\r\n>:!?/][^ \t\r\n>:]*)?:)?(?:c|row)(?:[ \t\r\n>]|/>)"
 
 
 @functools.cache
@@ -340,21 +338,28 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
                 + '"'
             )
         text = pl.col("xml")
-        own = f"<{pfx_re}"
+        # Every row or cell tag quick-xml reads as one (see _XML_TAG) is "<c" or "<row", or
+        # holds ":c" or ":row", then a space, tab, CR, LF, '>' or '/>'; these count them.
+        prefixed = r":(?:c|row)[\s/>]"
         queries = [
             text.is_null().sum().alias("not_utf8"),
-            text.str.count_matches(_ANY_TAG).sum().alias("tags"),
-            text.str.count_matches(own + r"(?:c|row)(?:[ \t\r\n>]|/>)").sum().alias("own_tags"),
-            text.str.count_matches(own + r"c[\s/>]").sum().alias("cells"),
+            text.str.count_matches(prefixed).sum().alias("prefixed"),
+            text.str.count_matches(f"<{pfx_re}c[\\s/>]").sum().alias("cells"),
             text.str.count_matches(f'<{pfx}row r="', literal=True).sum().alias("rows"),
             text.str.count_matches(r"[\s\x22\x27]r\s*=").sum().alias("r_attributes"),
         ]
+        if pfx:  # no unprefixed tag, and every prefixed one is the sheet's own
+            queries.append(text.str.count_matches(r"<(?:c|row)[\s/>]").sum().alias("plain"))
+            own = f"</?{pfx_re}(?:c|row)[\\s/>]"  # closing tags hold ":c>" too
+            queries.append(text.str.count_matches(own).sum().alias("own"))
         if inside is not None:
             queries.append(text.str.count_matches(inside).sum().alias("inside"))
         xml = pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)
         counts = pl.DataFrame({"xml": xml}).select(queries).row(0, named=True)
         counts.setdefault("inside", 0)
-        if counts["not_utf8"] or counts["tags"] != counts["own_tags"]:  # another prefix
+        if counts["not_utf8"] or counts["prefixed"] != counts.get("own", 0):  # other prefixes
+            return False
+        if counts.get("plain"):  # an unprefixed tag in a prefixed sheet
             return False
         if counts["cells"] != counts["inside"]:  # a cell without r first, or outside
             return False
