@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +333,30 @@ def _default_report_dir(command: str) -> Path:
 def main() -> None:
     """contactpipe: move contact lists between spreadsheets and WhatsApp contact APIs."""
     _no_final_collection()
+    _tolerant_output()
+
+
+def _tolerant_output() -> None:
+    """Print what the output's encoding cannot hold (a file name in UTF-8 under
+    ``PYTHONIOENCODING=ascii``, a Windows code page) as ``\\xe9`` escapes: the summary of a
+    run that did its work must not fail it (exit 1) at the last line."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with suppress(Exception):  # a stream that cannot change: as it is
+                reconfigure(errors="backslashreplace")
+
+
+def _json(doc: Any, *, indent: int | None = 2, err: bool = False) -> str:
+    """``doc`` as JSON for standard output (or error): its characters as they are, or as
+    ``\\u00e9`` escapes when that stream's encoding cannot hold them (still valid JSON)."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False)
+    encoding = getattr(sys.stderr if err else sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return json.dumps(doc, indent=indent)
+    return text
 
 
 @functools.cache
@@ -406,7 +430,7 @@ def _finish(result: Any, opts: dict[str, Any], options: Any = None) -> None:
         result = Result.from_run(result)
     summary = result.to_dict()
     if opts["json_out"]:
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        click.echo(_json(summary))
     else:
         from contactpipe.report.summary import console_for
         from contactpipe.transform.mapping import headers_seen
@@ -763,7 +787,7 @@ def watch(
 
         def log(outcome: FileOutcome) -> None:
             if as_json:
-                line = json.dumps(outcome.to_dict(drops.root), ensure_ascii=False)
+                line = _json(outcome.to_dict(drops.root), indent=None)
             else:
                 line = outcome.line(drops.root)
             click.echo(_redact(line))
@@ -774,7 +798,7 @@ def watch(
             stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
             if as_json:
                 doc = {"time": stamp, "event": "note", "message": text}
-                click.echo(_redact(json.dumps(doc, ensure_ascii=False)), err=True)
+                click.echo(_redact(_json(doc, indent=None, err=True)), err=True)
             else:
                 click.echo(_redact(f"{stamp} note      {text}"), err=True)
 
@@ -896,7 +920,7 @@ def export(
             html=not no_html,
         )
         if json_out:
-            click.echo(json.dumps(done.to_dict(), indent=2, ensure_ascii=False))
+            click.echo(_json(done.to_dict()))
         else:
             click.echo(
                 f"{done.rows:,} contacts exported from {target} to {output} "
@@ -984,7 +1008,7 @@ def groups_list(target: str, base_url: str | None, json_out: bool, debug: bool) 
         finally:
             t.close()
         if json_out:
-            click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+            click.echo(_json(found))
             return
         table = Table(title=f"groups of {target}", title_justify="left")
         for col in ("name", "members", "id", "description"):
@@ -1181,7 +1205,7 @@ def demo(files: tuple[str, ...], **opts: Any) -> None:
         )
         if opts["json_out"]:
             doc = {name: r.summary for name, r in results.items()}
-            click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+            click.echo(_json(doc))
         else:
             console.print(
                 f"Reports: {root}/<target>/ (report.html, errors.csv, contacts.csv, summary.json)"

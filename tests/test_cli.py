@@ -80,6 +80,33 @@ def test_validate_prints_a_table_and_the_report_path(tmp_path: Path) -> None:
     assert f"report: {tmp_path / 'r'}" in out
 
 
+@pytest.mark.parametrize("json_out", [False, True])
+def test_an_output_encoding_without_the_file_names_characters_does_not_fail_the_run(
+    tmp_path: Path, json_out: bool
+) -> None:
+    """Under ``PYTHONIOENCODING=ascii`` (or a Windows code page), a run whose file and report
+    names hold 'é' printed its summary with an exception and exited 1 after doing its work;
+    the names are now escaped, and ``--json`` stays valid JSON."""
+    src = write(tmp_path / "Téléphones.csv", "Name,Phone\nAwa,+33612345678\n")
+    report = tmp_path / "répertoire"
+    args = ["validate", str(src), "--region", "FR", "--report-dir", str(report)]
+    done = subprocess.run(
+        [sys.executable, "-c", "from contactpipe.cli import main; main()", *args]
+        + (["--json"] if json_out else []),
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode("ascii", "replace")
+    out = done.stdout.decode("ascii")  # nothing but ASCII reached the stream
+    if json_out:
+        assert json.loads(out)["files"][0]["file"] == str(src)
+    else:
+        assert f"report: {str(report).replace('é', chr(92) + 'xe9')}" in out
+    assert "r\\xe9pertoire" in done.stderr.decode("ascii")  # the log lines too
+    assert (report / "contacts.csv").is_file()
+
+
 @pytest.mark.parametrize(
     ("files", "extra", "message"),
     [
