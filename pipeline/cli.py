@@ -96,7 +96,7 @@ def _progress(quiet: bool, log_format: str = "text") -> Any:
         return TerminalProgress(Console(stderr=True))
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        handler.setFormatter(JsonLogFormatter())
+        handler.setFormatter(JsonLogFormatter(getattr(sys.stderr, "encoding", None)))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("contactpipe")

@@ -107,6 +107,23 @@ def test_an_output_encoding_without_the_file_names_characters_does_not_fail_the_
     assert (report / "contacts.csv").is_file()
 
 
+def test_json_log_lines_stay_json_on_an_ascii_stream(tmp_path: Path) -> None:
+    """``--log-format json`` on a stream that cannot hold 'é': every line is still JSON."""
+    src = write(tmp_path / "in.csv", "Name,Phone\nAwa,+33612345678\n")
+    report = tmp_path / "répertoire"
+    args = ["validate", str(src), "--region", "FR", "--report-dir", str(report)]
+    done = subprocess.run(
+        [sys.executable, "-c", "from contactpipe.cli import main; main()", *args,
+         "--log-format", "json", "--json"],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode("ascii", "replace")
+    lines = [json.loads(ln) for ln in done.stderr.decode("ascii").splitlines() if ln]
+    assert any(str(report) in d["message"] for d in lines)  # the report line, é intact
+
+
 @pytest.mark.parametrize(
     ("files", "extra", "message"),
     [

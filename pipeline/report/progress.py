@@ -207,6 +207,12 @@ class JsonLogFormatter(logging.Formatter):
 
     FIELDS = ("event", "step", "done", "total", "seconds")
 
+    def __init__(self, encoding: str | None = None) -> None:
+        """``encoding``: the stream's; a line it cannot hold is written with ``\\u00e9``
+        escapes (still JSON) rather than failing or being mangled."""
+        super().__init__()
+        self.encoding = encoding
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
@@ -216,4 +222,10 @@ class JsonLogFormatter(logging.Formatter):
         for name in self.FIELDS:
             if hasattr(record, name):
                 doc[name] = getattr(record, name)
-        return json.dumps(doc, ensure_ascii=False)
+        text = json.dumps(doc, ensure_ascii=False)
+        if self.encoding is not None:
+            try:
+                text.encode(self.encoding)
+            except (UnicodeEncodeError, LookupError):
+                return json.dumps(doc)
+        return text
