@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import gc
 import inspect
-import json
 import logging
 import os
 import sys
@@ -348,15 +347,10 @@ def _tolerant_output() -> None:
 
 
 def _json(doc: Any, *, indent: int | None = 2, err: bool = False) -> str:
-    """``doc`` as JSON for standard output (or error): its characters as they are, or as
-    ``\\u00e9`` escapes when that stream's encoding cannot hold them (still valid JSON)."""
-    text = json.dumps(doc, indent=indent, ensure_ascii=False)
-    encoding = getattr(sys.stderr if err else sys.stdout, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        return json.dumps(doc, indent=indent)
-    return text
+    """``doc`` as JSON for standard output (or error), escaped where its encoding needs."""
+    from contactpipe.report.progress import json_for
+
+    return json_for(doc, getattr(sys.stderr if err else sys.stdout, "encoding", None), indent)
 
 
 @functools.cache

@@ -315,10 +315,11 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
             first = _FIRST_TAG.search(piece)
             if first is not None:
                 prefix = first.group(1) or b""
-        pfx = (prefix or b"").decode()  # letters, digits, '_', '-', '.' and the ':'
+        own = prefix or b""  # none found yet: no tag so far, any later one must match
+        pfx = own.decode()  # letters, digits, '_', '-', '.' and the ':'
         pfx_re = pfx.replace(".", r"\.")  # the same, as a regex (Rust's syntax)
-        first_ref, ref_letters = _prefixed(prefix or b"")
-        last = piece.rfind(b"<" + (prefix or b"") + b'c r="')
+        first_ref, ref_letters = _prefixed(own)
+        last = piece.rfind(b"<" + own + b'c r="')
         inside = None
         if last != -1:
             found = first_ref.match(piece, last)
@@ -350,8 +351,8 @@ def _check_worksheet_fast(pieces: Iterator[bytes], where: str, limits: Limits) -
         ]
         if pfx:  # no unprefixed tag, and every prefixed one is the sheet's own
             queries.append(text.str.count_matches(r"<(?:c|row)[\s/>]").sum().alias("plain"))
-            own = f"</?{pfx_re}(?:c|row)[\\s/>]"  # closing tags hold ":c>" too
-            queries.append(text.str.count_matches(own).sum().alias("own"))
+            own_tags = f"</?{pfx_re}(?:c|row)[\\s/>]"  # closing tags hold ":c>" too
+            queries.append(text.str.count_matches(own_tags).sum().alias("own"))
         if inside is not None:
             queries.append(text.str.count_matches(inside).sum().alias("inside"))
         xml = pl.Series([piece], dtype=pl.Binary).cast(pl.String, strict=False)

@@ -222,10 +222,16 @@ class JsonLogFormatter(logging.Formatter):
         for name in self.FIELDS:
             if hasattr(record, name):
                 doc[name] = getattr(record, name)
-        text = json.dumps(doc, ensure_ascii=False)
-        if self.encoding is not None:
-            try:
-                text.encode(self.encoding)
-            except (UnicodeEncodeError, LookupError):
-                return json.dumps(doc)
-        return text
+        return json_for(doc, self.encoding)
+
+
+def json_for(doc: Any, encoding: str | None, indent: int | None = None) -> str:
+    """``doc`` as JSON for a stream of ``encoding`` (None: any): its characters as they are,
+    or as ``\\u00e9`` escapes when the encoding cannot hold them (still valid JSON)."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False)
+    if encoding is not None:
+        try:
+            text.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            return json.dumps(doc, indent=indent)
+    return text
