@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -128,6 +129,20 @@ def big_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = validate_files([str(src)], RunOptions(), root / "report")
     return root / "report", result.summary
+
+
+@needs_chromium
+def test_long_file_paths_wrap_instead_of_widening_the_page(tmp_path: Path) -> None:
+    """The column mapping shows each file's full path in a grid of cards: a path with no
+    space or hyphen to break at (a checkout under /tmp/tmp.XXXXXXXXXX) widened the whole page
+    past a laptop's width instead of wrapping."""
+    deep = tmp_path / "tmp.MX4DVW7QE9" / "sample_data"
+    deep.mkdir(parents=True)
+    for name in ("clients_fr.csv", "google_contacts.csv", "leads_afrique.xlsx"):
+        shutil.copy(SAMPLES / name, deep / name)
+    out = tmp_path / "report"
+    validate_files([str(deep)], RunOptions(region="FR"), out)
+    check_in_browser(out / REPORT_NAME, "report-long-paths")  # width <= 1200 among its checks
 
 
 @pytest.mark.slow
