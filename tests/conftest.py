@@ -3,18 +3,27 @@
 Each test gets its own sync state file (``CONTACTPIPE_STATE``): an import run by one test
 (the CLI defaults to the per-user state) must never make another test's import skip rows,
 nor write into the home directory of whoever runs the suite.  Likewise its own local rate
-limit store (``CONTACTPIPE_RATE_LIMIT_STORE``)."""
+limit store (``CONTACTPIPE_RATE_LIMIT_STORE``).  The whole session shares one folder of
+compiled phonenumbers patterns (``CONTACTPIPE_PATTERN_CACHE``), set before any test runs: the
+cache is read once per process, and it must not be the home directory's."""
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis_helpers import redis_server
+
+# the processes the tests start (the CLI, pool workers) inherit it
+os.environ["CONTACTPIPE_PATTERN_CACHE"] = _patterns = tempfile.mkdtemp(prefix="cp-patterns-")
+atexit.register(shutil.rmtree, _patterns, True)
 
 
 def _has_airflow() -> bool:

@@ -19,6 +19,8 @@ import phonenumbers as pn
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import ValidationResult as VR
 
+from contactpipe.transform import phone_patterns
+
 PARALLEL_MIN = 5_000  # below this, the pool costs more than it saves
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 CHUNK = 4_000
@@ -29,9 +31,9 @@ span at least this many regions (1,000 numbers of 240 countries: phonenumbers co
 
 # phonenumbers compiles each region's patterns through `re`, whose cache holds 512: a list
 # spanning many countries (about 1,100 patterns for 240 regions) recompiled them on every
-# call, 0.4 s per 1,000 numbers.  Its own unbounded cache (the metadata is fixed) keeps them.
-if hasattr(pn, "enable_pattern_cache"):
-    pn.enable_pattern_cache()
+# call, 0.4 s per 1,000 numbers.  Its own unbounded cache (the metadata is fixed) keeps them
+# in a process, and phone_patterns keeps their compiled code on disk between runs.
+phone_patterns.install()
 
 # (e164 | None, mobile | None, message | None, country code | None, nsn | None)
 Outcome = tuple[str | None, bool | None, str | None, int | None, str | None]
@@ -111,7 +113,9 @@ def resolve_one(cand: str, region: str | None) -> Outcome:
 
 
 def resolve_chunk(pairs: Sequence[tuple[str, str | None]]) -> list[Outcome]:
-    return [resolve_one(c, r) for c, r in pairs]
+    out = [resolve_one(c, r) for c, r in pairs]
+    phone_patterns.save()  # in the process that compiled them (a pool worker too)
+    return out
 
 
 def resolve_many(pairs: list[tuple[str, str | None]], workers: int) -> list[Outcome]:
