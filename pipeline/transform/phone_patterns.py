@@ -17,9 +17,11 @@ The cache file:
 - is named by a key of phonenumbers' version, the Python build and ``_sre``'s magic number
   and code size, so an upgrade of either starts a new file;
 - is only read when it and its folder belong to this user and nobody else may write them,
-  when it is at most 32 MiB and when its SHA-256 matches its header; anything else (a
-  truncated, corrupt, foreign or unreadable file) is ignored, and ``_sre.compile`` itself
-  checks the code it is given: a pattern whose stored form fails is compiled by ``re``;
+  when it is at most 32 MiB and when its CRC-32 matches its header; anything else (a
+  truncated, corrupt, foreign or unreadable file) is ignored.  Each pattern's entry is decoded
+  and checked only when a run needs that pattern (a run of one number reads a file of 2,800
+  patterns in well under a millisecond), and ``_sre.compile`` itself checks the code it is
+  given: an entry that fails is compiled by ``re`` instead and replaced;
 - is written whole (temporary file, then rename) after a batch of numbers compiled patterns
   it did not hold, merged with what another process may have written meanwhile.  A write
   that fails (read-only home, full disk) leaves the run as it was: the cache only saves time.
@@ -39,6 +41,7 @@ import re
 import stat
 import sys
 import threading
+import zlib
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -149,8 +152,9 @@ def _trusted(st: os.stat_result) -> bool:
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def read_entries(path: Path) -> dict[str, Entry]:
-    """The entries of the cache file ``path``; empty when it is missing or not to be trusted."""
+def read_entries(path: Path) -> dict[str, bytes]:
+    """The entries of the cache file ``path``, each still marshalled (:func:`decode`); empty
+    when it is missing or not to be trusted."""
     try:
         if not _trusted(os.stat(path.parent)):
             return {}
@@ -158,29 +162,40 @@ def read_entries(path: Path) -> dict[str, Entry]:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode) or not _trusted(st) or st.st_size > MAX_BYTES:
                 return {}
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(st.st_size + 1)  # not a buffer of MAX_BYTES: 0.3 ms
     except OSError:
         return {}
-    head, sep, payload = data[len(_MAGIC) :].partition(b"\n")
-    if not data.startswith(_MAGIC) or not sep or head != _digest(payload):
+    if len(data) > MAX_BYTES or not data.startswith(_MAGIC):  # grew while read
+        return {}
+    end = data.find(b"\n", len(_MAGIC))
+    payload = memoryview(data)[end + 1 :]  # no copy of the payload (0.5 ms)
+    if end < 0 or data[len(_MAGIC) : end] != _digest(payload):
         return {}
     try:
         loaded = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return {}
-    if type(loaded) is not dict:
-        return {}
-    return {k: v for k, v in loaded.items() if _valid(k, v)}
+    return loaded if type(loaded) is dict else {}
 
 
-def _digest(payload: bytes) -> bytes:
-    import hashlib  # imported on first use: a run that compiles no pattern never needs it
+def decode(pattern: str, raw: object) -> Entry | None:
+    """The entry ``raw`` holds for ``pattern``; None when it is not one."""
+    if type(pattern) is not str or type(raw) is not bytes:
+        return None
+    try:
+        entry = marshal.loads(raw)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return entry if _valid(pattern, entry) else None
 
-    return hashlib.sha256(payload).hexdigest().encode()
+
+def _digest(payload: bytes | memoryview) -> bytes:
+    return b"%08x" % zlib.crc32(payload)
 
 
-def write_entries(path: Path, entries: Mapping[str, Entry]) -> None:
-    """Replace the cache file ``path`` with ``entries`` (raises OSError)."""
+def write_entries(path: Path, entries: Mapping[str, bytes]) -> None:
+    """Replace the cache file ``path`` with ``entries`` (each marshalled, as
+    :func:`read_entries` gives them; raises OSError)."""
     import tempfile  # only when writing: ~2 ms of imports a run need not pay
 
     payload = marshal.dumps(dict(entries))
@@ -219,8 +234,8 @@ class PatternStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._stored: dict[str, Entry] | None = None
-        self._new: dict[str, Entry] = {}
+        self._stored: dict[str, bytes] | None = None
+        self._new: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._writable = True
         self.hits = 0
@@ -233,7 +248,7 @@ class PatternStore:
             self._entries()
         return self._path
 
-    def _entries(self) -> dict[str, Entry]:
+    def _entries(self) -> dict[str, bytes]:
         if self._stored is None:
             if self._path is None and _works():
                 directory = cache_directory()
@@ -247,7 +262,8 @@ class PatternStore:
         entries = self._entries()
         if self._path is None:
             return re.compile(pattern)
-        entry = entries.get(pattern)
+        raw = entries.get(pattern)
+        entry = decode(pattern, raw) if raw is not None else None
         if entry is not None:
             try:
                 compiled = build(pattern, entry)
@@ -260,7 +276,7 @@ class PatternStore:
         entry = entry_for(pattern)
         compiled = build(pattern, entry)
         with self._lock:
-            self._new[pattern] = entry
+            self._new[pattern] = marshal.dumps(entry)
         return compiled
 
     def save(self) -> None:
