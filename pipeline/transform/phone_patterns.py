@@ -238,6 +238,7 @@ class PatternStore:
         self._new: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._writable = True
+        self._exact: bool | None = None
         self.hits = 0
         self.misses = 0
 
@@ -250,7 +251,7 @@ class PatternStore:
 
     def _entries(self) -> dict[str, bytes]:
         if self._stored is None:
-            if self._path is None and _works():
+            if self._path is None and _CODE:
                 directory = cache_directory()
                 if directory is not None:
                     self._path = directory / f"patterns-{cache_key()}.bin"
@@ -273,6 +274,10 @@ class PatternStore:
                 self.hits += 1
                 return compiled
         self.misses += 1
+        if self._exact is None:  # once, in a process that compiles: the file is named by the
+            self._exact = _works()  # Python build, so what one build wrote it can read back
+        if not self._exact:
+            return re.compile(pattern)
         entry = entry_for(pattern)
         compiled = build(pattern, entry)
         with self._lock:
