@@ -382,9 +382,10 @@ def fast_resolve(pairs: pl.DataFrame, min_group: int = 1) -> pl.DataFrame:
     a list spread thinly over 240 countries is cheaper left to phonenumbers.  Leaving pairs
     unclaimed never changes an answer, only who computes it.
     """
-    pairs = pairs.select("cand", pl.col("region").cast(pl.String)).filter(
-        pl.col("cand").str.contains(CLAIM_SCOPE)
-    )
+    pairs = pairs.select("cand", pl.col("region").cast(pl.String))
+    if pairs.height < min_group:  # every group is smaller: nothing to claim, no query to run
+        return pairs.select("cand", "region", e164=pl.lit(""), mobile=pl.lit(True)).clear()
+    pairs = pairs.filter(pl.col("cand").str.contains(CLAIM_SCOPE))
     plus = pl.col("cand").str.starts_with("+")
     national = []
     natl = pairs.filter(~plus & pl.col("region").is_not_null())

@@ -39,12 +39,27 @@ def _new_nsn(nsn: pl.Expr, old: str, template: str) -> pl.Expr:
     return nsn.str.replace(old, re.sub(r"\{(\d+)\}", r"${\1}", template))
 
 
+CANDIDATES_SCHEMA: dict[str, PolarsDataType] = {
+    "cand": pl.String,
+    "region": pl.String,
+    "new_cand": pl.String,
+    "verified": pl.Boolean,
+    "note": pl.String,
+    "effective": pl.String,
+    "old": pl.String,
+    "plan": pl.String,
+}
+"""The columns of :func:`legacy_candidates`, in its order."""
+
+
 def legacy_candidates(invalid: pl.DataFrame) -> pl.DataFrame:
     """Old-plan numbers among ``invalid`` (columns cand, region, cc, nsn).
 
     Returns cand, region, old (E.164-style old number), new_cand (``+CC`` + new NSN),
     plan (name), effective, verified (bool), note (str | null).
     """
+    if invalid.is_empty():  # every number valid (most batches): no query per plan
+        return pl.DataFrame(schema=CANDIDATES_SCHEMA)
     parts = []
     nsn = pl.col("nsn")
     for plan in load_plans():
@@ -78,12 +93,5 @@ def legacy_candidates(invalid: pl.DataFrame) -> pl.DataFrame:
             )
         )
     if not parts:
-        schema: dict[str, PolarsDataType] = {
-            "cand": pl.String,
-            "region": pl.String,
-            "new_cand": pl.String,
-        }
-        schema |= {"verified": pl.Boolean, "note": pl.String, "old": pl.String}
-        schema |= {"plan": pl.String, "effective": pl.String}
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=CANDIDATES_SCHEMA)
     return pl.concat(parts)

@@ -58,8 +58,11 @@ def resolve_pairs(pairs: pl.DataFrame, workers: int, stats: PhoneStats) -> pl.Da
     t = time.perf_counter()
     # one region for every pair (no country column): the candidate alone is the key, and a
     # one-column string join is cheaper than a two-column one
-    key = ["cand"] if pairs.get_column("region").n_unique() == 1 else KEY
-    rest = pairs.join(fast.select(key), on=key, how="anti", nulls_equal=True)
+    if fast.is_empty():  # a small input (fewer pairs than FAST_MIN_GROUP) or none claimed
+        rest = pairs
+    else:
+        key = ["cand"] if pairs.get_column("region").n_unique() == 1 else KEY
+        rest = pairs.join(fast.select(key), on=key, how="anti", nulls_equal=True)
     outcomes = resolve_many(rest.rows(), workers)
     slow = pl.DataFrame(
         [(c, r, *o) for (c, r), o in zip(rest.rows(), outcomes, strict=True)],
@@ -70,6 +73,8 @@ def resolve_pairs(pairs: pl.DataFrame, workers: int, stats: PhoneStats) -> pl.Da
     stats.pairs += pairs.height
     stats.fast_claimed += fast.height
     stats.slow_calls += rest.height
+    if fast.is_empty():
+        return slow
     fast = fast.with_columns(
         msg=pl.lit(None, pl.String), cc=pl.lit(None, pl.Int32), nsn=pl.lit(None, pl.String)
     )
