@@ -108,6 +108,8 @@ def _versions(summary: Mapping[str, Any]) -> dict[str, str]:
     out["python"] = platform.python_version()
     for dist in ("polars", "phonenumbers", "httpx"):
         module = sys.modules.get(dist)  # imported already: its own version, no metadata read
+        if module is None:  # not used by this run (httpx in a validate): no metadata (~2 ms)
+            continue
         try:
             out[dist] = str(getattr(module, "__version__", "") or version(dist))
         except PackageNotFoundError:  # pragma: no cover
