@@ -367,9 +367,14 @@ def _no_final_collection() -> None:
 
 
 @contextmanager
-def _importing() -> Iterator[None]:
+def _importing(*, html: bool = True) -> Iterator[None]:
     """Import the pipeline (polars, phonenumbers, contactpipe.run...) with the collector
-    paused, then freeze what was imported.
+    paused, then freeze what was imported.  ``html``: jinja2 too (the run writes report.html).
+
+    Then the regular expressions those imports compiled that the start-up cache lacks are
+    stored (:func:`contactpipe.recache.remember`; the ``contactpipe`` command primed ``re``
+    with the others before importing anything): patterns of modules only, never one built
+    from a file's content, which the run has not read yet.
 
     The imports allocate ~50,000 objects that live as long as the process: the ~100 young
     collections they trigger found nothing to free and cost 20-35 ms of a one-row validate,
@@ -383,10 +388,15 @@ def _importing() -> Iterator[None]:
     gc.disable()
     try:
         yield
+        if html:
+            import jinja2  # noqa: F401  (imported here, its patterns are remembered)
     finally:
         if enabled:
             gc.enable()
     gc.freeze()
+    from contactpipe import recache
+
+    recache.remember()
 
 
 @main.command(epilog=EXIT_CODES)
@@ -399,7 +409,7 @@ def validate(files: tuple[str, ...], **opts: Any) -> None:
     file, sheet and row), warnings.csv, contacts.csv, contacts.parquet, summary.json and
     report.html (the page of the run: open it in a browser).
     """
-    with _importing():
+    with _importing(html=not opts["no_html"]):
         from contactpipe import api
 
     with _errors(opts["debug"]):
@@ -652,7 +662,7 @@ def import_(
     bulk endpoints, within its rate limit, with retries; every row ends loaded or in
     errors.csv with its source row and a reason.  Re-running the same import is safe.
     """
-    with _importing():
+    with _importing(html=not opts["no_html"]):
         from contactpipe.load.base import LoadOptions
         from contactpipe.run import ImportOptions, import_files
 
@@ -749,7 +759,7 @@ def watch(
     SIGTERM (which stop the current import like `import`'s, report written).  Credentials
     refused stop it (exit 4): every later file would be refused too.  Exit code: the highest
     of the files' (README, 'contactpipe watch')."""
-    with _importing():
+    with _importing(html=not opts.get("no_html", False)):
         from contactpipe import api
     from contactpipe.drops import DropFolder
     from contactpipe.load.base import LoadOptions
@@ -893,7 +903,7 @@ def export(
     custom fields as custom.<key> columns, the API's id and timestamps alongside.  Written
     atomically: an interrupted export never leaves a half file.  The report directory holds
     summary.json and report.html (the page of the export: open it in a browser)."""
-    with _importing():
+    with _importing(html=not no_html):
         from contactpipe import api
     from contactpipe.load.base import ExportFilters
 
@@ -955,7 +965,7 @@ def delete(
     (requests, least time) is printed first.  APIs with bulk jobs delete in batches (Ctrl-C
     cancels the job and reports what was deleted), the others one by one at their rate
     limit."""
-    with _importing():
+    with _importing(html=not opts["no_html"]):
         from contactpipe.run import delete_files
 
     with _errors(opts["debug"]):
@@ -1138,7 +1148,7 @@ def migrate(
     report.  Fields the destination has no place for are listed, never dropped silently."""
     from contactpipe.load.base import ExportFilters
 
-    with _importing():
+    with _importing(html=not no_html):
         from contactpipe.run import RunOptions
         from contactpipe.run import migrate as run_migrate
 

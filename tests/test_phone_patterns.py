@@ -17,6 +17,7 @@ import phonenumbers as pn
 import pytest
 from phonenumbers import PhoneMetadata, re_util
 
+from contactpipe import recache as rc
 from contactpipe.transform import phone_patterns as pp
 
 FIELDS = [
@@ -76,13 +77,13 @@ def test_every_metadata_pattern_rebuilds_as_re_compiles_it(tmp_path: Path) -> No
     """The stored form, through a file and back, gives the pattern ``re.compile`` gives:
     patterns compare equal only when their flags and code are the same."""
     path = tmp_path / "p.bin"
-    pp.write_entries(path, {p: marshal.dumps(pp.entry_for(p)) for p in PATTERNS})
-    stored = pp.read_entries(path)
+    rc.write_entries(path, {p: marshal.dumps(rc.entry_for(p)) for p in PATTERNS})
+    stored = rc.read_entries(path)
     assert stored.keys() == set(PATTERNS)
     for p in PATTERNS:
-        entry = pp.decode(p, stored[p])
+        entry = rc.decode(p, stored[p])
         assert entry is not None, p
-        built, want = pp.build(p, entry), re.compile(p)
+        built, want = rc.build(p, entry), re.compile(p)
         assert built == want, p
         assert (built.pattern, built.flags, built.groups, built.groupindex) == (
             want.pattern,
@@ -94,7 +95,7 @@ def test_every_metadata_pattern_rebuilds_as_re_compiles_it(tmp_path: Path) -> No
 
 def test_named_groups_and_flags_rebuild_too() -> None:
     p = r"(?i)(?P<area>\d{3})-(?P<line>\d{4})|x(\d)"
-    built, want = pp.build(p, pp.entry_for(p)), re.compile(p)
+    built, want = rc.build(p, rc.entry_for(p)), re.compile(p)
     assert built == want
     assert built.groupindex == want.groupindex
     m = built.fullmatch("555-1234")
@@ -121,9 +122,9 @@ RUN = textwrap.dedent(
 
 
 def _run(env_value: str | None, workers: int = 1, **extra: str) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != pp.ENV}
+    env = {k: v for k, v in os.environ.items() if k != rc.ENV}
     if env_value is not None:
-        env[pp.ENV] = env_value
+        env[rc.ENV] = env_value
     env.update(extra)
     done = subprocess.run(
         [sys.executable, "-c", RUN, str(workers)],
@@ -147,7 +148,7 @@ def test_a_second_run_rebuilds_what_the_first_compiled_and_answers_the_same(
     assert second["hits"] == first["misses"] and second["misses"] == 0
     assert off["path"] is None and off["hits"] == off["misses"] == 0
     assert first["out"] == second["out"] == off["out"]
-    assert pp.read_entries(Path(first["path"])).keys() <= set(PATTERNS)  # type: ignore[arg-type]
+    assert rc.read_entries(Path(first["path"])).keys() <= set(PATTERNS)  # type: ignore[arg-type]
     files = list(folder.iterdir())
     assert [f.name for f in files if not f.name.startswith(".")] == [Path(first["path"]).name]  # type: ignore[arg-type]
     assert folder.stat().st_mode & 0o777 == 0o700
@@ -172,16 +173,16 @@ def test_without_the_variable_the_cache_is_the_users(tmp_path: Path) -> None:
 
 def test_default_folders_per_platform() -> None:
     home = {"HOME": "/h"}
-    assert pp.default_directory(home, "linux") == Path("/h/.cache/contactpipe/patterns")
-    assert pp.default_directory({**home, "XDG_CACHE_HOME": "/x"}, "linux") == Path(
+    assert rc.default_directory(home, "linux") == Path("/h/.cache/contactpipe/patterns")
+    assert rc.default_directory({**home, "XDG_CACHE_HOME": "/x"}, "linux") == Path(
         "/x/contactpipe/patterns"
     )
-    assert pp.default_directory(home, "darwin") == Path("/h/Library/Caches/contactpipe/patterns")
-    assert pp.default_directory({**home, "LOCALAPPDATA": "/l"}, "win32") == Path(
+    assert rc.default_directory(home, "darwin") == Path("/h/Library/Caches/contactpipe/patterns")
+    assert rc.default_directory({**home, "LOCALAPPDATA": "/l"}, "win32") == Path(
         "/l/contactpipe/cache/patterns"
     )
-    assert pp.cache_directory({pp.ENV: " None "}) is None
-    assert pp.cache_directory({pp.ENV: "~/c"}) == Path("~/c").expanduser()
+    assert rc.cache_directory({rc.ENV: " None "}) is None
+    assert rc.cache_directory({rc.ENV: "~/c"}) == Path("~/c").expanduser()
 
 
 # --- files that are not to be trusted -------------------------------------------------------
@@ -191,14 +192,14 @@ SAMPLE = sorted(PATTERNS, key=len)[-40:]  # long ones, with groups and alternati
 
 def _good(tmp_path: Path) -> Path:
     path = tmp_path / "p.bin"
-    pp.write_entries(path, {p: marshal.dumps(pp.entry_for(p)) for p in SAMPLE})
-    assert pp.read_entries(path).keys() == set(SAMPLE)
+    rc.write_entries(path, {p: marshal.dumps(rc.entry_for(p)) for p in SAMPLE})
+    assert rc.read_entries(path).keys() == set(SAMPLE)
     return path
 
 
 def _with_payload(path: Path, payload: bytes) -> None:
     """A file with a correct header for ``payload``: only its content is wrong."""
-    path.write_bytes(pp._MAGIC + pp._digest(payload) + b"\n" + payload)
+    path.write_bytes(rc._MAGIC + rc._digest(payload) + b"\n" + payload)
     path.chmod(0o600)
 
 
@@ -216,7 +217,7 @@ def _with_payload(path: Path, payload: bytes) -> None:
 def test_a_damaged_file_is_ignored(tmp_path: Path, spoil: object) -> None:
     path = _good(tmp_path)
     path.write_bytes(spoil(path.read_bytes()))  # type: ignore[operator]
-    assert pp.read_entries(path) == {}
+    assert rc.read_entries(path) == {}
 
 
 @pytest.mark.parametrize(
@@ -230,7 +231,7 @@ def test_a_damaged_file_is_ignored(tmp_path: Path, spoil: object) -> None:
 def test_a_file_of_the_wrong_content_gives_no_entries(tmp_path: Path, payload: bytes) -> None:
     path = tmp_path / "p.bin"
     _with_payload(path, payload)
-    assert pp.read_entries(path) == {}
+    assert rc.read_entries(path) == {}
 
 
 P = SAMPLE[0]
@@ -259,48 +260,48 @@ def test_an_entry_of_the_wrong_content_is_compiled_afresh(
     assert store.compile(P) == re.compile(P)
     assert (store.hits, store.misses) == (0, 1)
     store.save()
-    assert pp.decode(P, pp.read_entries(path)[P]) == pp.entry_for(P)
+    assert rc.decode(P, rc.read_entries(path)[P]) == rc.entry_for(P)
 
 
 def test_code_that_sre_refuses_is_compiled_afresh_and_replaced(tmp_path: Path) -> None:
     p = SAMPLE[0]
     path = tmp_path / "p.bin"
-    flags, _, groups, gi, ig = pp.entry_for(p)
+    flags, _, groups, gi, ig = rc.entry_for(p)
     bad = (flags, b"\xff\xff\x00\x00" * 8, groups, gi, ig)
     _with_payload(path, marshal.dumps({p: marshal.dumps(bad)}))
     store = pp.PatternStore(path)
     assert store.compile(p) == re.compile(p)
     assert (store.hits, store.misses) == (0, 1)
     store.save()
-    assert pp.decode(p, pp.read_entries(path)[p]) == pp.entry_for(p)
+    assert rc.decode(p, rc.read_entries(path)[p]) == rc.entry_for(p)
 
 
 def test_too_big_a_file_is_not_read(tmp_path: Path) -> None:
     path = _good(tmp_path)
     with open(path, "r+b") as f:
-        f.truncate(pp.MAX_BYTES + 1)
-    assert pp.read_entries(path) == {}
+        f.truncate(rc.MAX_BYTES + 1)
+    assert rc.read_entries(path) == {}
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
 def test_files_others_may_write_are_not_read(tmp_path: Path) -> None:
     path = _good(tmp_path)
     path.chmod(0o620)
-    assert pp.read_entries(path) == {}
+    assert rc.read_entries(path) == {}
     path.chmod(0o600)
     tmp_path.chmod(0o777)
-    assert pp.read_entries(path) == {}
+    assert rc.read_entries(path) == {}
     tmp_path.chmod(0o700)
-    assert pp.read_entries(path).keys() == set(SAMPLE)
+    assert rc.read_entries(path).keys() == set(SAMPLE)
     (tmp_path / "dev").symlink_to("/dev/zero")
-    assert pp.read_entries(tmp_path / "dev") == {}  # not a regular file: never read forever
+    assert rc.read_entries(tmp_path / "dev") == {}  # not a regular file: never read forever
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="chown needs root")
 def test_a_file_of_another_user_is_not_read(tmp_path: Path) -> None:
     path = _good(tmp_path)
     os.chown(path, 65534, 65534)
-    assert pp.read_entries(path) == {}
+    assert rc.read_entries(path) == {}
 
 
 def test_a_folder_others_may_write_is_neither_read_nor_written(tmp_path: Path) -> None:
@@ -330,7 +331,7 @@ def test_saves_merge_with_what_others_wrote(tmp_path: Path) -> None:
     b.compile(SAMPLE[1])
     a.save()
     b.save()  # read before b compiled nothing from the file: merges a's entry in
-    assert pp.read_entries(path).keys() == {SAMPLE[0], SAMPLE[1]}
+    assert rc.read_entries(path).keys() == {SAMPLE[0], SAMPLE[1]}
     c = pp.PatternStore(path)
     assert c.compile(SAMPLE[0]) == re.compile(SAMPLE[0]) and c.hits == 1
 
@@ -348,7 +349,7 @@ def test_processes_saving_at_once_lose_no_pattern(tmp_path: Path) -> None:
     parts = [(str(path), PATTERNS[i::4][:60]) for i in range(4)]
     with multiprocessing.get_context("fork").Pool(4) as pool:
         pool.map(_compile_and_save, parts)
-    assert pp.read_entries(path).keys() == {p for _, ps in parts for p in ps}
+    assert rc.read_entries(path).keys() == {p for _, ps in parts for p in ps}
 
 
 def test_only_plain_compiles_go_through_the_store() -> None:
