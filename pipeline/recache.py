@@ -37,7 +37,6 @@ Library users of ``import contactpipe`` keep their ``re`` untouched.  CPython 3.
 
 from __future__ import annotations
 
-import _sre  # type: ignore[import-not-found]  # CPython's regex engine, no stub
 import contextlib
 import marshal
 import os
@@ -50,6 +49,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+try:
+    import _sre  # type: ignore[import-not-found]  # CPython's regex engine, no stub
+except ImportError:  # another Python: no disk cache
+    _sre = None
+
 ENV = "CONTACTPIPE_PATTERN_CACHE"
 OFF = "none"
 MAX_BYTES = 32 * 1024 * 1024
@@ -57,7 +61,7 @@ STARTUP_MAX = 2_000
 """Start-up patterns the file keeps at most (each CLI command imports its own modules; a
 library upgrade leaves the old ones behind): above it, only the last run's are kept."""
 _MAGIC = b"contactpipe-patterns 1\n"
-_CODE = next((t for t in "HILQ" if array(t).itemsize == _sre.CODESIZE), "")
+_CODE = next((t for t in "HILQ" if _sre and array(t).itemsize == _sre.CODESIZE), "")
 """The array type code of one word of ``_sre`` code ("" if none fits: no disk cache)."""
 _COMPILE_ERRORS = (RuntimeError, TypeError, ValueError, OverflowError, re.error)
 
