@@ -101,8 +101,12 @@ def cache_key(*extra: str) -> str:
 
 
 def cache_file(name: str, *extra: str) -> Path | None:
-    """``<folder>/<name>-<key>.bin``; None when the cache is off or cannot work here."""
-    directory = cache_directory() if _CODE else None
+    """``<folder>/<name>-<key>.bin``; None when the cache is off or cannot work here (no
+    ``_sre``, or no home folder to put it in: a uid without a passwd entry and no ``$HOME``)."""
+    try:
+        directory = cache_directory() if _CODE else None
+    except (RuntimeError, KeyError, OSError):  # Path.home(): "Could not determine home"
+        return None
     return directory / f"{name}-{cache_key(*extra)}.bin" if directory is not None else None
 
 

@@ -207,3 +207,18 @@ def test_the_command_is_the_module(tmp_path: Path) -> None:
         check=True,
     )
     assert "contactpipe" in done.stdout
+
+
+def test_no_home_folder_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduler's container may run as a uid without a passwd entry and no ``$HOME``:
+    ``Path.home()`` raises, and the cache is simply off (the run must not fail for it)."""
+
+    def nowhere() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    for var in ("HOME", "XDG_CACHE_HOME", rc.ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(Path, "home", nowhere)
+    assert rc.cache_file("startup") is None
+    monkeypatch.setattr(rc, "_startup", None)
+    assert rc.prime() == 0 and rc.remember() == 0
