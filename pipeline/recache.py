@@ -63,7 +63,8 @@ library upgrade leaves the old ones behind): above it, only the last run's are k
 _MAGIC = b"contactpipe-patterns 1\n"
 _CODE = next((t for t in "HILQ" if _sre and array(t).itemsize == _sre.CODESIZE), "")
 """The array type code of one word of ``_sre`` code ("" if none fits: no disk cache)."""
-_COMPILE_ERRORS = (RuntimeError, TypeError, ValueError, OverflowError, re.error)
+BUILD_ERRORS = (RuntimeError, TypeError, ValueError, OverflowError)
+"""What :func:`build` raises for an entry ``_sre.compile`` refuses (its code checker)."""
 
 # (flags, code as machine words, groups, groupindex, indexgroup): _sre.compile's arguments
 Entry = tuple[int, bytes, int, dict[str, int], tuple[str | None, ...]]
@@ -320,7 +321,7 @@ def _prime() -> int:
             continue
         try:
             cache[type(pattern), pattern, flags] = build(pattern, entry)
-        except _COMPILE_ERRORS:
+        except BUILD_ERRORS:
             continue
         primed += 1
     return primed

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from contactpipe.recache import (
+    BUILD_ERRORS,
     add_entries,
     build,
     cache_file,
@@ -36,8 +37,6 @@ from contactpipe.recache import (
 )
 
 log = logging.getLogger(__name__)
-
-_BUILD_ERRORS = (RuntimeError, TypeError, ValueError, OverflowError)
 
 
 class PatternStore:
@@ -81,7 +80,7 @@ class PatternStore:
         if entry is not None:
             try:
                 compiled = build(pattern, entry)
-            except _BUILD_ERRORS:
+            except BUILD_ERRORS:
                 pass  # a stored form _sre refuses: compile it afresh (and store that)
             else:
                 self.hits += 1
